@@ -1,0 +1,212 @@
+"""Resolve a model once into a frozen structure of module references.
+
+``resolve(model)`` reads the family's table entry, finds every layer and projection, and works
+out which units of the ORIGINAL dense model each layer still holds (from the cumulative plan the
+surgery records in ``config.cascadeprune``). It checks the weights agree with that bookkeeping,
+so a structure that resolves is a structure whose invariants hold.
+
+Example::
+
+    s = resolve(model)
+    s.family.name, s.dims.num_heads, [len(l.heads) for l in s.layers]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from cascadeprune.arch.table import FamilySpec, family_for
+from cascadeprune.errors import CascadePruneError
+
+RECORD_KEY = "cascadeprune"  # config attribute holding the cumulative plan and the dense config
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Shape of the dense (original) model; plan indices refer to these."""
+
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    hidden_size: int
+
+    @property
+    def group_size(self) -> int:
+        """D = n_q / n_kv: query heads sharing one KV head (1 for MHA)."""
+        return self.num_heads // self.num_kv_heads
+
+
+@dataclass(frozen=True)
+class LayerRefs:
+    """One transformer block: its modules and the ORIGINAL indices of the units it keeps."""
+
+    module: nn.Module
+    attention: nn.Module
+    o: nn.Module
+    up: nn.Module
+    down: nn.Module
+    gate: nn.Module | None
+    q: nn.Module | None
+    k: nn.Module | None
+    v: nn.Module | None
+    qkv: nn.Module | None
+    orig_index: int
+    heads: tuple[int, ...]
+    kv_heads: tuple[int, ...]
+    channels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Structure:
+    model: nn.Module
+    family: FamilySpec
+    dims: Dims
+    layer_list: nn.ModuleList
+    layers: tuple[LayerRefs, ...]
+    record: dict | None  # the cumulative record, None for an unpruned model
+
+    @property
+    def is_gqa(self) -> bool:
+        return self.dims.num_kv_heads != self.dims.num_heads
+
+    def per_layer_shapes(self) -> list[dict]:
+        return [
+            {"layer": l.orig_index, "heads": len(l.heads), "kv_heads": len(l.kv_heads), "channels": len(l.channels)}
+            for l in self.layers
+        ]
+
+
+@dataclass(frozen=True)
+class _Removed:
+    """The recorded cumulative removals (plain data; validation lives in cascadeprune.plan)."""
+
+    layers: frozenset
+    heads: dict
+    channels: dict
+
+    @staticmethod
+    def of(rec: dict | None) -> "_Removed":
+        r = (rec or {}).get("remove", {})
+        return _Removed(
+            frozenset(r.get("layers", ())),
+            {int(k): frozenset(v) for k, v in r.get("heads", {}).items()},
+            {int(k): frozenset(v) for k, v in r.get("channels", {}).items()},
+        )
+
+
+def config_dims(config, family: FamilySpec) -> Dims:
+    """Dims of a dense config, read through the family's config keys."""
+    hidden = config.hidden_size
+    heads = getattr(config, family.key_heads)
+    kv = getattr(config, family.key_kv_heads, None) if family.key_kv_heads else None
+    head_dim = getattr(config, family.key_head_dim, None) if family.key_head_dim else None
+    inter = getattr(config, family.key_intermediate, None)
+    return Dims(
+        num_layers=getattr(config, family.key_layers),
+        num_heads=heads,
+        num_kv_heads=kv or heads,
+        head_dim=head_dim or hidden // heads,
+        intermediate_size=inter or family.default_intermediate_multiplier * hidden,
+        hidden_size=hidden,
+    )
+
+
+def base_model_of(model: nn.Module) -> nn.Module:
+    """The transformer trunk without task heads (HF's ``base_model``), or the model itself."""
+    return getattr(model, "base_model", model)
+
+
+def record_of(config) -> dict | None:
+    rec = getattr(config, RECORD_KEY, None)
+    return rec if rec else None
+
+
+def dense_dims(model: nn.Module) -> Dims:
+    family = family_for(model.config.model_type)
+    rec = record_of(model.config)
+    if rec is None:
+        return config_dims(model.config, family)
+    return Dims(**rec["base_dims"])
+
+
+def resolve(model: nn.Module) -> Structure:
+    """Find every layer and projection of ``model`` through the architecture table."""
+    config = model.config
+    family = family_for(config.model_type)
+    rec = record_of(config)
+    dims = dense_dims(model)
+    removed = _Removed.of(rec)
+    base = base_model_of(model)
+    try:
+        layer_list = base.get_submodule(family.layers)
+    except AttributeError as e:
+        raise CascadePruneError(
+            f"{family.name}: no layer list at {family.layers!r} in {type(base).__name__} "
+            "(check cascadeprune.arch.table.FAMILIES)"
+        ) from e
+    kept_layers = [i for i in range(dims.num_layers) if i not in removed.layers]
+    if len(kept_layers) != len(layer_list):
+        raise CascadePruneError(
+            f"{family.name}: the model has {len(layer_list)} layers but its recorded plan keeps "
+            f"{len(kept_layers)} of {dims.num_layers}"
+        )
+    layers = []
+    for module, orig in zip(layer_list, kept_layers):
+        heads = tuple(h for h in range(dims.num_heads) if h not in removed.heads.get(orig, ()))
+        kv = tuple(sorted({h // dims.group_size for h in heads}))
+        channels = tuple(c for c in range(dims.intermediate_size) if c not in removed.channels.get(orig, ()))
+        get = lambda path: module.get_submodule(path) if path else None  # noqa: E731
+        refs = LayerRefs(
+            module=module,
+            attention=get(family.attention),
+            o=get(family.o),
+            up=get(family.up),
+            down=get(family.down),
+            gate=get(family.gate),
+            q=get(family.q),
+            k=get(family.k),
+            v=get(family.v),
+            qkv=get(family.qkv),
+            orig_index=orig,
+            heads=heads,
+            kv_heads=kv,
+            channels=channels,
+        )
+        _check_layer(refs, family, dims)
+        layers.append(refs)
+    return Structure(model, family, dims, layer_list, tuple(layers), rec)
+
+
+def in_features(module: nn.Module, family: FamilySpec) -> int:
+    w = module.weight
+    return w.shape[0] if family.weight_layout == "conv1d" else w.shape[1]
+
+
+def out_features(module: nn.Module, family: FamilySpec) -> int:
+    w = module.weight
+    return w.shape[1] if family.weight_layout == "conv1d" else w.shape[0]
+
+
+def _check_layer(l: LayerRefs, family: FamilySpec, dims: Dims) -> None:
+    """Invariants: heads x head_dim = projection widths, channels = FFN widths."""
+    hd = dims.head_dim
+    nq, nkv, nc = len(l.heads), len(l.kv_heads), len(l.channels)
+    expect = {("o", "in"): nq * hd, ("up", "out"): nc, ("down", "in"): nc}
+    if l.gate is not None:
+        expect[("gate", "out")] = nc
+    if family.qkv_layout == "split":
+        expect.update({("q", "out"): nq * hd, ("k", "out"): nkv * hd, ("v", "out"): nkv * hd})
+    else:
+        expect[("qkv", "out")] = 3 * nq * hd
+    for (name, side), want in expect.items():
+        module = getattr(l, name)
+        got = in_features(module, family) if side == "in" else out_features(module, family)
+        if got != want:
+            raise CascadePruneError(
+                f"{family.name} layer {l.orig_index}: {name} has {got} {side}put features, expected {want} "
+                f"({nq} heads x {hd} head_dim, {nkv} KV heads, {nc} channels)"
+            )

