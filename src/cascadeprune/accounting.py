@@ -96,7 +96,15 @@ def unit_costs(s: Structure) -> UnitCosts:
 def predict_block_params(model: nn.Module, plan: PruningPlan) -> int:
     """Block parameters ``model`` would have after applying ``plan`` (without applying it)."""
     s = resolve(model)
-    total = applied_plan(s) | plan
+    return _block_params_after(s, applied_plan(s) | plan)
+
+
+def dense_block_params(model: nn.Module) -> int:
+    """Block parameters of the dense model a (possibly pruned) model came from."""
+    return _block_params_after(resolve(model), PruningPlan())
+
+
+def _block_params_after(s: Structure, total: PruningPlan) -> int:
     c, d = unit_costs(s), s.dims
     n = 0
     for i in range(d.num_layers):

@@ -122,27 +122,43 @@ def _update_config(config, s: Structure, total: PruningPlan) -> None:
     if isinstance(orig_types, list) and len(orig_types) == dims.num_layers:
         config.layer_types = [orig_types[i] for i in kept]
     setattr(config, fam.key_layers, len(kept))
+    heads_in_config = False
     if fam.key_head_dim:
         # head_dim stays explicit, otherwise it would be re-derived as hidden / heads.
         setattr(config, fam.key_head_dim, dims.head_dim)
-        setattr(config, fam.key_heads, max(heads))
-        if fam.key_kv_heads:
-            setattr(config, fam.key_kv_heads, max(kv))
-    # Families that derive head_dim from hidden / heads (GPT-2, GPT-NeoX, BERT) keep the dense
-    # head count in their config (their configs even reject other values); the true per-layer
-    # shape is in the record, and a stock loader fails loudly on the size mismatch.
+        counts = {fam.key_heads: max(heads)} | ({fam.key_kv_heads: max(kv)} if fam.key_kv_heads else {})
+        heads_in_config = _set_if_valid(config, counts)
+    # Families that derive head_dim from hidden / heads (GPT-2, GPT-NeoX, BERT), and configs that
+    # reject the new head count (Llama requires hidden % heads == 0 even with an explicit head_dim),
+    # keep the dense head count; the true per-layer shape is in the record, and a stock loader
+    # fails loudly on the size mismatch.
     setattr(config, fam.key_intermediate, max(chans))
     uniform = len(set(heads)) == 1 and len(set(kv)) == 1 and len(set(chans)) == 1
-    heads_changed = max(heads) != dims.num_heads
+    heads_changed = max(heads) != dims.num_heads or max(kv) != dims.num_kv_heads
     record = total.to_dict()
     record.update(
         base_dims=dims.__dict__.copy(),
         base_config=base_config,
         uniform=uniform,
         # A stock `from_pretrained` rebuilds the right shapes only if every layer is alike and
-        # the family stores head_dim explicitly (others re-derive it as hidden / heads).
-        stock_loadable=uniform and (not heads_changed or fam.key_head_dim is not None),
+        # the config holds the new head counts.
+        stock_loadable=uniform and (not heads_changed or heads_in_config),
         per_layer=[{"layer": i, "heads": h, "kv_heads": k, "channels": c} for i, h, k, c in zip(kept, heads, kv, chans)],
     )
     assert record["format"] == FORMAT
     setattr(config, RECORD_KEY, record)
+
+
+def _set_if_valid(config, values: dict) -> bool:
+    """Set config attributes if the config's own validation accepts them; otherwise keep the old."""
+    old = {k: getattr(config, k) for k in values}
+    for k, v in values.items():
+        setattr(config, k, v)
+    try:
+        config.validate()
+        return True
+    except Exception as e:
+        log.info("config keeps %s: the new values %s fail its validation (%s)", old, values, e)
+        for k, v in old.items():
+            setattr(config, k, v)
+        return False

@@ -1,0 +1,90 @@
+"""``cascadeprune inspect``: what a model is made of and whether it will prune well.
+
+Example::
+
+    info = inspect_model(load_model("smollm2-135m"))
+    print(format_inspection(info))
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cascadeprune.accounting import block_params, dense_block_params, flops_per_token, param_breakdown
+from cascadeprune.arch.resolve import resolve
+from cascadeprune.plan import applied_plan
+from cascadeprune.sia import static_check
+
+_GATED_NAMES = {"silu": "SwiGLU", "swish": "SwiGLU", "gelu": "GeGLU", "gelu_pytorch_tanh": "GeGLU", "relu": "ReGLU"}
+
+
+def attention_kind(num_heads: int, num_kv_heads: int) -> str:
+    if num_kv_heads == num_heads:
+        return "MHA"
+    return "MQA" if num_kv_heads == 1 else "GQA"
+
+
+def inspect_model(model: nn.Module, context: int = 512) -> dict:
+    """A JSON-ready description of ``model``'s structure, size, cost and SIA verdict."""
+    s = resolve(model)
+    act = str(getattr(model.config, s.family.key_activation, "?"))
+    gated = s.family.gate is not None
+    ffn = _GATED_NAMES.get(act, f"gated-{act}") if gated else act.upper()
+    dense = dense_block_params(model)
+    blocks = block_params(model)
+    return {
+        "family": s.family.name,
+        "model_class": type(model).__name__,
+        "attention": {
+            "kind": attention_kind(s.dims.num_heads, s.dims.num_kv_heads),
+            "num_heads": s.dims.num_heads,
+            "num_kv_heads": s.dims.num_kv_heads,
+            "group_size": s.dims.group_size,
+            "head_dim": s.dims.head_dim,
+        },
+        "ffn": {"kind": ffn, "gated": gated, "activation": act, "intermediate_size": s.dims.intermediate_size},
+        "hidden_size": s.dims.hidden_size,
+        "num_layers": {"dense": s.dims.num_layers, "now": len(s.layers)},
+        "layers": s.per_layer_shapes(),
+        "params": param_breakdown(model),
+        "compression": {"dense_block_params": dense, "block_params": blocks, "ratio": dense / blocks},
+        "flops_per_token": flops_per_token(model, context),
+        "pruned": not applied_plan(s).is_empty(),
+        "sia": static_check(s).to_dict(),
+    }
+
+
+def _fmt(n: int) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+def format_inspection(info: dict) -> str:
+    """Human-readable text for :func:`inspect_model`'s result."""
+    a, f, p, c = info["attention"], info["ffn"], info["params"], info["compression"]
+    lines = [
+        f"family        {info['family']} ({info['model_class']})",
+        f"attention     {a['kind']}: {a['num_heads']} query heads, {a['num_kv_heads']} KV heads, "
+        f"D = {a['group_size']}, head_dim {a['head_dim']}",
+        f"ffn           {f['kind']} ({'gated' if f['gated'] else 'not gated'}), width {f['intermediate_size']}",
+        f"layers        {info['num_layers']['now']} of {info['num_layers']['dense']}, hidden {info['hidden_size']}",
+        f"parameters    total {_fmt(p['total'])}: blocks {_fmt(p['blocks'])}, embeddings {_fmt(p['embeddings'])}, "
+        f"head {_fmt(p['head'])}, other {_fmt(p['other'])}",
+        f"compression   {c['ratio']:.2f}x on block parameters ({_fmt(c['dense_block_params'])} -> {_fmt(c['block_params'])})",
+        f"FLOPs/token   {_fmt(info['flops_per_token']['total'])} at context {info['flops_per_token']['context']}",
+        "",
+        "per layer     layer: heads / KV heads / FFN channels",
+    ]
+    shapes = info["layers"]
+    if len({(l["heads"], l["kv_heads"], l["channels"]) for l in shapes}) == 1:
+        l = shapes[0]
+        lines.append(f"              all {len(shapes)} layers: {l['heads']} / {l['kv_heads']} / {l['channels']}")
+    else:
+        lines += [f"              {l['layer']:>3}: {l['heads']} / {l['kv_heads']} / {l['channels']}" for l in shapes]
+    sia = info["sia"]
+    lines += ["", f"SIA (static)  {'HOLDS' if sia['holds'] else 'VIOLATED'}"]
+    lines += [f"              - {r}" for r in sia["reasons"]]
+    lines.append(f"              {sia['advice']}")
+    return "\n".join(lines)
