@@ -37,18 +37,22 @@ def reset_peak() -> None:
         f.write("5")
 
 
-def peak_rss_mb() -> float:
+def _status_mb(key: str) -> float:
     for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
 def timed(fn):
+    """Run fn; return (result, seconds, {peak RSS of the process, growth of RSS over the phase})."""
     reset_peak()
+    start = _status_mb("VmRSS")
     t = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t, peak_rss_mb()
+    dt = time.perf_counter() - t
+    peak = _status_mb("VmHWM")
+    return out, dt, {"peak_mb": round(peak), "growth_mb": round(peak - start)}
 
 
 def half_plan(dims) -> PruningPlan:
@@ -110,7 +114,8 @@ def main() -> None:
         "reload_stock_auto_s": [round(x, 4) for x in stock_s],
         "forward_16x64_dense_s": round(t_forward, 4),
         "load_gguf_s": round(t_load_gguf, 2),
-        "peak_rss_mb": {"load_gguf": round(rss_load), **{k: round(v) for k, v in rss.items()}},
+        # process peak RSS during each phase (models held by the script included) and its growth
+        "peak_rss_mb": {"load_gguf": rss_load, **rss},
         "repeats": args.repeats,
         "seed": args.seed,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
