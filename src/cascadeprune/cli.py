@@ -66,7 +66,7 @@ def cmd_apply(model: str, plan: str, out: str, overwrite: bool = False, json_out
         print(
             f"pruned: block params {before:,} -> {summary['block_params_after']:,} "
             f"({summary['compression_ratio']:.2f}x vs dense) in {t_apply:.2f}s\n"
-            f"wrote {out}/ (config.json, model.safetensors, plan.json); load with {how}"
+            f"wrote {Path(out)}/ (config.json, model.safetensors, plan.json); load with {how}"
         )
     return 0
 
