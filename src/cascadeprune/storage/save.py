@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -29,6 +30,20 @@ from cascadeprune.plan import applied_plan
 PLAN_FILE = "plan.json"
 
 
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' per-shard progress bars: our own output says what was written."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def save_model(model: nn.Module, out: str | Path, overwrite: bool = False) -> Path:
     """Write ``model`` to ``out`` (config, safetensors, plan.json) and return the path."""
     out = Path(out)
@@ -37,7 +52,8 @@ def save_model(model: nn.Module, out: str | Path, overwrite: bool = False) -> Pa
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        with quiet_transformers():
+            model.save_pretrained(tmp, safe_serialization=True)
         (tmp / PLAN_FILE).write_text(applied_plan(resolve(model)).to_json() + "\n")
         _swap_into_place(tmp, out)
     finally:

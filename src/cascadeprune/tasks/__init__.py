@@ -1,0 +1,1 @@
+"""Tasks that compressed models are measured on."""

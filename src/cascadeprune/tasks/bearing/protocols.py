@@ -1,0 +1,264 @@
+"""Named, leakage-free evaluation protocols.
+
+A protocol turns records into **segments**: ``(split, file, class, load, start, end)`` where
+``start``/``end`` are sample indices into the SOURCE record (end exclusive). Windows are cut only
+inside a segment, and segments of one record never overlap, so no vibration sample is in both a
+training/validation window and a test window. Validation is carved from the training side only
+(the last part of each training segment, in time).
+
+Protocols (all resampled to 12 kHz with an anti-aliasing filter):
+
+- ``cwru-4class-crossload`` (the paper's): normal / inner / outer / ball (all fault sizes); train
+  on 0, 1, 2 hp, test on 3 hp. With only 97.mat for the normal class (0 hp, the shared subset),
+  normal is split by time: the first 70 % for training, the last 30 % for test. This is the one
+  place where test and training data share a load; with 98-100.mat present their real loads
+  are used instead.
+- ``cwru-10class-crossload``: normal + {IR, B, OR} x {0.007, 0.014, 0.021 in}; loads as above.
+- ``cwru-10class-timesplit``: the same 10 classes, all loads, each record split by time (70/30).
+- ``mfpt-2class-crossload``: inner vs outer race (MFPT, no healthy class); train on loads
+  0-200 lbs (vload 1-5), test on 250-300 lbs (vload 6-7).
+- ``synthetic``: the physics simulator (:mod:`.simulator`), 4 classes, 10 s per record; train on
+  0-2 hp, test on 3 hp. Needs no files.
+
+Example::
+
+    ds = build_dataset("cwru-4class-crossload", data_dir="../shared/data")
+    ds.x["train"].shape, ds.classes
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cascadeprune.tasks.bearing.recording import DataError, Recording, data_dir as default_data_dir, resample
+
+FS = 12000.0  # working sampling rate of every protocol
+TEST_FRACTION = 0.3  # time-split protocols: the last 30 % of a record is test
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A record a protocol uses, and the part of it (fractions of its length) per split."""
+
+    load: Callable[[], Recording]
+    label: str
+    parts: tuple[tuple[str, float, float], ...]  # (split, start fraction, end fraction)
+
+
+@dataclass(frozen=True)
+class Segment:
+    split: str
+    file: str
+    label: str
+    load: float
+    start: int  # source-record samples, end exclusive
+    end: int
+    n_windows: int
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "file": self.file, "class": self.label, "load_hp": self.load,
+                "start": self.start, "end": self.end, "n_windows": self.n_windows}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    classes: tuple[str, ...]
+    sources: Callable[[Path], list[Source]]
+    description: str
+
+
+@dataclass
+class WindowConfig:
+    window: int = 1024  # samples at 12 kHz
+    stride: int = 512  # training stride
+    eval_stride: int | None = None  # validation/test stride; default: the window (no overlap)
+    val_fraction: float = 0.15  # of each training segment, taken from its end
+
+    def stride_for(self, split: str) -> int:
+        return self.stride if split == "train" else (self.eval_stride or self.window)
+
+
+@dataclass
+class Dataset:
+    """Windows per split, with their labels and provenance."""
+
+    protocol: str
+    classes: tuple[str, ...]
+    x: dict[str, np.ndarray]  # split -> [n, window] float32
+    y: dict[str, np.ndarray]  # split -> [n] int64
+    load: dict[str, np.ndarray]  # split -> [n] load of each window's record
+    segments: list[Segment]
+    windows: WindowConfig = field(default_factory=WindowConfig)
+    snr_db: float | None = None
+
+
+def _train_val(start: float, end: float, val: float) -> tuple[tuple[str, float, float], ...]:
+    cut = end - (end - start) * val
+    return (("train", start, cut), ("val", cut, end))
+
+
+def _cwru_sources(root: Path, label_of: Callable, train_loads, test_loads, time_split: bool, val: float):
+    from cascadeprune.tasks.bearing.cwru import catalogue, read_cwru
+
+    cwru = root / "cwru"
+    if not cwru.is_dir():
+        raise DataError(f"{cwru}: no CWRU folder; get the files with `cascadeprune data fetch cwru --to {root}`")
+    files = [f for f in catalogue().values() if f.fs == 12000 or f.label == "normal"]  # 12 kHz set + baselines
+    present = [f for f in files if (cwru / f.path).is_file()]
+    normal_loads = {f.load_hp for f in present if f.label == "normal"}
+    out = []
+    for f in sorted(present, key=lambda f: f.number):
+        reader = (lambda p: lambda: read_cwru(p))(cwru / f.path)
+        if time_split or (f.label == "normal" and normal_loads == {0}):
+            parts = _train_val(0.0, 1 - TEST_FRACTION, val) + (("test", 1 - TEST_FRACTION, 1.0),)
+        elif f.load_hp in test_loads:
+            parts = (("test", 0.0, 1.0),)
+        elif f.load_hp in train_loads:
+            parts = _train_val(0.0, 1.0, val)
+        else:
+            continue
+        out.append(Source(reader, label_of(f), parts))
+    for split in ("train", "test"):
+        have = {s.label for s in out if any(p[0] == split for p in s.parts)}
+        missing = sorted({label_of(f) for f in files} - have)
+        if missing:
+            raise DataError(f"{cwru}: no {split} files for class(es) {', '.join(missing)}; "
+                            f"run `cascadeprune data fetch cwru --to {root}`")
+    return out
+
+
+def _mfpt_sources(root: Path, val: float):
+    from cascadeprune.tasks.bearing.mfpt import read_mfpt
+
+    folder = root / "mfpt"
+    files = sorted(folder.glob("*RaceFault_vload_*.mat"))
+    if not files:
+        raise DataError(f"{folder}: no MFPT files (InnerRaceFault_vload_*.mat, OuterRaceFault_vload_*.mat)")
+    out = []
+    for p in files:
+        idx = int(p.stem.rsplit("_", 1)[1])
+        label = "inner_race" if p.name.startswith("Inner") else "outer_race"
+        parts = (("test", 0.0, 1.0),) if idx >= 6 else _train_val(0.0, 1.0, val)
+        out.append(Source((lambda q: lambda: read_mfpt(q))(p), label, parts))
+    return out
+
+
+def _synthetic_sources(val: float, seconds: float = 10.0):
+    from cascadeprune.tasks.bearing.simulator import CLASSES, simulate
+
+    out = []
+    for label in CLASSES:
+        for load in (0, 1, 2, 3):
+            parts = (("test", 0.0, 1.0),) if load == 3 else _train_val(0.0, 1.0, val)
+            out.append(Source((lambda l, h: lambda: simulate(l, h, seconds=seconds, fs=FS, seed=0))(label, load),
+                              label, parts))
+    return out
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(p: Protocol) -> None:
+    if p.name in PROTOCOLS:
+        raise ValueError(f"protocol {p.name!r} is already registered")
+    PROTOCOLS[p.name] = p
+
+
+register_protocol(Protocol(
+    "cwru-4class-crossload", ("normal", "inner", "outer", "ball"),
+    lambda root, val=0.15: _cwru_sources(root, lambda f: f.location, {0, 1, 2}, {3}, False, val),
+    "CWRU 12 kHz drive end; normal/inner/outer/ball; train 0-2 hp, test 3 hp (paper protocol)"))
+_TEN = ("normal", "IR007", "IR014", "IR021", "B007", "B014", "B021", "OR007", "OR014", "OR021")
+register_protocol(Protocol(
+    "cwru-10class-crossload", _TEN,
+    lambda root, val=0.15: _cwru_sources(root, lambda f: f.label, {0, 1, 2}, {3}, False, val),
+    "CWRU 12 kHz drive end; 10 classes (location x size); train 0-2 hp, test 3 hp"))
+register_protocol(Protocol(
+    "cwru-10class-timesplit", _TEN,
+    lambda root, val=0.15: _cwru_sources(root, lambda f: f.label, {0, 1, 2, 3}, set(), True, val),
+    "CWRU 12 kHz drive end; 10 classes; all loads; each record split by time 70/30"))
+register_protocol(Protocol(
+    "mfpt-2class-crossload", ("inner_race", "outer_race"),
+    lambda root, val=0.15: _mfpt_sources(root, val),
+    "MFPT inner vs outer race; train 0-200 lbs, test 250-300 lbs"))
+register_protocol(Protocol(
+    "synthetic", ("normal", "inner", "outer", "ball"),
+    lambda root, val=0.15: _synthetic_sources(val),
+    "physics simulator (embedded, no files); train 0-2 hp, test 3 hp"))
+
+
+def get_protocol(name: str) -> Protocol:
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise DataError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}") from None
+
+
+def _n_windows(n: int, window: int, stride: int) -> int:
+    return 0 if n < window else (n - window) // stride + 1
+
+
+def _cut(x: np.ndarray, window: int, stride: int) -> np.ndarray:
+    n = _n_windows(len(x), window, stride)
+    idx = np.arange(window)[None, :] + stride * np.arange(n)[:, None]
+    return x[idx]
+
+
+def add_noise(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    """White Gaussian noise at ``snr_db`` relative to each window's own power."""
+    rng = np.random.default_rng(seed)
+    power = np.mean(x.astype(np.float64) ** 2, axis=1, keepdims=True)
+    noise = rng.standard_normal(x.shape) * np.sqrt(power / 10 ** (snr_db / 10))
+    return (x + noise).astype(np.float32)
+
+
+def build_dataset(name: str, data_dir: str | Path | None = None, windows: WindowConfig | None = None,
+                  snr_db: float | None = None, noise_seed: int = 0, splits=SPLITS) -> Dataset:
+    """Read, resample, split and window a protocol. ``snr_db`` adds noise to the TEST windows only."""
+    windows = windows or WindowConfig()
+    proto = get_protocol(name)
+    root = default_data_dir(data_dir)
+    xs = {s: [] for s in SPLITS}
+    ys = {s: [] for s in SPLITS}
+    loads = {s: [] for s in SPLITS}
+    segments = []
+    for src in proto.sources(root, windows.val_fraction):
+        rec = src.load()
+        n = len(rec.signal)
+        for split, a, b in src.parts:
+            start, end = int(round(a * n)), int(round(b * n))
+            piece = resample(rec.signal[start:end], rec.fs, FS, rec.file)
+            stride = windows.stride_for(split)
+            count = _n_windows(len(piece), windows.window, stride)
+            if count == 0:
+                raise DataError(
+                    f"{rec.file}: the {split} part ({end - start} samples, {len(piece)} at 12 kHz) is shorter than "
+                    f"one window of {windows.window} samples"
+                )
+            # the slice is resampled on its own, so its windows depend on source samples [start, end) only
+            segments.append(Segment(split, rec.file, src.label, rec.load, start, end, count))
+            if split in splits:
+                xs[split].append(_cut(piece.astype(np.float32), windows.window, stride))
+                ys[split].append(np.full(count, proto.classes.index(src.label), dtype=np.int64))
+                loads[split].append(np.full(count, rec.load, dtype=np.float64))
+    cat = lambda d, dt, shape: {  # noqa: E731
+        s: (np.concatenate(d[s]) if d[s] else np.zeros(shape, dtype=dt)) for s in SPLITS}
+    ds = Dataset(name, proto.classes, cat(xs, np.float32, (0, windows.window)), cat(ys, np.int64, (0,)),
+                 cat(loads, np.float64, (0,)), segments, windows, snr_db)
+    if snr_db is not None and len(ds.x["test"]):
+        ds.x["test"] = add_noise(ds.x["test"], snr_db, noise_seed)
+    return ds
+
+
+def describe(name: str, data_dir: str | Path | None = None, windows: WindowConfig | None = None) -> dict:
+    """The audit record: every segment with its source sample range and window count."""
+    ds = build_dataset(name, data_dir, windows, splits=())
+    return {"protocol": name, "classes": list(ds.classes), "fs": FS,
+            "window": ds.windows.window, "stride": ds.windows.stride,
+            "eval_stride": ds.windows.stride_for("test"), "segments": [s.to_dict() for s in ds.segments]}
