@@ -173,10 +173,15 @@ def test_bad_inputs_raise(kwargs):
         simulate("inner", **kwargs)
 
 
-def test_envelope_spectrum_checks_band():
-    x = np.random.default_rng(0).standard_normal(1000)
+def test_envelope_spectrum_recovers_modulation_and_checks_band():
+    fs = 12000.0
+    t = np.arange(int(fs)) / fs
+    tone = (1 + 0.5 * np.cos(2 * np.pi * 50 * t)) * np.sin(2 * np.pi * 3000 * t)
+    freqs, mag = envelope_spectrum(tone, fs)
+    assert freqs.shape == mag.shape == (int(fs) // 2 + 1,)
+    f, m = window(freqs, mag)
+    assert f[np.argmax(m)] == pytest.approx(50.0, abs=1.0)
     with pytest.raises(DataError):
-        envelope_spectrum(x, 8000.0)  # default band reaches past Nyquist
-    freqs, mag = envelope_spectrum(x, 12000.0)
-    assert freqs.shape == mag.shape == (501,)
-    assert mag[0] == pytest.approx(0.0, abs=1e-9)  # mean removed
+        envelope_spectrum(tone, 8000.0)  # the default band reaches past Nyquist
+    with pytest.raises(DataError):
+        envelope_spectrum(tone[:10], fs)  # too short to filter forwards and backwards
