@@ -2,6 +2,10 @@
 
     cascadeprune inspect MODEL [--json]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
+    cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
+    cascadeprune data describe PROTOCOL [--data-dir DIR] [--json]
+    cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
+    cascadeprune eval MODEL --task PROTOCOL [--snr-db DB] [--json]
     cascadeprune demo [--out DIR]
 """
 
@@ -77,10 +81,117 @@ def cmd_demo(out: str = "demo-out") -> int:
     return run_demo(out)
 
 
+def _windows(window: int, stride: int, eval_stride: int | None):
+    from cascadeprune.tasks.bearing.protocols import WindowConfig
+
+    return WindowConfig(window=window, stride=stride, eval_stride=eval_stride)
+
+
+def cmd_data_fetch(dataset: str, to: str, files: list[int] | None = None, base_url: str | None = None) -> int:
+    from cascadeprune.tasks.bearing.cwru import OFFICIAL_URL
+    from cascadeprune.tasks.bearing.fetch import fetch_cwru
+
+    paths = fetch_cwru(to, numbers=files, base_url=base_url or OFFICIAL_URL)
+    print(f"{len(paths)} CWRU file(s) verified in {Path(to) / 'cwru'}")
+    return 0
+
+
+def cmd_data_describe(protocol: str, data_dir: str | None = None, json_out: bool = False, window: int = 1024,
+                      stride: int = 512, eval_stride: int | None = None) -> int:
+    from cascadeprune.tasks.bearing.protocols import describe
+
+    info = describe(protocol, data_dir, _windows(window, stride, eval_stride))
+    if json_out:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['protocol']}: classes {', '.join(info['classes'])}; window {info['window']}, stride "
+          f"{info['stride']} (train) / {info['eval_stride']} (val, test) at {info['fs']:g} Hz")
+    for split in ("train", "val", "test"):
+        segs = [x for x in info["segments"] if x["split"] == split]
+        print(f"  {split:<5} {sum(x['n_windows'] for x in segs):>6} windows from {len(segs)} segment(s)")
+    return 0
+
+
+def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, lora: bool = False,
+              lora_rank: int = 4, lora_alpha: int = 16, epochs: float = 10.0, max_steps: int | None = None,
+              batch_size: int = 32, lr: float | None = None, seed: int = 42, patch: int = 32, window: int = 1024,
+              stride: int = 512, patience: int = 4, overwrite: bool = False, json_out: bool = False) -> int:
+    import torch
+
+    from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
+    from cascadeprune.storage import save_model
+    from cascadeprune.storage.load import load_backbone
+    from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
+
+    if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
+        raise CascadePruneError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    ds = build_dataset(task, data_dir, _windows(window, stride, None))
+    front = FrontEndConfig(window=window, patch=patch)
+    torch.manual_seed(seed)
+    clf = VibrationClassifier(load_backbone(backbone, max_positions=max(128, front.tokens), seed=seed), ds.classes,
+                              front, meta={"protocol": task, "backbone": backbone})
+    if lora:
+        clf = add_lora(clf, LoRAConfig(rank=lora_rank, alpha=lora_alpha))
+    cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, patience=patience,
+                      lr=lr if lr is not None else (1e-3 if lora else 5e-4))
+    report = train_classifier(clf, ds, cfg, desc=f"train {backbone} on {task}")
+    if lora:
+        clf = merge_lora(clf)
+    test = evaluate(clf, ds, "test")
+    clf.meta.update(train={"steps": report["steps"], "wall_s": round(report["wall_s"], 1), "lora": lora,
+                           "best_val_accuracy": report["best_val_accuracy"], **cfg.__dict__},
+                    test_accuracy=test["accuracy"])
+    save_model(clf, out, overwrite=overwrite)
+    summary = {"out": out, "steps": report["steps"], "wall_s": report["wall_s"],
+               "val_accuracy": report["best_val_accuracy"], "test": test}
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"trained {report['steps']} steps in {report['wall_s']:.0f}s; best val {report['best_val_accuracy']:.4f}; "
+              f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}\nwrote {out}/")
+    return 0
+
+
+def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float | None = None,
+             json_out: bool = False, split: str = "test", noise_seed: int = 0) -> int:
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks.bearing.classifier import VibrationClassifier
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    clf = load_model(model)
+    if not isinstance(clf, VibrationClassifier):
+        raise CascadePruneError(f"{model} is not a classifier directory (train one with `cascadeprune train`)")
+    w = clf.frontend.cfg.window
+    ds = build_dataset(task, data_dir, _windows(w, w // 2, None), snr_db=snr_db, noise_seed=noise_seed,
+                       splits=(split,))
+    if tuple(ds.classes) != clf.classes:
+        raise CascadePruneError(f"{model} predicts classes {list(clf.classes)} but {task} has {list(ds.classes)}")
+    m = evaluate(clf, ds, split) | {"protocol": task, "split": split, "snr_db": snr_db}
+    if json_out:
+        print(json.dumps(m, indent=2))
+        return 0
+    print(f"{task} [{split}{'' if snr_db is None else f', test noise {snr_db:g} dB SNR'}]: accuracy "
+          f"{m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} windows")
+    print("per load: " + ", ".join(f"{k}: {v:.4f}" for k, v in m["per_load_accuracy"].items()))
+    width = max(len(c) for c in m["classes"])
+    print("confusion (rows true, columns predicted):")
+    print(" " * (width + 2) + " ".join(f"{c[:6]:>6}" for c in m["classes"]))
+    for c, row in zip(m["classes"], m["confusion"]):
+        print(f"{c:>{width}}  " + " ".join(f"{v:>6}" for v in row))
+    return 0
+
+
 COMMANDS = {
     "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
     "demo": (cmd_demo, "prune tiny built-in models end to end and check the results"),
+    "data fetch": (cmd_data_fetch, "download the official CWRU files and verify their checksums"),
+    "data describe": (cmd_data_describe, "list a protocol's segments (audit for leakage)"),
+    "train": (cmd_train, "train a vibration classifier on a protocol"),
+    "eval": (cmd_eval, "evaluate a classifier: accuracy, macro-F1, per-load accuracy, confusion matrix"),
 }
 
 
@@ -101,7 +212,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", dest="json_out", action="store_true", help="print a JSON summary")
     s = sub.add_parser("demo", help=COMMANDS["demo"][1])
     s.add_argument("--out", default="demo-out", help="where to write the demo outputs (default demo-out)")
+
+    data = sub.add_parser("data", help="bearing data: fetch and describe").add_subparsers(dest="data_command",
+                                                                                         required=True)
+    s = data.add_parser("fetch", help=COMMANDS["data fetch"][1])
+    s.add_argument("dataset", choices=["cwru"])
+    s.add_argument("--to", required=True, help="data folder; files go to TO/cwru/")
+    s.add_argument("--files", type=int, nargs="+", help="file numbers (default: all in the catalogue)")
+    s.add_argument("--base-url", help="URL pattern with {number} (default: the CWRU Data Center)")
+    s = data.add_parser("describe", help=COMMANDS["data describe"][1])
+    s.add_argument("protocol")
+    _data_args(s)
+    s.add_argument("--json", dest="json_out", action="store_true")
+    s.add_argument("--window", type=int, default=1024)
+    s.add_argument("--stride", type=int, default=512)
+    s.add_argument("--eval-stride", type=int, default=None, help="validation/test stride (default: the window)")
+
+    s = sub.add_parser("train", help=COMMANDS["train"][1])
+    s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
+    s.add_argument("--backbone", required=True, help="gpt2-10m, llama-10m, all-minilm-l6-v2, smollm2-135m, "
+                                                      "a .gguf file or a Hugging Face directory")
+    s.add_argument("--out", required=True)
+    _data_args(s)
+    s.add_argument("--lora", action="store_true", help="LoRA on attention (front end and head train fully)")
+    s.add_argument("--lora-rank", type=int, default=4)
+    s.add_argument("--lora-alpha", type=int, default=16)
+    s.add_argument("--epochs", type=float, default=10.0)
+    s.add_argument("--max-steps", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--lr", type=float, default=None, help="default 5e-4 (full) or 1e-3 (LoRA)")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--patch", type=int, default=32, help="samples per token")
+    s.add_argument("--window", type=int, default=1024)
+    s.add_argument("--stride", type=int, default=512)
+    s.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--json", dest="json_out", action="store_true")
+
+    s = sub.add_parser("eval", help=COMMANDS["eval"][1])
+    s.add_argument("model", help="classifier directory")
+    s.add_argument("--task", required=True)
+    _data_args(s)
+    s.add_argument("--snr-db", type=float, default=None, help="add white noise at this SNR to the test windows")
+    s.add_argument("--noise-seed", type=int, default=0)
+    s.add_argument("--split", choices=["train", "val", "test"], default="test")
+    s.add_argument("--json", dest="json_out", action="store_true")
     return p
+
+
+def _data_args(s) -> None:
+    s.add_argument("--data-dir", default=None,
+                   help="folder with cwru/ and mfpt/ (default: $CASCADEPRUNE_DATA, ./data, ../shared/data)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # our own output says what happened
-    fn = COMMANDS[args.pop("command")][0]
+    command = args.pop("command")
+    if command == "data":
+        command = f"data {args.pop('data_command')}"
+    fn = COMMANDS[command][0]
     try:
         return fn(**args)
     except CascadePruneError as e:
