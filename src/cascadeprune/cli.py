@@ -115,7 +115,8 @@ def cmd_data_describe(protocol: str, data_dir: str | None = None, json_out: bool
 def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, lora: bool = False,
               lora_rank: int = 4, lora_alpha: int = 16, epochs: float = 10.0, max_steps: int | None = None,
               batch_size: int = 32, lr: float | None = None, seed: int = 42, patch: int = 32, window: int = 1024,
-              stride: int = 512, patience: int = 4, overwrite: bool = False, json_out: bool = False) -> int:
+              stride: int = 512, patience: int = 4, features: str = "spectrum", global_token: bool = True,
+              speed_jitter: float = 0.0, overwrite: bool = False, json_out: bool = False) -> int:
     import torch
 
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
@@ -128,13 +129,14 @@ def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, l
     if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
         raise CascadePruneError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
     ds = build_dataset(task, data_dir, _windows(window, stride, None))
-    front = FrontEndConfig(window=window, patch=patch)
+    front = FrontEndConfig(window=window, patch=patch, features=features, global_token=global_token)
     torch.manual_seed(seed)
     clf = VibrationClassifier(load_backbone(backbone, max_positions=max(128, front.tokens), seed=seed), ds.classes,
                               front, meta={"protocol": task, "backbone": backbone})
     if lora:
         clf = add_lora(clf, LoRAConfig(rank=lora_rank, alpha=lora_alpha))
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, patience=patience,
+                      speed_jitter=speed_jitter,
                       lr=lr if lr is not None else (1e-3 if lora else 5e-4))
     report = train_classifier(clf, ds, cfg, desc=f"train {backbone} on {task}")
     if lora:
@@ -242,7 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--lr", type=float, default=None, help="default 5e-4 (full) or 1e-3 (LoRA)")
     s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--patch", type=int, default=32, help="samples per token")
+    s.add_argument("--patch", type=int, default=32, help="samples (raw) or spectral bins (spectrum) per token")
+    s.add_argument("--features", choices=["spectrum", "raw", "both"], default="spectrum",
+                   help="front-end tokens: log-spectrum bands (default), time-domain patches, or both")
+    s.add_argument("--no-global-token", dest="global_token", action="store_false",
+                   help="drop the token that projects the whole log spectrum")
+    s.add_argument("--speed-jitter", type=float, default=0.0,
+                   help="augment: time-stretch training windows by up to +-this fraction")
     s.add_argument("--window", type=int, default=1024)
     s.add_argument("--stride", type=int, default=512)
     s.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")

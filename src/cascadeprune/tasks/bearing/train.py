@@ -38,6 +38,27 @@ class TrainConfig:
     seed: int = 42
     grad_clip: float = 1.0
     balanced: bool = True
+    speed_jitter: float = 0.0  # time-stretch each training window by up to +-this fraction (load = speed)
+    noise_snr_db: tuple[float, float] | None = None  # add white noise at an SNR drawn from this range
+
+
+def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Physically motivated augmentation: a load change is a shaft-speed change, which stretches
+    every speed-locked component in time; plant noise is broadband."""
+    if cfg.speed_jitter:
+        n = x.shape[1]
+        scale = 1 + (torch.rand(x.shape[0], 1, generator=gen) * 2 - 1) * cfg.speed_jitter
+        pos = ((torch.arange(n) - n / 2) * scale + n / 2).clamp(0, n - 1)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=n - 1)
+        frac = pos - lo
+        x = x.gather(1, lo) * (1 - frac) + x.gather(1, hi) * frac
+    if cfg.noise_snr_db is not None:
+        lo_db, hi_db = cfg.noise_snr_db
+        snr = lo_db + torch.rand(x.shape[0], 1, generator=gen) * (hi_db - lo_db)
+        power = x.pow(2).mean(dim=1, keepdim=True)
+        x = x + torch.randn(x.shape, generator=gen) * (power / 10 ** (snr / 10)).sqrt()
+    return x
 
 
 def _batches(n: int, batch: int, gen: torch.Generator):
@@ -74,7 +95,7 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
     model.train()
     while step < total:
         for idx in _batches(len(x), cfg.batch_size, gen):
-            loss = loss_fn(model(x[idx]), y[idx])
+            loss = loss_fn(model(augment(x[idx], cfg, gen)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:

@@ -1,0 +1,152 @@
+"""Dense (uncompressed) accuracy of every backbone on the CWRU cross-load protocols.
+
+For each (model, protocol, seed) a fresh subprocess trains a classifier (so peak memory is that
+run's own), evaluates it on the clean test set and with white noise at 0 dB SNR, saves it under
+benchmarks/checkpoints/ (not committed; the pruning benchmarks start from these), and appends
+two JSON records (clean, 0 dB) to benchmarks/results/dense.jsonl. The ``fft-linear`` reference
+(a linear classifier on log-FFT magnitudes of the same windows) gets the same two records.
+
+    python benchmarks/dense.py --models gpt2-10m llama-10m --protocols cwru-4class-crossload \
+        --seeds 42 123 456
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "dense.jsonl"
+CHECKPOINTS = HERE / "checkpoints"
+DATA = os.environ.get("CASCADEPRUNE_DATA", str(HERE.parent.parent / "shared" / "data"))
+
+# One recipe per backbone: what a user would run with `cascadeprune train`.
+RECIPES = {
+    "gpt2-10m": dict(lora=False, lr=5e-4, steps=400),
+    "llama-10m": dict(lora=False, lr=5e-4, steps=400),
+    "all-minilm-l6-v2": dict(lora=False, lr=2e-4, steps=400),
+    "smollm2-135m": dict(lora=True, lr=1e-3, steps=200),  # the paper's recovery recipe: LoRA r4/a16 on attention
+}
+FRONT_END = dict(window=1024, patch=32, features="spectrum", global_token=True)
+
+
+def peak_rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def common(args) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE).stdout.strip()
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": "python benchmarks/dense.py " + " ".join(args.argv), "commit": commit,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU"}
+
+
+def run_one(model: str, protocol: str, seed: int) -> list[dict]:
+    """Train + evaluate in this process; return the clean and 0 dB records."""
+    import torch
+
+    from cascadeprune.accounting import block_params
+    from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
+    from cascadeprune.storage import save_model
+    from cascadeprune.storage.load import load_backbone
+    from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
+    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    recipe = RECIPES[model]
+    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    ds = build_dataset(protocol, DATA, win)
+    noisy = build_dataset(protocol, DATA, win, snr_db=0.0, noise_seed=seed, splits=("test",))
+    t0 = time.perf_counter()
+    torch.manual_seed(seed)
+    clf = VibrationClassifier(load_backbone(model, seed=seed), ds.classes, FrontEndConfig(**FRONT_END),
+                              meta={"protocol": protocol, "backbone": model, "seed": seed})
+    if recipe["lora"]:
+        clf = add_lora(clf, LoRAConfig(rank=4, alpha=16))
+    cfg = TrainConfig(max_steps=recipe["steps"], lr=recipe["lr"], batch_size=32, seed=seed, warmup_steps=30,
+                      eval_every=50, patience=4)
+    report = train_classifier(clf, ds, cfg, progress=False)
+    if recipe["lora"]:
+        clf = merge_lora(clf)
+    wall = time.perf_counter() - t0
+    save_model(clf, CHECKPOINTS / f"{model}_{protocol}_seed{seed}", overwrite=True)
+    out = []
+    for snr, data in ((None, ds), (0.0, noisy)):
+        m = evaluate(clf, data, "test")
+        out.append({"benchmark": "dense", "model": model, "protocol": protocol, "method": "dense",
+                    "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "test_snr_db": snr,
+                    "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+                    "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
+                    "train_steps": report["steps"], "best_val_accuracy": round(report["best_val_accuracy"], 5),
+                    "recipe": recipe | {"front_end": FRONT_END}, "wall_s": round(wall, 1),
+                    "peak_rss_mb": round(peak_rss_mb())})
+    return out
+
+
+def run_fft(protocol: str, seed: int) -> list[dict]:
+    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.reference import FFTLinear
+    from cascadeprune.tasks.bearing.train import metrics
+
+    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    ds = build_dataset(protocol, DATA, win)
+    noisy = build_dataset(protocol, DATA, win, snr_db=0.0, noise_seed=seed, splits=("test",))
+    t0 = time.perf_counter()
+    probe = FFTLinear(seed=seed).fit(ds.x["train"], ds.y["train"], len(ds.classes))
+    wall = time.perf_counter() - t0
+    out = []
+    for snr, data in ((None, ds), (0.0, noisy)):
+        m = metrics(data.y["test"], probe.predict(data.x["test"]), ds.classes, data.load["test"])
+        out.append({"benchmark": "dense", "model": "fft-linear", "protocol": protocol, "method": "fft-linear",
+                    "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "test_snr_db": snr,
+                    "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+                    "per_load_accuracy": m["per_load_accuracy"], "block_params": 0,
+                    "wall_s": round(wall, 1), "peak_rss_mb": round(peak_rss_mb())})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="+", default=["fft-linear", "gpt2-10m", "llama-10m", "all-minilm-l6-v2"])
+    ap.add_argument("--protocols", nargs="+", default=["cwru-4class-crossload", "cwru-10class-crossload"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode: one run, print JSON
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.one:
+        (model,), (protocol,), (seed,) = args.models, args.protocols, args.seeds
+        recs = run_fft(protocol, seed) if model == "fft-linear" else run_one(model, protocol, seed)
+        print(json.dumps(recs))
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for protocol in args.protocols:
+        for model in args.models:
+            for seed in args.seeds:
+                child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocols", protocol,
+                                        "--seeds", str(seed)], capture_output=True, text=True)
+                if child.returncode != 0:
+                    print(f"FAILED {model} {protocol} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
+                    continue
+                recs = json.loads(child.stdout.strip().splitlines()[-1])
+                with open(RESULTS, "a") as f:
+                    for r in recs:
+                        f.write(json.dumps(r | common(args)) + "\n")
+                clean = recs[0]
+                print(f"{protocol} {model} seed {seed}: accuracy {clean['accuracy']:.4f} "
+                      f"(0 dB: {recs[1]['accuracy']:.4f}), {clean['wall_s']} s, {clean['peak_rss_mb']} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
