@@ -26,9 +26,11 @@ def synthetic():
 @pytest.fixture(scope="module")
 def trained(synthetic):
     torch.manual_seed(0)
-    clf = VibrationClassifier(load_backbone("gpt2-tiny"), synthetic.classes, FrontEndConfig(512, 32))
+    clf = VibrationClassifier(load_backbone("gpt2-tiny"), synthetic.classes, FrontEndConfig(512, 16))
+    # test load 3 hp runs slower than training loads: speed jitter teaches that (~89 % -> ~95 % here)
     report = train_classifier(clf, synthetic, TrainConfig(max_steps=150, batch_size=32, lr=2e-3, seed=0,
-                                                          warmup_steps=10, eval_every=50), progress=False)
+                                                          warmup_steps=10, eval_every=50, speed_jitter=0.03),
+                              progress=False)
     return clf, report
 
 
@@ -44,7 +46,7 @@ def test_synthetic_train_reaches_90_percent(trained, synthetic):
 def test_training_is_deterministic(synthetic):
     def run():
         torch.manual_seed(0)
-        clf = VibrationClassifier(load_backbone("gpt2-tiny", seed=1), synthetic.classes, FrontEndConfig(512, 32))
+        clf = VibrationClassifier(load_backbone("gpt2-tiny", seed=1), synthetic.classes, FrontEndConfig(512, 16))
         train_classifier(clf, synthetic, TrainConfig(max_steps=5, batch_size=16, seed=7), progress=False)
         return clf(torch.from_numpy(synthetic.x["test"][:4]))
 
@@ -71,7 +73,7 @@ def test_classifier_save_reload_and_prune_through_apply(trained, synthetic, tmp_
 
 def test_lora_trains_only_adapters_front_end_and_head(synthetic):
     torch.manual_seed(0)
-    clf = VibrationClassifier(load_backbone("llama-tiny"), synthetic.classes, FrontEndConfig(512, 32))
+    clf = VibrationClassifier(load_backbone("llama-tiny"), synthetic.classes, FrontEndConfig(512, 16))
     before = {k: v.clone() for k, v in clf.backbone.state_dict().items()}
     clf = add_lora(clf, LoRAConfig(rank=4, alpha=16))
     trainable = {n for n, p in clf.named_parameters() if p.requires_grad}
@@ -101,7 +103,7 @@ def test_fft_linear_reference_and_metrics(synthetic):
 def test_train_and_eval_cli(tmp_path, capsys):
     out = tmp_path / "clf"
     assert main(["train", "--task", "synthetic", "--backbone", "gpt2-tiny", "--out", str(out), "--max-steps", "3",
-                 "--window", "512", "--stride", "1024", "--json"]) == 0
+                 "--window", "512", "--patch", "16", "--stride", "1024", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps"] == 3 and 0 <= summary["test"]["accuracy"] <= 1
     assert (out / "classifier.json").is_file()
