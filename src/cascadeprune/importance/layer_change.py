@@ -1,0 +1,38 @@
+"""Layer criteria from how much a block changes its input (one pass of statistics).
+
+``lcr`` (the paper): E[||h_out - h_in||_2 / ||h_in||_2]. ``block_influence`` (ShortGPT):
+E[1 - cos(h_in, h_out)]. A block that barely changes its input is the cheapest to remove. The
+first and last layers are protected (score +inf), as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cascadeprune.importance.registry import register
+
+
+def _protect(stats, values: list[float], protect_ends: bool) -> dict[int, float]:
+    layers = stats.structure.layers
+    out = {l.orig_index: v for l, v in zip(layers, values)}
+    if protect_ends and len(layers) > 2:
+        out[layers[0].orig_index] = out[layers[-1].orig_index] = math.inf
+    return out
+
+
+@register("layers", "lcr")
+def lcr(stats, protect_ends: bool = True, **_) -> dict[int, float]:
+    return _protect(stats, [c.lcr for c in stats.layers], protect_ends)
+
+
+@register("layers", "block_influence")
+def block_influence(stats, protect_ends: bool = True, **_) -> dict[int, float]:
+    return _protect(stats, [c.block_influence for c in stats.layers], protect_ends)
+
+
+@register("layers", "ablation")
+def ablation(stats, protect_ends: bool = True, **_) -> dict[int, float]:
+    """Measured calibration-loss increase when the layer is skipped (needs ``stats.ablation``)."""
+    if not getattr(stats, "ablation", None):
+        raise ValueError("the ablation criterion needs statistics from calib.collect_ablation()")
+    return _protect(stats, [stats.ablation[l.orig_index] for l in stats.structure.layers], protect_ends)

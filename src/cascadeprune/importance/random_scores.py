@@ -1,0 +1,29 @@
+"""``random``: seeded uniform scores, the floor every criterion must beat."""
+
+from __future__ import annotations
+
+import torch
+
+from cascadeprune.importance.registry import register
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@register("layers", "random")
+def random_layers(stats, seed: int = 0, **_) -> dict[int, float]:
+    g = _gen(seed)
+    return {l.orig_index: float(torch.rand(1, generator=g)) for l in stats.structure.layers}
+
+
+@register("heads", "random")
+def random_heads(stats, seed: int = 0, mode: str = "grouped", **_) -> dict[int, torch.Tensor]:
+    g = _gen(seed)
+    return {l.orig_index: torch.rand(len(l.heads), generator=g, dtype=torch.float64) for l in stats.structure.layers}
+
+
+@register("channels", "random")
+def random_channels(stats, seed: int = 0, mode: str = "grouped", **_) -> dict[int, torch.Tensor]:
+    g = _gen(seed)
+    return {l.orig_index: torch.rand(len(l.channels), generator=g, dtype=torch.float64) for l in stats.structure.layers}
