@@ -1,0 +1,142 @@
+"""Turn importance scores into a valid PruningPlan that removes about a given number of
+block parameters. Lowest scores go first; everything is deterministic (ties by index).
+
+- layers: whole blocks, lowest score first (protected layers score +inf and never go);
+- heads, ``grouped`` mode (default): candidate units per layer are "one query head from every
+  kept KV group" (the lowest-scored one in each) or "one whole KV group" (with its KV head);
+  both keep the GQA rule. Units are ranked by mean head score. For MHA every head is its own group.
+- heads, ``naive`` mode: heads ranked one by one across the model, then :func:`repair_heads`
+  makes the choice valid (per-component scoring, for studying the GQA collapse);
+- channels: ranked across layers, at most ``max_fraction`` of a layer's channels go.
+
+Example::
+
+    plan = select("heads", structure, scores, params_to_remove=2_000_000)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cascadeprune.accounting import unit_costs
+from cascadeprune.arch.resolve import LayerRefs, Structure
+from cascadeprune.plan import PruningPlan
+
+
+def select(granularity: str, s: Structure, scores: dict, params_to_remove: int, mode: str = "grouped",
+           max_fraction: float = 0.9) -> PruningPlan:
+    if params_to_remove <= 0:
+        return PruningPlan()
+    if granularity == "layers":
+        return _layers(s, scores, params_to_remove)
+    if granularity == "heads":
+        return _heads_naive(s, scores, params_to_remove) if mode == "naive" else _heads(s, scores, params_to_remove)
+    if granularity == "channels":
+        return _channels(s, scores, params_to_remove, max_fraction)
+    raise ValueError(f"unknown granularity {granularity!r}")
+
+
+def _layer_params(l: LayerRefs) -> int:
+    return sum(p.numel() for p in l.module.parameters())
+
+
+def _layers(s: Structure, scores: dict[int, float], budget: int) -> PruningPlan:
+    order = sorted((v, i) for i, v in scores.items() if math.isfinite(v))
+    params = {l.orig_index: _layer_params(l) for l in s.layers}
+    removed, total = set(), 0
+    for _, i in order:
+        if total >= budget or len(removed) >= len(s.layers) - 1:
+            break
+        removed.add(i)
+        total += params[i]
+    return PruningPlan(layers=removed)
+
+
+def _groups(l: LayerRefs, D: int, gone: set[int]) -> dict[int, list[int]]:
+    """Kept KV group -> positions of its kept query heads."""
+    out: dict[int, list[int]] = {}
+    for pos, h in enumerate(l.heads):
+        if pos not in gone:
+            out.setdefault(h // D, []).append(pos)
+    return out
+
+
+def _heads(s: Structure, scores: dict[int, torch.Tensor], budget: int) -> PruningPlan:
+    c, D = unit_costs(s), s.dims.group_size
+    gone: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}
+    total = 0
+    while total < budget:
+        best = None  # (mean score, layer, positions, cost)
+        for l in s.layers:
+            sc, groups = scores[l.orig_index], _groups(l, D, gone[l.orig_index])
+            units = []
+            if len(groups) > 1:  # a whole group (with its KV head)
+                for g, pos in groups.items():
+                    units.append((pos, len(pos) * c.q_head + c.kv_head))
+            if all(len(p) > 1 for p in groups.values()) and D > 1:  # one head from every group
+                pos = [min(p, key=lambda q: (float(sc[q]), q)) for p in groups.values()]
+                units.append((pos, len(pos) * c.q_head))
+            for pos, cost in units:
+                key = (float(sc[pos].mean()), l.orig_index, sorted(pos))
+                if best is None or key < best[0]:
+                    best = (key, l.orig_index, pos, cost)
+        if best is None:
+            break
+        _, layer, pos, cost = best
+        gone[layer] |= set(pos)
+        total += cost
+    return _head_plan(s, gone)
+
+
+def _head_plan(s: Structure, gone: dict[int, set[int]]) -> PruningPlan:
+    return PruningPlan(heads={l.orig_index: {l.heads[p] for p in gone.get(l.orig_index, ())} for l in s.layers})
+
+
+def _heads_naive(s: Structure, scores: dict[int, torch.Tensor], budget: int) -> PruningPlan:
+    c = unit_costs(s)
+    ranked = sorted((float(v), l.orig_index, p) for l in s.layers for p, v in enumerate(scores[l.orig_index]))
+    picked: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}
+    n = math.ceil(budget / (c.q_head + c.kv_head / s.dims.group_size))
+    for _, layer, pos in ranked[:n]:
+        picked[layer].add(pos)
+    return repair_heads(s, picked, scores)
+
+
+def repair_heads(s: Structure, picked: dict[int, set[int]], scores: dict[int, torch.Tensor]) -> PruningPlan:
+    """Make per-head picks valid, deterministically: KV groups picked whole go whole (one group
+    always stays); the other groups each lose the same number of heads, the mean of what was
+    picked in them rounded half up (at most all but one), chosen as their lowest-scored heads."""
+    D = s.dims.group_size
+    gone: dict[int, set[int]] = {}
+    for l in s.layers:
+        sc, mine = scores[l.orig_index], picked.get(l.orig_index, set())
+        groups = _groups(l, D, set())
+        whole = [g for g, pos in groups.items() if set(pos) <= mine]
+        whole = sorted(whole, key=lambda g: (float(sc[groups[g]].mean()), g))[: len(groups) - 1]
+        rest = {g: pos for g, pos in groups.items() if g not in whole}
+        k = math.floor(sum(len(set(pos) & mine) for pos in rest.values()) / len(rest) + 0.5)  # half up
+        k = min(k, min(len(pos) for pos in rest.values()) - 1)
+        out = {p for g in whole for p in groups[g]}
+        for pos in rest.values():
+            out |= set(sorted(pos, key=lambda q: (float(sc[q]), q))[:k])
+        gone[l.orig_index] = out
+    return _head_plan(s, gone)
+
+
+def _channels(s: Structure, scores: dict[int, torch.Tensor], budget: int, max_fraction: float) -> PruningPlan:
+    cost = unit_costs(s).channel
+    n = math.ceil(budget / cost)
+    ranked = sorted((float(v), l.orig_index, p) for l in s.layers for p, v in enumerate(scores[l.orig_index]))
+    cap = {l.orig_index: min(len(l.channels) - 1, int(max_fraction * len(l.channels))) for l in s.layers}
+    chans = {l.orig_index: l.channels for l in s.layers}
+    out: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}
+    taken = 0
+    for _, layer, pos in ranked:
+        if taken >= n:
+            break
+        if len(out[layer]) < cap[layer]:
+            out[layer].add(chans[layer][pos])
+            taken += 1
+    return PruningPlan(channels=out)

@@ -1,0 +1,52 @@
+"""Scores -> valid plans under a parameter budget; naive GQA picks are repaired deterministically."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cascadeprune import apply_plan, predict_block_params
+from cascadeprune.accounting import block_params
+from cascadeprune.arch import resolve
+from cascadeprune.calib import collect
+from cascadeprune.importance import score
+from cascadeprune.methods import repair_heads, select
+from cascadeprune.plan import validate
+from cascadeprune.storage.sources import tiny_model
+
+
+def stats(model):
+    g = torch.Generator().manual_seed(0)
+    return collect(model, [torch.randint(0, 128, (2, 10), generator=g) for _ in range(2)])
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2", "bert"])
+@pytest.mark.parametrize("granularity, criterion", [("layers", "lcr"), ("heads", "wanda_sp"), ("channels", "l1")])
+@pytest.mark.parametrize("mode", ["grouped", "naive"])
+def test_selection_is_valid_and_meets_budget(family, granularity, criterion, mode):
+    model = tiny_model(family)
+    s = resolve(model)
+    st = stats(model)
+    budget = block_params(model) // 5
+    plan = select(granularity, s, score(granularity, criterion, st, mode=mode), budget, mode=mode)
+    validate(plan, s.dims)
+    removed = block_params(model) - predict_block_params(model, plan)
+    assert removed > 0
+    if granularity != "layers" and not (granularity == "heads" and mode == "naive"):
+        assert removed >= budget  # greedy stops at the first unit that reaches the budget
+    pruned = apply_plan(model, plan)
+    assert block_params(pruned) == predict_block_params(model, plan)
+
+
+def test_naive_head_picks_are_repaired_deterministically():
+    model = tiny_model("llama")  # 8 heads, 2 KV groups of 4
+    s = resolve(model)
+    scores = {l.orig_index: torch.arange(8, dtype=torch.float64) for l in s.layers}
+    picked = {0: {0, 1, 4}, 1: {0, 1, 2, 3}, 2: set(range(8)), 3: {5}}
+    plan = repair_heads(s, picked, scores)
+    validate(plan, s.dims)
+    assert plan.heads[0] == {0, 1, 4, 5}  # 3 picks over 2 groups: 1.5 rounds up, 2 lowest per group
+    assert plan.heads[1] == {0, 1, 2, 3}  # a whole group goes with its KV head
+    assert plan.heads[2] == {0, 1, 2, 3}  # everything picked: one group must stay
+    assert plan.heads[3] == {0, 4}  # 1 pick over 2 groups: 0.5 rounds up, the lowest of each group
+    assert repair_heads(s, picked, scores) == plan
