@@ -47,6 +47,6 @@ def test_naive_head_picks_are_repaired_deterministically():
     validate(plan, s.dims)
     assert plan.heads[0] == {0, 1, 4, 5}  # 3 picks over 2 groups: 1.5 rounds up, 2 lowest per group
     assert plan.heads[1] == {0, 1, 2, 3}  # a whole group goes with its KV head
-    assert plan.heads[2] == {0, 1, 2, 3}  # everything picked: one group must stay
+    assert plan.heads[2] == {0, 1, 2, 3, 4, 5, 6}  # everything picked: group 0 goes whole, one head must stay
     assert plan.heads[3] == {0, 4}  # 1 pick over 2 groups: 0.5 rounds up, the lowest of each group
     assert repair_heads(s, picked, scores) == plan
