@@ -6,6 +6,7 @@
     cascadeprune data describe PROTOCOL [--data-dir DIR] [--json]
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
     cascadeprune eval MODEL --task PROTOCOL [--snr-db DB] [--json]
+    cascadeprune compress MODEL --task PROTOCOL --ratio R --out DIR [--recipe FILE.yaml] [--resume] [--dry-run]
     cascadeprune demo [--out DIR]
 """
 
@@ -186,6 +187,72 @@ def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float |
     return 0
 
 
+def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: str | None = None,
+                 data_dir: str | None = None, method: str | None = None, seed: int | None = None,
+                 recovery_steps: int | None = None, resume: bool = False, dry_run: bool = False,
+                 overwrite: bool = False, json_out: bool = False) -> int:
+    from cascadeprune.accounting import block_params, param_breakdown
+    from cascadeprune.methods.cascade import compress, dry_run as plan_stages
+    from cascadeprune.methods.config import CompressConfig, load_recipe
+    from cascadeprune.plan import applied_plan
+    from cascadeprune.arch.resolve import resolve
+    from cascadeprune.report import write_report
+    from cascadeprune.storage import load_model, save_model
+    from cascadeprune.tasks.bearing.calibration import build_calibration
+    from cascadeprune.tasks.bearing.classifier import VibrationClassifier
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    _refuse_input_overwrite(model, out)
+    cfg = load_recipe(recipe) if recipe else CompressConfig()
+    cfg.ratio = ratio or cfg.ratio
+    cfg.method = method or cfg.method
+    cfg.seed = cfg.seed if seed is None else seed
+    if recovery_steps is not None:
+        for st in cfg.stages:
+            st.recovery.steps, st.recovery.epochs = recovery_steps, None
+    cfg.check()
+    clf = load_model(model)
+    if not isinstance(clf, VibrationClassifier):
+        raise CascadePruneError(f"{model} is not a classifier directory (train one with `cascadeprune train`)")
+    if dry_run:
+        rows = plan_stages(clf, cfg)
+        print(json.dumps(rows, indent=2) if json_out else "\n".join(
+            f"stage {r['stage']} {r['granularity']:<8} {r['criterion']:<12} remove {r['remove_params']:>11,} params "
+            f"-> {r['block_params_after']:>11,} ({r['ratio_after']:.2f}x), recovery {r['recovery']}" for r in rows))
+        return 0
+    final = Path(out) / "model"
+    if final.exists() and not (overwrite or resume):
+        raise CascadePruneError(f"{final} exists; pass --resume to continue or --overwrite to replace it")
+    w = clf.frontend.cfg.window
+    windows = _windows(w, w // 2, None)
+    ds = build_dataset(task, data_dir, windows)
+    if tuple(ds.classes) != clf.classes:
+        raise CascadePruneError(f"{model} predicts classes {list(clf.classes)} but {task} has {list(ds.classes)}")
+    calib = build_calibration(cfg.calibration.mix or {task: 1.0}, cfg.calibration.n, clf.classes,
+                              seed=cfg.calibration.seed, data_dir=data_dir, windows=windows)
+    breakdown_before = param_breakdown(clf)
+    res = compress(clf, ds, cfg, out, (calib.x, calib.y), resume=resume,
+                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
+    small = res["model"]
+    save_model(small, final, overwrite=True)
+    plan = applied_plan(resolve(small))
+    (Path(out) / "plan.json").write_text(plan.to_json() + "\n")
+    test = evaluate(small, ds, "test")
+    report = {"model": model, "task": task, "method": cfg.method, "seed": cfg.seed,
+              "ratio_target": cfg.ratio, "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
+              "accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "dense": res["state"]["dense"],
+              "stages": res["state"]["stages"], "params_before": breakdown_before,
+              "params_after": param_breakdown(small), "config": cfg.to_dict(), "test": test}
+    paths = write_report(report, out)
+    if json_out:
+        print(json.dumps({k: report[k] for k in ("ratio_target", "ratio_achieved", "accuracy", "macro_f1")}, indent=2))
+    else:
+        print(paths["markdown"].read_text())
+        print(f"wrote {final}/, {Path(out) / 'plan.json'}, {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    return 0
+
+
 COMMANDS = {
     "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
@@ -194,6 +261,7 @@ COMMANDS = {
     "data describe": (cmd_data_describe, "list a protocol's segments (audit for leakage)"),
     "train": (cmd_train, "train a vibration classifier on a protocol"),
     "eval": (cmd_eval, "evaluate a classifier: accuracy, macro-F1, per-load accuracy, confusion matrix"),
+    "compress": (cmd_compress, "cascaded pruning with recovery to a target compression ratio"),
 }
 
 
@@ -265,7 +333,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise-seed", type=int, default=0)
     s.add_argument("--split", choices=["train", "val", "test"], default="test")
     s.add_argument("--json", dest="json_out", action="store_true")
+    _compress_args(sub)
     return p
+
+
+def _compress_args(sub) -> None:
+    s = sub.add_parser("compress", help=COMMANDS["compress"][1])
+    s.add_argument("model", help="classifier directory (from `cascadeprune train`)")
+    s.add_argument("--task", required=True, help="protocol whose training data recovers and calibrates")
+    s.add_argument("--ratio", type=float, default=None, help="target compression ratio on block parameters")
+    s.add_argument("--out", required=True, help="output folder: model/, plan.json, report.*, checkpoints/")
+    s.add_argument("--recipe", help="YAML recipe (keys map 1:1 to cascadeprune.methods.config)")
+    _data_args(s)
+    s.add_argument("--method", choices=["cascade", "oneshot"], default=None)
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--recovery-steps", type=int, default=None, help="override every stage's recovery budget")
+    s.add_argument("--resume", action="store_true", help="continue from the last stage checkpoint in --out")
+    s.add_argument("--dry-run", action="store_true", help="print the per-stage budgets and stop")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--json", dest="json_out", action="store_true")
 
 
 def _data_args(s) -> None:

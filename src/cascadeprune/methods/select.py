@@ -1,7 +1,8 @@
 """Turn importance scores into a valid PruningPlan that removes about a given number of
 block parameters. Lowest scores go first; everything is deterministic (ties by index).
 
-- layers: whole blocks, lowest score first (protected layers score +inf and never go);
+- layers: whole blocks, lowest score first, never beyond the budget (protected layers score
+  +inf and never go);
 - heads, ``grouped`` mode (default): candidate units per layer are "one query head from every
   kept KV group" (the lowest-scored one in each) or "one whole KV group" (with its KV head);
   both keep the GQA rule. Units are ranked by mean head score. For MHA every head is its own group.
@@ -46,8 +47,8 @@ def _layers(s: Structure, scores: dict[int, float], budget: int) -> PruningPlan:
     order = sorted((v, i) for i, v in scores.items() if math.isfinite(v))
     params = {l.orig_index: _layer_params(l) for l in s.layers}
     removed, total = set(), 0
-    for _, i in order:
-        if total >= budget or len(removed) >= len(s.layers) - 1:
+    for _, i in order:  # whole layers never overshoot the budget: finer stages take the rest
+        if total + params[i] > budget or len(removed) >= len(s.layers) - 1:
             break
         removed.add(i)
         total += params[i]

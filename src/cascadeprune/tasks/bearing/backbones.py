@@ -20,7 +20,11 @@ SCRATCH = {
     "llama-10m": ("LlamaConfig", dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
                                        num_key_value_heads=2, head_dim=64, intermediate_size=1152,
                                        hidden_act="silu", attention_dropout=0.0)),
-    # tiny versions for tests and the demo
+    # small versions for the demo (6 layers, ~1.2 M block params) and tiny ones for tests
+    "gpt2-mini": ("GPT2Config", dict(n_embd=128, n_layer=6, n_head=4, n_inner=512, resid_pdrop=0.0, embd_pdrop=0.0,
+                                      attn_pdrop=0.0)),
+    "llama-mini": ("LlamaConfig", dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
+                                        num_key_value_heads=2, head_dim=32, intermediate_size=384)),
     "gpt2-tiny": ("GPT2Config", dict(n_embd=64, n_layer=4, n_head=4, n_inner=256, resid_pdrop=0.0, embd_pdrop=0.0,
                                       attn_pdrop=0.0)),
     "llama-tiny": ("LlamaConfig", dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4,

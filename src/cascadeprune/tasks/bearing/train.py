@@ -74,8 +74,12 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: bool = True,
-                     desc: str = "train") -> dict:
-    """Train the parameters of ``model`` that require grad; returns history and timings."""
+                     desc: str = "train", teacher: nn.Module | None = None, distill_alpha: float = 0.5,
+                     temperature: float = 2.0) -> dict:
+    """Train the parameters of ``model`` that require grad; returns history and timings.
+
+    With a ``teacher``, the loss is (1 - alpha) * CE + alpha * T^2 * KL(teacher || student) on
+    temperature-softened logits (logit distillation)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     x, y = torch.from_numpy(ds.x["train"]), torch.from_numpy(ds.y["train"])
@@ -91,11 +95,20 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(ds.y["train"], len(ds.classes)) if cfg.balanced else None)
     history, best, best_state, bad, step = [], -1.0, None, 0, 0
     t0 = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0)
     model.train()
     while step < total:
         for idx in _batches(len(x), cfg.batch_size, gen):
-            loss = loss_fn(model(augment(x[idx], cfg, gen)), y[idx])
+            xb = augment(x[idx], cfg, gen)
+            logits = model(xb)
+            loss = loss_fn(logits, y[idx])
+            if teacher is not None:
+                with torch.no_grad():
+                    t_logits = teacher(xb)
+                kd = nn.functional.kl_div(nn.functional.log_softmax(logits / temperature, -1),
+                                          nn.functional.log_softmax(t_logits / temperature, -1),
+                                          reduction="batchmean", log_target=True) * temperature**2
+                loss = (1 - distill_alpha) * loss + distill_alpha * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -104,7 +117,7 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
             sched.step()
             step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", best_val=f"{max(best, 0):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", best_val=f"{max(best, 0):.3f}", refresh=False)
             if step % eval_every == 0 or step == total:
                 val = evaluate(model, ds, "val")["accuracy"] if len(ds.x["val"]) else float("nan")
                 history.append({"step": step, "loss": round(loss.item(), 5), "val_accuracy": val})

@@ -1,0 +1,247 @@
+"""The cascade engine: coarse-to-fine structured pruning with recovery between stages.
+
+For each stage (default layers -> heads -> channels): collect calibration statistics on the
+CURRENT model (already pruned and recovered), score, remove the stage's share of the parameter
+budget in ``steps`` iterations (re-scoring in between), recover (LoRA merged back, full
+fine-tuning, or distillation), evaluate, checkpoint. ``method: oneshot`` scores every
+granularity once on the dense model, removes everything together, and recovers once with the
+summed budget of all stages.
+
+The budget is a compression ratio on transformer-block parameters: the stages remove
+``share_i`` of (dense - dense / ratio) each; the last stage closes the remaining gap exactly
+(coarse units never overshoot their share; any remainder is trimmed with FFN channels).
+
+Example::
+
+    result = compress(clf, ds, CompressConfig(ratio=8.0).check(), out="runs/c8")
+    result["ratio_achieved"]
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cascadeprune.accounting import block_params, dense_block_params, predict_block_params
+from cascadeprune.arch.resolve import resolve
+from cascadeprune.calib import collect, collect_ablation
+from cascadeprune.errors import CascadePruneError
+from cascadeprune.importance import score
+from cascadeprune.methods.config import CompressConfig, StageConfig
+from cascadeprune.methods.select import select
+from cascadeprune.plan import PruningPlan, applied_plan
+from cascadeprune.recovery import recover
+from cascadeprune.surgery import apply_plan
+
+STATE_FILE = "state.json"
+
+
+# -- budget -----------------------------------------------------------------------------------
+
+def stage_targets(model: nn.Module, cfg: CompressConfig) -> list[int]:
+    """Block-parameter count to reach after each stage (the last one is the ratio's target)."""
+    dense, now = dense_block_params(model), block_params(model)
+    target = round(dense / cfg.ratio)
+    if target >= now:
+        raise CascadePruneError(f"the model already has {now:,} block params; ratio {cfg.ratio} asks for {target:,}")
+    cum, out = 0.0, []
+    for st in cfg.stages:
+        cum += st.share
+        out.append(round(now - (now - target) * cum))
+    out[-1] = target
+    return out
+
+
+def dry_run(model: nn.Module, cfg: CompressConfig) -> list[dict]:
+    dense = dense_block_params(model)
+    rows, prev = [], block_params(model)
+    for i, (st, t) in enumerate(zip(cfg.stages, stage_targets(model, cfg))):
+        rows.append({"stage": i, "granularity": st.granularity, "criterion": st.criterion, "mode": st.mode,
+                     "steps": st.steps, "share": round(st.share, 4), "remove_params": prev - t,
+                     "block_params_after": t, "ratio_after": round(dense / t, 3),
+                     "recovery": {"method": st.recovery.method, "epochs": st.recovery.epochs,
+                                  "steps": st.recovery.steps}})
+        prev = t
+    return rows
+
+
+# -- calibration ------------------------------------------------------------------------------
+
+def calibration_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(torch.from_numpy(x[i : i + batch_size]), torch.from_numpy(y[i : i + batch_size]))
+            for i in range(0, len(x), batch_size)]
+
+
+def classification_loss(model: nn.Module, batch) -> torch.Tensor:
+    """Cross-entropy on windows whose class the model has (label -1 windows only feed activations)."""
+    x, y = batch
+    logits = model(x)
+    keep = y >= 0
+    if not keep.any():
+        return logits.sum() * 0.0
+    return nn.functional.cross_entropy(logits[keep], y[keep])
+
+
+def _scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, granularity: str | None = None):
+    granularity = granularity or stage.granularity
+    need_grads = stage.criterion == "taylor"
+    stats = collect(model, batches, loss_fn=classification_loss, gradients=need_grads)
+    if stage.criterion == "ablation":
+        collect_ablation(model, batches, classification_loss, stats)
+    return stats, score(granularity, stage.criterion, stats, mode=stage.mode, seed=seed, protect_ends=protect_ends)
+
+
+def _remove(model, granularity: str, scores, params: int, cfg: CompressConfig, mode: str) -> PruningPlan:
+    s = resolve(model)
+    return select(granularity, s, scores, params, mode=mode, max_fraction=cfg.max_channel_fraction)
+
+
+def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool) -> None:
+    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
+    for step in range(stage.steps):
+        now = block_params(model)
+        step_target = round(now - (now - target) / (stage.steps - step))
+        _, sc = _scores(model, batches, stage, seed + step, cfg.protect_ends)
+        plan = _remove(model, stage.granularity, sc, now - step_target, cfg, stage.mode)
+        apply_plan(model, plan, inplace=True)
+    gap = block_params(model) - target
+    if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
+        trim = StageConfig("channels", criterion="wanda_sp" if stage.criterion in ("lcr", "block_influence",
+                                                                                     "ablation") else stage.criterion)
+        trim.check("trim")
+        _, sc = _scores(model, batches, trim, seed + 99, cfg.protect_ends)
+        apply_plan(model, _remove(model, "channels", sc, gap, cfg, "grouped"), inplace=True)
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _reset_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_mb() -> float:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tuple[np.ndarray, np.ndarray],
+             resume: bool = False, progress: bool = True, evaluate_fn=None) -> dict:
+    """Compress ``clf`` (a classifier) in place; checkpoints and state go under ``out/checkpoints``.
+
+    ``calib`` is (windows, labels) for importance estimation (training data only);
+    ``evaluate_fn(model, split) -> dict with accuracy`` reports accuracy before/after recovery."""
+    from cascadeprune.storage import load_model, save_model
+
+    cfg.check()
+    out = Path(out)
+    ckpt = out / "checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    dense_blocks = dense_block_params(clf)
+    targets = stage_targets(clf, cfg)
+    batches = calibration_batches(*calib, cfg.calibration.batch_size)
+    teacher = copy.deepcopy(clf).eval() if any(st.recovery.method == "distill" for st in cfg.stages) else None
+    evaluate_fn = evaluate_fn or (lambda m, split: {"accuracy": float("nan")})
+    state = {"config": cfg.to_dict(), "completed": -1, "stages": [],
+             "dense": {"block_params": dense_blocks, "accuracy": evaluate_fn(clf, "test")["accuracy"]}}
+    if resume and (ckpt / STATE_FILE).is_file():
+        saved = json.loads((ckpt / STATE_FILE).read_text())
+        if saved["config"] != state["config"]:
+            raise CascadePruneError(f"{ckpt / STATE_FILE}: the checkpoint was made with another configuration; "
+                                    "use the same recipe and ratio, or start without --resume")
+        state = saved
+        if state["completed"] >= 0:
+            clf = load_model(ckpt / f"stage-{state['completed']:02d}")
+    if cfg.method == "oneshot":
+        stages = [("oneshot", None)]
+    else:
+        stages = list(enumerate(cfg.stages))
+    for i, stage in stages:
+        idx = 0 if i == "oneshot" else i
+        if idx <= state["completed"]:
+            continue
+        _reset_peak()
+        t0 = time.perf_counter()
+        seed = cfg.seed * 1000 + idx * 10
+        torch.manual_seed(seed)
+        before = block_params(clf)
+        if i == "oneshot":
+            _oneshot_cut(clf, batches, cfg, seed)
+            rec_cfg = copy.deepcopy(cfg.stages[-1].recovery)
+            rec_cfg.epochs = sum(st.recovery.epochs or 0 for st in cfg.stages) or None
+            rec_cfg.steps = sum(st.recovery.steps or 0 for st in cfg.stages) or None
+            name = "oneshot"
+        else:
+            _cut_stage(clf, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1)
+            rec_cfg, name = stage.recovery, stage.granularity
+        pruned_acc = evaluate_fn(clf, "test")["accuracy"]
+        t_cut = time.perf_counter() - t0
+        rec = recover(clf, ds, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
+                      desc=f"stage {idx} {name}: recover")
+        record = {"stage": idx, "granularity": name, "block_params_before": before,
+                  "block_params": block_params(clf), "ratio": dense_blocks / block_params(clf),
+                  "accuracy_pruned": pruned_acc, "accuracy_recovered": evaluate_fn(clf, "test")["accuracy"],
+                  "val_accuracy_recovered": evaluate_fn(clf, "val")["accuracy"],
+                  "prune_s": round(t_cut, 2), "recovery_steps": rec["steps"], "recovery_s": round(rec["wall_s"], 2),
+                  "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(_peak_mb())}
+        save_model(clf, ckpt / f"stage-{idx:02d}", overwrite=True)
+        state["stages"].append(record)
+        state["completed"] = idx
+        state["plan"] = applied_plan(resolve(clf)).to_dict()
+        _write_json(ckpt / STATE_FILE, state)  # only after the checkpoint is complete
+    achieved = dense_blocks / block_params(clf)
+    return {"model": clf, "state": state, "ratio_target": cfg.ratio, "ratio_achieved": achieved}
+
+
+def _oneshot_cut(clf, batches, cfg: CompressConfig, seed: int) -> None:
+    """Score every granularity once on the model as it is, then remove everything together."""
+    s = resolve(clf)
+    start, target = block_params(clf), round(dense_block_params(clf) / cfg.ratio)
+    scored = {st.granularity: _scores(clf, batches, st, seed, cfg.protect_ends)[1] for st in cfg.stages}
+    plan, cum = PruningPlan(), 0.0
+    for k, st in enumerate(cfg.stages):
+        cum += st.share
+        goal = target if k == len(cfg.stages) - 1 else round(start - (start - target) * cum)
+        need = predict_block_params(clf, plan) - goal
+        plan = plan | select(st.granularity, s, _restrict(scored[st.granularity], s, plan), need, mode=st.mode,
+                             max_fraction=cfg.max_channel_fraction)
+    gap = predict_block_params(clf, plan) - target
+    if gap > 0:  # coarse last stage: close the gap with channels, scored on the same model
+        trim = StageConfig("channels", criterion="wanda_sp")
+        trim.check("trim")
+        sc = _scores(clf, batches, trim, seed + 99, cfg.protect_ends)[1]
+        plan = plan | select("channels", s, _restrict(sc, s, plan), gap, max_fraction=cfg.max_channel_fraction)
+    apply_plan(clf, plan, inplace=True)
+
+
+def _restrict(scores: dict, s, plan: PruningPlan) -> dict:
+    """Units of layers the plan already removes score +inf (choosing them would waste budget)."""
+    if all(isinstance(v, float) for v in scores.values()):
+        return {k: (float("inf") if k in plan.layers else v) for k, v in scores.items()}
+    return {l.orig_index: scores[l.orig_index] if l.orig_index not in plan.layers
+            else torch.full_like(scores[l.orig_index], float("inf")) for l in s.layers}
