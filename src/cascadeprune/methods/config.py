@@ -100,8 +100,8 @@ class CompressConfig:
     protect_ends: bool = True
     max_channel_fraction: float = 0.97  # at most this share of a layer's FFN channels go
 
-    def check(self) -> "CompressConfig":
-        if not self.ratio or self.ratio < 1:
+    def check(self, require_ratio: bool = True) -> "CompressConfig":
+        if (require_ratio or self.ratio) and (not self.ratio or self.ratio < 1):
             raise RecipeError(f"ratio must be >= 1 (dense block params / pruned), got {self.ratio}")
         if self.method not in ("cascade", "oneshot"):
             raise RecipeError(f"method: {self.method!r} is not cascade or oneshot")
@@ -160,6 +160,6 @@ def load_recipe(path: str | Path) -> CompressConfig:
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: not valid YAML ({e})") from None
     try:
-        return config_from_dict(data or {})
+        return config_from_dict(data or {}).check(require_ratio=False)
     except RecipeError as e:
         raise RecipeError(f"{path}: {e}") from None

@@ -1,0 +1,147 @@
+"""The cascade engine on tiny classifiers: ratio, resume, one-shot, recipes, the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import cascadeprune.methods.cascade as cascade_mod
+from cascadeprune import load_model, save_model
+from cascadeprune.accounting import block_params
+from cascadeprune.cli import main
+from cascadeprune.methods.cascade import compress, dry_run
+from cascadeprune.methods.config import CompressConfig, RecipeError, RecoveryConfig, StageConfig, config_from_dict, \
+    load_recipe
+from cascadeprune.plan import applied_plan, validate
+from cascadeprune.arch import resolve
+from cascadeprune.storage.load import load_backbone
+from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
+from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+WIN = WindowConfig(window=512, stride=1024)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return build_dataset("synthetic", windows=WIN)
+
+
+def classifier(backbone="gpt2-tiny", seed=0):
+    torch.manual_seed(seed)
+    return VibrationClassifier(load_backbone(backbone, seed=seed), ("normal", "inner", "outer", "ball"),
+                               FrontEndConfig(512, 16))
+
+
+def config(ratio, method="cascade", steps=4, **kw):
+    rec = RecoveryConfig(steps=steps, lr=1e-3)
+    stages = [StageConfig(g, recovery=copy.deepcopy(rec)) for g in ("layers", "heads", "channels")]
+    return CompressConfig(ratio=ratio, method=method, stages=stages, seed=7, **kw).check()
+
+
+def calib(ds):
+    return ds.x["train"][:48], ds.y["train"][:48]
+
+
+@pytest.mark.parametrize("backbone", ["gpt2-tiny", "llama-tiny"])
+@pytest.mark.parametrize("method", ["cascade", "oneshot"])
+@pytest.mark.parametrize("ratio", [2.5, 8.7])
+def test_reaches_ratio_within_one_percent_and_reloads(backbone, method, ratio, ds, tmp_path):
+    clf = classifier(backbone)
+    dense = block_params(clf)
+    res = compress(clf, ds, config(ratio, method), tmp_path / "run", calib(ds), progress=False)
+    small = res["model"]
+    assert abs(res["ratio_achieved"] / ratio - 1) <= 0.01
+    assert dense / block_params(small) == pytest.approx(res["ratio_achieved"])
+    validate(applied_plan(resolve(small)), resolve(small).dims)
+    save_model(small, tmp_path / "final")
+    x = torch.from_numpy(ds.x["test"][:8])
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "final")(x), small(x))
+    n_stages = 1 if method == "oneshot" else 3
+    assert len(res["state"]["stages"]) == n_stages
+    assert (tmp_path / "run" / "checkpoints" / f"stage-{n_stages - 1:02d}" / "classifier.json").is_file()
+
+
+def test_resume_after_an_interrupted_stage_gives_the_same_plan(ds, tmp_path, monkeypatch):
+    base = classifier()
+    full = compress(copy.deepcopy(base), ds, config(6.0), tmp_path / "a", calib(ds), progress=False)
+    real_recover = cascade_mod.recover
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("power cut during stage 2")
+        return real_recover(*a, **k)
+
+    monkeypatch.setattr(cascade_mod, "recover", flaky)
+    with pytest.raises(RuntimeError, match="power cut"):
+        compress(copy.deepcopy(base), ds, config(6.0), tmp_path / "b", calib(ds), progress=False)
+    state = json.loads((tmp_path / "b" / "checkpoints" / "state.json").read_text())
+    assert state["completed"] == 1  # the last good checkpoint is intact
+    assert not (tmp_path / "b" / "checkpoints" / "stage-02").exists()
+    monkeypatch.setattr(cascade_mod, "recover", real_recover)
+    resumed = compress(copy.deepcopy(base), ds, config(6.0), tmp_path / "b", calib(ds), resume=True, progress=False)
+    assert applied_plan(resolve(resumed["model"])) == applied_plan(resolve(full["model"]))
+    x = torch.from_numpy(ds.x["test"][:8])
+    with torch.no_grad():
+        assert torch.allclose(resumed["model"](x), full["model"](x), atol=1e-5)
+
+
+def test_resume_with_another_config_is_refused(ds, tmp_path):
+    compress(classifier(), ds, config(3.0, steps=1), tmp_path / "a", calib(ds), progress=False)
+    with pytest.raises(Exception, match="another configuration"):
+        compress(classifier(), ds, config(4.0, steps=1), tmp_path / "a", calib(ds), resume=True, progress=False)
+
+
+def test_dry_run_budgets_sum_to_the_target():
+    clf = classifier("gpt2-mini")
+    rows = dry_run(clf, config(13.8))
+    assert [r["granularity"] for r in rows] == ["layers", "heads", "channels"]
+    assert rows[-1]["ratio_after"] == pytest.approx(13.8, rel=1e-3)
+    assert sum(r["remove_params"] for r in rows) == block_params(clf) - round(block_params(clf) / 13.8)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_every_shipped_recipe_loads(recipe):
+    cfg = load_recipe(recipe)
+    cfg.ratio = cfg.ratio or 4.0
+    cfg.check()
+    assert abs(sum(st.share for st in cfg.stages) - 1) < 1e-9
+
+
+def test_recipes_reject_unknown_keys(tmp_path):
+    with pytest.raises(RecipeError, match=r"stages\[0\].recovery: unknown key\(s\) \['rnak'\]"):
+        config_from_dict({"stages": [{"granularity": "heads", "recovery": {"rnak": 4}}]})
+    with pytest.raises(RecipeError, match=r"unknown key\(s\) \['ratoi'\]"):
+        config_from_dict({"ratoi": 3})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [{granularity: neurons}]\nratio: 2\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml.*stages\[0\].granularity: 'neurons'"):
+        load_recipe(bad).check()
+    with pytest.raises(RecipeError, match="criterion"):
+        config_from_dict({"ratio": 2, "stages": [{"granularity": "layers", "criterion": "wanda_sp"}]}).check()
+
+
+def test_compress_cli_end_to_end(ds, tmp_path, capsys):
+    save_model(classifier("llama-tiny"), tmp_path / "clf")
+    args = ["compress", str(tmp_path / "clf"), "--task", "synthetic", "--ratio", "3", "--out", str(tmp_path / "c"),
+            "--recovery-steps", "3", "--recipe", str(RECIPES[0])]
+    assert main(args + ["--dry-run", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[-1]["ratio_after"] == pytest.approx(3.0, rel=1e-3)
+    assert not (tmp_path / "c" / "model").exists()
+    assert main(args) == 0
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert abs(report["ratio_achieved"] / 3 - 1) <= 0.01
+    assert {"accuracy_pruned", "accuracy_recovered", "wall_s", "peak_rss_mb"} <= set(report["stages"][0])
+    assert (tmp_path / "c" / "report.png").stat().st_size > 1000 and "| stage |" in (tmp_path / "c" / "report.md").read_text()
+    assert load_model(tmp_path / "c" / "model").classes == ("normal", "inner", "outer", "ball")
+    assert main(args) == 2  # refuses to clobber without --overwrite / --resume
+    assert "--resume" in capsys.readouterr().err
