@@ -71,9 +71,12 @@ def test_unknown_model_name(capsys):
     assert "no-such-model" in capsys.readouterr().err
 
 
-def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
-    out = capsys.readouterr().out
-    assert "OK: physical pruning equals masking" in out
-    rows = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert {r["family"] for r in rows} >= {"llama", "gpt2", "bert"}
+def test_demo_parts_run(tmp_path):
+    """`make demo` runs these two parts with bigger budgets (checked by hand: see README)."""
+    from cascadeprune.demo import compress_demo, demo_family
+
+    row = demo_family("qwen2", tmp_path / "surgery")
+    assert row["max_abs_diff_vs_masked"] <= 1e-5 and row["max_abs_diff_reload"] == 0.0
+    result = compress_demo(tmp_path, ratio=8.0, train_steps=20, recovery_steps=(2, 2, 4))
+    assert abs(result["report"]["ratio_achieved"] / 8.0 - 1) <= 0.01
+    assert result["paths"]["markdown"].is_file() and (tmp_path / "compressed" / "model" / "classifier.json").is_file()

@@ -60,7 +60,8 @@ def demo_family(family: str, out: Path, seed: int = 0) -> dict:
     }
 
 
-def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42) -> dict:
+def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: int = 300,
+                  recovery_steps: tuple[int, int, int] = (60, 60, 180)) -> dict:
     """Train gpt2-mini on `synthetic`, compress it `ratio`x with the cascade, write everything."""
     from cascadeprune.accounting import param_breakdown
     from cascadeprune.methods.cascade import compress
@@ -78,15 +79,17 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42) -> dict:
     clf = VibrationClassifier(load_backbone("gpt2-mini", seed=seed), ds.classes, FrontEndConfig(512, 16),
                               meta={"protocol": "synthetic", "backbone": "gpt2-mini", "seed": seed})
     print(f"[1/3] training gpt2-mini on the synthetic bearing protocol ({len(ds.x['train'])} windows)")
-    train_classifier(clf, ds, TrainConfig(max_steps=300, lr=2e-3, seed=seed, warmup_steps=20, eval_every=50,
+    train_classifier(clf, ds, TrainConfig(max_steps=train_steps, lr=2e-3, seed=seed, warmup_steps=20, eval_every=50,
                                           speed_jitter=0.03), desc="train")
     save_model(clf, root / "dense", overwrite=True)
     dense_acc = evaluate(clf, ds, "test")
     print(f"      dense test accuracy {100 * dense_acc['accuracy']:.2f} %")
     rec = lambda steps: RecoveryConfig(method="lora", steps=steps, lr=2e-3, speed_jitter=0.03)  # noqa: E731
-    cfg = CompressConfig(ratio=ratio, seed=seed, stages=[StageConfig("layers", recovery=rec(60)),
-                                                         StageConfig("heads", recovery=rec(60)),
-                                                         StageConfig("channels", steps=2, recovery=rec(180))]).check()
+    r_layers, r_heads, r_channels = recovery_steps
+    cfg = CompressConfig(ratio=ratio, seed=seed, stages=[StageConfig("layers", recovery=rec(r_layers)),
+                                                         StageConfig("heads", recovery=rec(r_heads)),
+                                                         StageConfig("channels", steps=2,
+                                                                     recovery=rec(r_channels))]).check()
     calib = build_calibration({"synthetic": 0.8, "synthetic@snr=0": 0.2}, 256, ds.classes, seed=0, windows=windows)
     print(f"[2/3] compressing {ratio:g}x: layers -> heads -> channels with LoRA recovery between stages")
     before = param_breakdown(clf)
