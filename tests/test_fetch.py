@@ -143,3 +143,16 @@ def test_verify_file_sha256_and_md5_fallback(tmp_path):
     ok, algo, actual = verify_file(bad, entry)
     assert not ok and algo == "sha256" and actual != entry.sha256
     assert verify_file(tmp_path / "absent.mat", entry) == (False, "sha256", "")
+
+
+def test_cli_fetch_then_read(server, tmp_path, capsys):
+    from cascadeprune.cli import main
+    from cascadeprune.tasks.bearing.cwru import read_cwru
+
+    to = tmp_path / "data"
+    assert main(["data", "fetch", "cwru", "--to", str(to), "--files", "105", "--base-url", server.base_url]) == 0
+    assert "1 CWRU file(s) verified" in capsys.readouterr().out
+    assert len(read_cwru(to / "cwru" / "105.mat").signal) == 121265
+    assert main(["data", "fetch", "cwru", "--to", str(to), "--files", str(CORRUPT),
+                 "--base-url", server.base_url]) == 2
+    assert "sha256" in capsys.readouterr().err
