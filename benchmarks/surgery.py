@@ -27,31 +27,19 @@ import transformers
 from cascadeprune import PruningPlan, apply_plan, load_model, save_model
 from cascadeprune.accounting import block_params
 from cascadeprune.arch import dense_dims
+from cascadeprune.deploy.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 RESULTS = Path(__file__).parent / "results" / "surgery.jsonl"
 
 
-def reset_peak() -> None:
-    """Reset the kernel's peak-RSS counter (VmHWM) so each phase reports its own peak."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _status_mb(key: str) -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def timed(fn):
     """Run fn; return (result, seconds, {peak RSS of the process, growth of RSS over the phase})."""
-    reset_peak()
-    start = _status_mb("VmRSS")
+    reset_peak_rss()
+    start = rss_mb()
     t = time.perf_counter()
     out = fn()
     dt = time.perf_counter() - t
-    peak = _status_mb("VmHWM")
+    peak = peak_rss_mb()
     return out, dt, {"peak_mb": round(peak), "growth_mb": round(peak - start)}
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from cascadeprune.accounting import block_params, dense_block_params, predict_block_params
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
+from cascadeprune.deploy.memory import peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
 from cascadeprune.importance import score
 from cascadeprune.methods.config import CompressConfig, StageConfig
@@ -128,26 +129,6 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _reset_peak() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-
-
-def _peak_mb() -> float:
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 # -- the engine -------------------------------------------------------------------------------
 
 def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tuple[np.ndarray, np.ndarray],
@@ -185,7 +166,7 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
         idx = 0 if i == "oneshot" else i
         if idx <= state["completed"]:
             continue
-        _reset_peak()
+        reset_peak_rss()
         t0 = time.perf_counter()
         seed = cfg.seed * 1000 + idx * 10
         torch.manual_seed(seed)
@@ -208,7 +189,7 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
                   "accuracy_pruned": pruned_acc, "accuracy_recovered": evaluate_fn(clf, "test")["accuracy"],
                   "val_accuracy_recovered": evaluate_fn(clf, "val")["accuracy"],
                   "prune_s": round(t_cut, 2), "recovery_steps": rec["steps"], "recovery_s": round(rec["wall_s"], 2),
-                  "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(_peak_mb())}
+                  "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_rss_mb())}
         save_model(clf, ckpt / f"stage-{idx:02d}", overwrite=True)
         state["stages"].append(record)
         state["completed"] = idx

@@ -1,0 +1,1 @@
+"""Deployment measurements (memory now; export and latency later)."""

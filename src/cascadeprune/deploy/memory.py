@@ -1,0 +1,41 @@
+"""Peak resident memory of this process, per phase.
+
+Linux keeps the peak (VmHWM) in /proc/self/status and lets a process reset it by writing "5"
+to /proc/self/clear_refs; elsewhere we fall back to the lifetime peak from getrusage.
+
+Example::
+
+    reset_peak_rss(); do_work(); print(peak_rss_mb())
+"""
+
+from __future__ import annotations
+
+import resource
+
+
+def reset_peak_rss() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # not Linux, or not permitted: the lifetime peak is reported instead
+
+
+def _status_mb(key: str) -> float | None:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def rss_mb() -> float:
+    now = _status_mb("VmRSS")
+    return now if now is not None else peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
