@@ -1,0 +1,114 @@
+"""Cascade vs one-shot (and ablations) from the dense GPT-2-style classifiers, on CWRU cross-load.
+
+Starts from benchmarks/checkpoints/<model>_<protocol>_seed<seed> (written by benchmarks/dense.py;
+trained here first when missing). Every variant gets the same total recovery budget. Appends one
+JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.jsonl).
+
+    python benchmarks/cascade.py --ratios 2.5 5.8 8.7 13.8 --variants cascade oneshot --seeds 42 123 456
+    python benchmarks/cascade.py --ratios 8.7 --variants cascade-reverse cascade-norecovery
+
+Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
+once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
+heads -> layers), ``cascade-norecovery`` (no recovery at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from dense import CHECKPOINTS, DATA, FRONT_END, common  # noqa: E402
+
+RESULTS = HERE / "results" / "cascade.jsonl"
+RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
+
+
+def variant_config(variant: str, ratio: float, seed: int):
+    from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
+
+    order = ["layers", "heads", "channels"]
+    if variant == "cascade-reverse":
+        order = order[::-1]
+    method = "oneshot" if variant == "oneshot" else "cascade"
+    stages = []
+    for g in order:
+        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora", steps=RECOVERY_STEPS[g])
+        stages.append(StageConfig(g, steps=2 if g == "channels" else 1, recovery=rec))
+    return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
+
+
+def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str) -> dict:
+    import torch
+
+    from cascadeprune.accounting import block_params
+    from cascadeprune.deploy.memory import peak_rss_mb
+    from cascadeprune.methods.cascade import compress
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks.bearing.calibration import build_calibration
+    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}"
+    if not ckpt.is_dir():
+        subprocess.run([sys.executable, str(HERE / "dense.py"), "--models", model, "--protocols", protocol,
+                        "--seeds", str(seed)], check=True)
+    clf = load_model(ckpt)
+    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    ds = build_dataset(protocol, DATA, win)
+    cfg = variant_config(variant, ratio, seed)
+    calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
+    t0 = time.perf_counter()
+    out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}"
+    res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
+                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
+    m = evaluate(res["model"], ds, "test")
+    return {"benchmark": "cascade", "model": model, "protocol": protocol, "method": variant,
+            "ratio_target": ratio, "ratio_achieved": round(res["ratio_achieved"], 4), "seed": seed,
+            "test_snr_db": None, "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+            "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(res["model"]),
+            "dense_accuracy": res["state"]["dense"]["accuracy"], "stages": res["state"]["stages"],
+            "recovery_steps": RECOVERY_STEPS, "wall_s": round(time.perf_counter() - t0, 1),
+            "peak_rss_mb": round(peak_rss_mb())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="gpt2-10m")
+    ap.add_argument("--protocol", default="cwru-4class-crossload")
+    ap.add_argument("--ratios", nargs="+", type=float, default=[2.5, 5.8, 8.7, 13.8])
+    ap.add_argument("--variants", nargs="+", default=["cascade", "oneshot"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.one:
+        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0])))
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for ratio in args.ratios:
+        for variant in args.variants:
+            for seed in args.seeds:
+                child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+                                        args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
+                                        str(seed)], capture_output=True, text=True)
+                if child.returncode != 0:
+                    print(f"FAILED {variant} {ratio} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
+                    continue
+                rec = json.loads(child.stdout.strip().splitlines()[-1]) | common(args)
+                rec["command"] = "python benchmarks/cascade.py " + " ".join(args.argv)
+                with open(RESULTS, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print(f"{variant} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
+                      f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
