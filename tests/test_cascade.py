@@ -144,3 +144,23 @@ def test_compress_cli_end_to_end(ds, tmp_path, capsys):
     assert load_model(tmp_path / "c" / "model").classes == ("normal", "inner", "outer", "ball")
     assert main(args) == 2  # refuses to clobber without --overwrite / --resume
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["full", "distill", "lora", "none"])
+def test_recovery_methods(method, ds):
+    from cascadeprune.recovery import recover
+
+    clf = classifier("llama-tiny")
+    teacher = copy.deepcopy(clf).eval()
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    rep = recover(clf, ds, RecoveryConfig(method=method, steps=3, lr=1e-2), seed=0, teacher=teacher, progress=False)
+    changed = {k for k, v in clf.state_dict().items() if not torch.equal(v, before[k])}
+    assert rep["steps"] == (0 if method == "none" else 3)
+    assert set(clf.state_dict()) == set(before)  # adapters merged away, same tensors as before
+    if method == "none":
+        assert not changed
+    elif method == "full":
+        assert any(".mlp." in k for k in changed)
+    else:  # LoRA on attention only (+ front end and head)
+        assert changed and not any(".mlp." in k for k in changed)
+        assert any("self_attn" in k for k in changed)
