@@ -9,7 +9,8 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
-heads -> layers), ``cascade-norecovery`` (no recovery at all).
+heads -> layers), ``cascade-simultaneous`` (three iterations, each removing part of every
+granularity at once, same recoveries), ``cascade-norecovery`` (no recovery at all).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def variant_config(variant: str, ratio: float, seed: int):
     order = ["layers", "heads", "channels"]
     if variant == "cascade-reverse":
         order = order[::-1]
-    method = "oneshot" if variant == "oneshot" else "cascade"
+    method = {"oneshot": "oneshot", "cascade-simultaneous": "simultaneous"}.get(variant, "cascade")
     stages = []
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora", steps=RECOVERY_STEPS[g])

@@ -48,7 +48,7 @@ def calib(ds):
 
 
 @pytest.mark.parametrize("backbone", ["gpt2-tiny", "llama-tiny"])
-@pytest.mark.parametrize("method", ["cascade", "oneshot"])
+@pytest.mark.parametrize("method", ["cascade", "oneshot", "simultaneous"])
 @pytest.mark.parametrize("ratio", [2.5, 8.7])
 def test_reaches_ratio_within_one_percent_and_reloads(backbone, method, ratio, ds, tmp_path):
     clf = classifier(backbone)

@@ -345,7 +345,7 @@ def _compress_args(sub) -> None:
     s.add_argument("--out", required=True, help="output folder: model/, plan.json, report.*, checkpoints/")
     s.add_argument("--recipe", help="YAML recipe (keys map 1:1 to cascadeprune.methods.config)")
     _data_args(s)
-    s.add_argument("--method", choices=["cascade", "oneshot"], default=None)
+    s.add_argument("--method", choices=["cascade", "oneshot", "simultaneous"], default=None)
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--recovery-steps", type=int, default=None, help="override every stage's recovery budget")
     s.add_argument("--resume", action="store_true", help="continue from the last stage checkpoint in --out")

@@ -5,7 +5,8 @@ CURRENT model (already pruned and recovered), score, remove the stage's share of
 budget in ``steps`` iterations (re-scoring in between), recover (LoRA merged back, full
 fine-tuning, or distillation), evaluate, checkpoint. ``method: oneshot`` scores every
 granularity once on the dense model, removes everything together, and recovers once with the
-summed budget of all stages.
+summed budget of all stages. ``method: simultaneous`` (an ablation) runs as many iterations as
+there are stages, each removing a part of every granularity at once, with the stages' recoveries.
 
 The budget is a compression ratio on transformer-block parameters: the stages remove
 ``share_i`` of (dense - dense / ratio) each; the last stage closes the remaining gap exactly
@@ -160,7 +161,7 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
             clf = load_model(ckpt / f"stage-{state['completed']:02d}")
     if cfg.method == "oneshot":
         stages = [("oneshot", None)]
-    else:
+    else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
         stages = list(enumerate(cfg.stages))
     for i, stage in stages:
         idx = 0 if i == "oneshot" else i
@@ -172,11 +173,14 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
         torch.manual_seed(seed)
         before = block_params(clf)
         if i == "oneshot":
-            _oneshot_cut(clf, batches, cfg, seed)
+            _joint_cut(clf, batches, cfg, seed, round(dense_blocks / cfg.ratio))
             rec_cfg = copy.deepcopy(cfg.stages[-1].recovery)
             rec_cfg.epochs = sum(st.recovery.epochs or 0 for st in cfg.stages) or None
             rec_cfg.steps = sum(st.recovery.steps or 0 for st in cfg.stages) or None
             name = "oneshot"
+        elif cfg.method == "simultaneous":
+            _joint_cut(clf, batches, cfg, seed, targets[i])  # iteration i ends where stage i would
+            rec_cfg, name = stage.recovery, f"all ({i + 1}/{len(cfg.stages)})"
         else:
             _cut_stage(clf, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1)
             rec_cfg, name = stage.recovery, stage.granularity
@@ -199,10 +203,11 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
     return {"model": clf, "state": state, "ratio_target": cfg.ratio, "ratio_achieved": achieved}
 
 
-def _oneshot_cut(clf, batches, cfg: CompressConfig, seed: int) -> None:
-    """Score every granularity once on the model as it is, then remove everything together."""
+def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> None:
+    """Score every granularity once on the model as it is, then remove all of them together down
+    to ``target`` block params, each granularity taking its share of the cut."""
     s = resolve(clf)
-    start, target = block_params(clf), round(dense_block_params(clf) / cfg.ratio)
+    start = block_params(clf)
     scored = {st.granularity: _scores(clf, batches, st, seed, cfg.protect_ends)[1] for st in cfg.stages}
     plan, cum = PruningPlan(), 0.0
     for k, st in enumerate(cfg.stages):

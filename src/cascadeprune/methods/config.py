@@ -93,7 +93,7 @@ class CalibrationConfig:
 @dataclass
 class CompressConfig:
     ratio: float = 0.0
-    method: str = "cascade"  # cascade | oneshot
+    method: str = "cascade"  # cascade | oneshot | simultaneous
     seed: int = 42
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig(g) for g in GRANULARITIES])
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
@@ -103,8 +103,8 @@ class CompressConfig:
     def check(self, require_ratio: bool = True) -> "CompressConfig":
         if (require_ratio or self.ratio) and (not self.ratio or self.ratio < 1):
             raise RecipeError(f"ratio must be >= 1 (dense block params / pruned), got {self.ratio}")
-        if self.method not in ("cascade", "oneshot"):
-            raise RecipeError(f"method: {self.method!r} is not cascade or oneshot")
+        if self.method not in ("cascade", "oneshot", "simultaneous"):
+            raise RecipeError(f"method: {self.method!r} is not cascade, oneshot or simultaneous")
         if not self.stages:
             raise RecipeError("stages: at least one stage is needed")
         seen = set()
