@@ -52,8 +52,11 @@ def common(args) -> dict:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU"}
 
 
-def run_one(model: str, protocol: str, seed: int) -> list[dict]:
-    """Train + evaluate in this process; return the clean and 0 dB records."""
+def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0) -> list[dict]:
+    """Train + evaluate in this process; return the clean and 0 dB records.
+
+    ``speed_jitter`` > 0 time-stretches training windows (a load change is a speed change); such
+    runs are recorded as method ``dense-speedjitter<value>`` and checkpointed apart."""
     import torch
 
     from cascadeprune.accounting import block_params
@@ -76,21 +79,23 @@ def run_one(model: str, protocol: str, seed: int) -> list[dict]:
     if recipe["lora"]:
         clf = add_lora(clf, LoRAConfig(rank=4, alpha=16))
     cfg = TrainConfig(max_steps=recipe["steps"], lr=recipe["lr"], batch_size=32, seed=seed, warmup_steps=30,
-                      eval_every=50, patience=4)
+                      eval_every=50, patience=4, speed_jitter=speed_jitter)
+    method = "dense" if not speed_jitter else f"dense-speedjitter{speed_jitter:g}"
     report = train_classifier(clf, ds, cfg, progress=False)
     if recipe["lora"]:
         clf = merge_lora(clf)
     wall = time.perf_counter() - t0
-    save_model(clf, CHECKPOINTS / f"{model}_{protocol}_seed{seed}", overwrite=True)
+    suffix = "" if not speed_jitter else f"_sj{speed_jitter:g}"
+    save_model(clf, CHECKPOINTS / f"{model}_{protocol}_seed{seed}{suffix}", overwrite=True)
     out = []
     for snr, data in ((None, ds), (0.0, noisy)):
         m = evaluate(clf, data, "test")
-        out.append({"benchmark": "dense", "model": model, "protocol": protocol, "method": "dense",
+        out.append({"benchmark": "dense", "model": model, "protocol": protocol, "method": method,
                     "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "test_snr_db": snr,
                     "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
                     "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
                     "train_steps": report["steps"], "best_val_accuracy": round(report["best_val_accuracy"], 5),
-                    "recipe": recipe | {"front_end": FRONT_END}, "wall_s": round(wall, 1),
+                    "recipe": recipe | {"front_end": FRONT_END, "speed_jitter": speed_jitter}, "wall_s": round(wall, 1),
                     "peak_rss_mb": round(peak_rss_mb())})
     return out
 
@@ -122,12 +127,13 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["fft-linear", "gpt2-10m", "llama-10m", "all-minilm-l6-v2"])
     ap.add_argument("--protocols", nargs="+", default=["cwru-4class-crossload", "cwru-10class-crossload"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--speed-jitter", type=float, default=0.0, help="training augmentation (see run_one)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode: one run, print JSON
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.one:
         (model,), (protocol,), (seed,) = args.models, args.protocols, args.seeds
-        recs = run_fft(protocol, seed) if model == "fft-linear" else run_one(model, protocol, seed)
+        recs = run_fft(protocol, seed) if model == "fft-linear" else run_one(model, protocol, seed, args.speed_jitter)
         print(json.dumps(recs))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +141,8 @@ def main() -> None:
         for model in args.models:
             for seed in args.seeds:
                 child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocols", protocol,
-                                        "--seeds", str(seed)], capture_output=True, text=True)
+                                        "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter)],
+                                       capture_output=True, text=True)
                 if child.returncode != 0:
                     print(f"FAILED {model} {protocol} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
                     continue
