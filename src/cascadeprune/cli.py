@@ -191,17 +191,13 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
                  data_dir: str | None = None, method: str | None = None, seed: int | None = None,
                  recovery_steps: int | None = None, resume: bool = False, dry_run: bool = False,
                  overwrite: bool = False, json_out: bool = False) -> int:
-    from cascadeprune.accounting import block_params, param_breakdown
-    from cascadeprune.methods.cascade import compress, dry_run as plan_stages
+    from cascadeprune.methods.cascade import dry_run as plan_stages
+    from cascadeprune.methods.cascade import run_compression
     from cascadeprune.methods.config import CompressConfig, load_recipe
-    from cascadeprune.plan import applied_plan
-    from cascadeprune.arch.resolve import resolve
-    from cascadeprune.report import write_report
-    from cascadeprune.storage import load_model, save_model
+    from cascadeprune.storage import load_model
     from cascadeprune.tasks.bearing.calibration import build_calibration
     from cascadeprune.tasks.bearing.classifier import VibrationClassifier
     from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.train import evaluate
 
     _refuse_input_overwrite(model, out)
     cfg = load_recipe(recipe) if recipe else CompressConfig()
@@ -231,20 +227,8 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
         raise CascadePruneError(f"{model} predicts classes {list(clf.classes)} but {task} has {list(ds.classes)}")
     calib = build_calibration(cfg.calibration.mix or {task: 1.0}, cfg.calibration.n, clf.classes,
                               seed=cfg.calibration.seed, data_dir=data_dir, windows=windows)
-    breakdown_before = param_breakdown(clf)
-    res = compress(clf, ds, cfg, out, (calib.x, calib.y), resume=resume,
-                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
-    small = res["model"]
-    save_model(small, final, overwrite=True)
-    plan = applied_plan(resolve(small))
-    (Path(out) / "plan.json").write_text(plan.to_json() + "\n")
-    test = evaluate(small, ds, "test")
-    report = {"model": model, "task": task, "method": cfg.method, "seed": cfg.seed,
-              "ratio_target": cfg.ratio, "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
-              "accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "dense": res["state"]["dense"],
-              "stages": res["state"]["stages"], "params_before": breakdown_before,
-              "params_after": param_breakdown(small), "config": cfg.to_dict(), "test": test}
-    paths = write_report(report, out)
+    result = run_compression(clf, ds, cfg, out, (calib.x, calib.y), name=model, task=task, resume=resume)
+    report, paths = result["report"], result["paths"]
     if json_out:
         print(json.dumps({k: report[k] for k in ("ratio_target", "ratio_achieved", "accuracy", "macro_f1")}, indent=2))
     else:

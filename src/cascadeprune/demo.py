@@ -63,10 +63,8 @@ def demo_family(family: str, out: Path, seed: int = 0) -> dict:
 def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: int = 300,
                   recovery_steps: tuple[int, int, int] = (60, 60, 180)) -> dict:
     """Train gpt2-mini on `synthetic`, compress it `ratio`x with the cascade, write everything."""
-    from cascadeprune.accounting import param_breakdown
-    from cascadeprune.methods.cascade import compress
+    from cascadeprune.methods.cascade import run_compression
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
-    from cascadeprune.report import write_report
     from cascadeprune.storage.load import load_backbone
     from cascadeprune.tasks.bearing.calibration import build_calibration
     from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
@@ -92,18 +90,9 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: i
                                                                      recovery=rec(r_channels))]).check()
     calib = build_calibration({"synthetic": 0.8, "synthetic@snr=0": 0.2}, 256, ds.classes, seed=0, windows=windows)
     print(f"[2/3] compressing {ratio:g}x: layers -> heads -> channels with LoRA recovery between stages")
-    before = param_breakdown(clf)
-    res = compress(clf, ds, cfg, root / "compressed", (calib.x, calib.y),
-                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
-    small = res["model"]
-    save_model(small, root / "compressed" / "model", overwrite=True)
-    test = evaluate(small, ds, "test")
-    report = {"model": "gpt2-mini (demo)", "task": "synthetic", "method": "cascade", "seed": seed,
-              "ratio_target": ratio, "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
-              "accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "dense": res["state"]["dense"],
-              "stages": res["state"]["stages"], "params_before": before, "params_after": param_breakdown(small),
-              "config": cfg.to_dict(), "test": test}
-    paths = write_report(report, root / "compressed")
+    result = run_compression(clf, ds, cfg, root / "compressed", (calib.x, calib.y), name="gpt2-mini (demo)",
+                             task="synthetic")
+    report, paths = result["report"], result["paths"]
     return {"report": report, "paths": paths, "dense_accuracy": dense_acc["accuracy"]}
 
 

@@ -203,6 +203,30 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
     return {"model": clf, "state": state, "ratio_target": cfg.ratio, "ratio_achieved": achieved}
 
 
+def run_compression(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib, name: str, task: str,
+                    resume: bool = False, progress: bool = True) -> dict:
+    """compress() plus the deliverables: ``out/model/``, ``out/plan.json`` and the report files."""
+    from cascadeprune.accounting import param_breakdown
+    from cascadeprune.report import write_report
+    from cascadeprune.storage import save_model
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    out = Path(out)
+    before = param_breakdown(clf)
+    res = compress(clf, ds, cfg, out, calib, resume=resume, progress=progress,
+                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
+    small = res["model"]
+    save_model(small, out / "model", overwrite=True)
+    (out / "plan.json").write_text(applied_plan(resolve(small)).to_json() + "\n")
+    test = evaluate(small, ds, "test")
+    report = {"model": name, "task": task, "method": cfg.method, "seed": cfg.seed, "ratio_target": cfg.ratio,
+              "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
+              "accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "dense": res["state"]["dense"],
+              "stages": res["state"]["stages"], "params_before": before, "params_after": param_breakdown(small),
+              "config": cfg.to_dict(), "test": test}
+    return {"model": small, "report": report, "paths": write_report(report, out)}
+
+
 def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> None:
     """Score every granularity once on the model as it is, then remove all of them together down
     to ``target`` block params, each granularity taking its share of the cut."""
