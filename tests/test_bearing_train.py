@@ -111,3 +111,16 @@ def test_train_and_eval_cli(tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)
     assert m["snr_db"] == 0 and m["n"] > 0 and 0 <= m["accuracy"] <= 1
     assert main(["eval", str(out), "--task", "mfpt-2class-crossload", "--data-dir", str(tmp_path)]) == 2
+
+
+def test_any_local_hf_directory_is_a_backbone(tmp_path, capsys):
+    from cascadeprune.storage.sources import tiny_model
+
+    save_model(tiny_model("qwen2"), tmp_path / "qwen")  # a causal LM with a vocabulary and an LM head
+    out = tmp_path / "clf"
+    assert main(["train", "--task", "synthetic", "--backbone", str(tmp_path / "qwen"), "--out", str(out),
+                 "--max-steps", "2", "--window", "512", "--patch", "16", "--stride", "2048"]) == 0
+    clf = load_model(out)
+    assert type(clf.backbone).__name__ == "Qwen2Model"  # the trunk only: no LM head
+    assert clf.backbone.get_input_embeddings().weight.shape[0] == 1  # token embeddings dropped
+    assert clf.pooling == "last"
