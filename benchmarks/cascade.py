@@ -5,7 +5,8 @@ trained here first when missing). Every variant gets the same total recovery bud
 JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.jsonl).
 
     python benchmarks/cascade.py --ratios 2.5 5.8 8.7 13.8 --variants cascade oneshot --seeds 42 123 456
-    python benchmarks/cascade.py --ratios 8.7 --variants cascade-reverse cascade-norecovery
+    python benchmarks/cascade.py --ratios 8.7 --variants cascade-reverse cascade-simultaneous cascade-norecovery
+    python benchmarks/cascade.py --ratios 8.7 --variants cascade --shares 0.3,0.2,0.5 0,0.3,0.7 0.45,0.1,0.45
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -31,7 +32,7 @@ RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
 
 
-def variant_config(variant: str, ratio: float, seed: int):
+def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -41,11 +42,13 @@ def variant_config(variant: str, ratio: float, seed: int):
     stages = []
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora", steps=RECOVERY_STEPS[g])
-        stages.append(StageConfig(g, steps=2 if g == "channels" else 1, recovery=rec))
+        share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
+        stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
 
 
-def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str) -> dict:
+def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
+            shares: tuple[float, float, float] | None = None) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -64,7 +67,9 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str) ->
     clf = load_model(ckpt)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed)
+    cfg = variant_config(variant, ratio, seed, shares)
+    if shares is not None:
+        variant = f"{variant}-shares-{'-'.join(f'{x:g}' for x in shares)}"
     calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
     t0 = time.perf_counter()
     out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}"
@@ -87,29 +92,39 @@ def main() -> None:
     ap.add_argument("--ratios", nargs="+", type=float, default=[2.5, 5.8, 8.7, 13.8])
     ap.add_argument("--variants", nargs="+", default=["cascade", "oneshot"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--shares", nargs="+", default=None,
+                    help="budget splits to sweep, each 'L,H,C' (e.g. 0.3,0.2,0.5); recorded in the method name")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    parse = lambda text: tuple(float(x) for x in text.split(","))  # noqa: E731
     if args.one:
-        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0])))
+        shares = parse(args.shares[0]) if args.shares else None
+        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
         for variant in args.variants:
-            for seed in args.seeds:
-                child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
-                                        args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
-                                        str(seed)], capture_output=True, text=True)
-                if child.returncode != 0:
-                    print(f"FAILED {variant} {ratio} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
-                    continue
-                rec = json.loads(child.stdout.strip().splitlines()[-1]) | common(args)
-                rec["command"] = "python benchmarks/cascade.py " + " ".join(args.argv)
-                with open(RESULTS, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                print(f"{variant} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
-                      f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
+            for shares in args.shares or [None]:
+                for seed in args.seeds:
+                    extra = ["--shares", shares] if shares else []
+                    child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+                                            args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
+                                            str(seed), *extra], capture_output=True, text=True)
+                    _record(child, args, variant, ratio, seed)
 
+
+def _record(child, args, variant, ratio, seed) -> None:
+    """Append the child's JSON record to the results file (or report its failure)."""
+    if child.returncode != 0:
+        print(f"FAILED {variant} {ratio} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
+        return
+    rec = json.loads(child.stdout.strip().splitlines()[-1]) | common(args)
+    rec["command"] = "python benchmarks/cascade.py " + " ".join(args.argv)
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(f"{rec['method']} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
+          f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
 
 if __name__ == "__main__":
     main()
