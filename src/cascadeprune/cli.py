@@ -117,7 +117,7 @@ def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, l
               lora_rank: int = 4, lora_alpha: int = 16, epochs: float = 10.0, max_steps: int | None = None,
               batch_size: int = 32, lr: float | None = None, seed: int = 42, patch: int = 32, window: int = 1024,
               stride: int = 512, patience: int = 4, features: str = "spectrum", global_token: bool = True,
-              speed_jitter: float = 0.0, overwrite: bool = False, json_out: bool = False) -> int:
+              speed_jitter: float = 0.03, overwrite: bool = False, json_out: bool = False) -> int:
     import torch
 
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
@@ -301,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="front-end tokens: log-spectrum bands (default), time-domain patches, or both")
     s.add_argument("--no-global-token", dest="global_token", action="store_false",
                    help="drop the token that projects the whole log spectrum")
-    s.add_argument("--speed-jitter", type=float, default=0.0,
-                   help="augment: time-stretch training windows by up to +-this fraction")
+    s.add_argument("--speed-jitter", type=float, default=0.03,
+                   help="augment: time-stretch training windows by up to +-this fraction (a load change is a "
+                        "speed change; measured: gpt2-10m cwru-4class-crossload 95.2 -> 99.6 %%; 0 to disable)")
     s.add_argument("--window", type=int, default=1024)
     s.add_argument("--stride", type=int, default=512)
     s.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
