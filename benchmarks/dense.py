@@ -37,13 +37,6 @@ RECIPES = {
 FRONT_END = dict(window=1024, patch=32, features="spectrum", global_token=True)
 
 
-def peak_rss_mb() -> float:
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def common(args) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
@@ -60,6 +53,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0) -> 
     import torch
 
     from cascadeprune.accounting import block_params
+    from cascadeprune.deploy.memory import peak_rss_mb
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
     from cascadeprune.storage import save_model
     from cascadeprune.storage.load import load_backbone
@@ -101,6 +95,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0) -> 
 
 
 def run_fft(protocol: str, seed: int) -> list[dict]:
+    from cascadeprune.deploy.memory import peak_rss_mb
     from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
     from cascadeprune.tasks.bearing.reference import FFTLinear
     from cascadeprune.tasks.bearing.train import metrics
