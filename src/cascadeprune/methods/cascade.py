@@ -100,18 +100,14 @@ def _scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, g
     return stats, score(granularity, stage.criterion, stats, mode=stage.mode, seed=seed, protect_ends=protect_ends)
 
 
-def _remove(model, granularity: str, scores, params: int, cfg: CompressConfig, mode: str) -> PruningPlan:
-    s = resolve(model)
-    return select(granularity, s, scores, params, mode=mode, max_fraction=cfg.max_channel_fraction)
-
-
 def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool) -> None:
     """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
     for step in range(stage.steps):
         now = block_params(model)
         step_target = round(now - (now - target) / (stage.steps - step))
         _, sc = _scores(model, batches, stage, seed + step, cfg.protect_ends)
-        plan = _remove(model, stage.granularity, sc, now - step_target, cfg, stage.mode)
+        plan = select(stage.granularity, resolve(model), sc, now - step_target, mode=stage.mode,
+                      max_fraction=cfg.max_channel_fraction)
         apply_plan(model, plan, inplace=True)
     gap = block_params(model) - target
     if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
@@ -119,7 +115,8 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
                                                                                      "ablation") else stage.criterion)
         trim.check("trim")
         _, sc = _scores(model, batches, trim, seed + 99, cfg.protect_ends)
-        apply_plan(model, _remove(model, "channels", sc, gap, cfg, "grouped"), inplace=True)
+        apply_plan(model, select("channels", resolve(model), sc, gap, max_fraction=cfg.max_channel_fraction),
+                   inplace=True)
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -149,16 +146,16 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
     batches = calibration_batches(*calib, cfg.calibration.batch_size)
     teacher = copy.deepcopy(clf).eval() if any(st.recovery.method == "distill" for st in cfg.stages) else None
     evaluate_fn = evaluate_fn or (lambda m, split: {"accuracy": float("nan")})
-    state = {"config": cfg.to_dict(), "completed": -1, "stages": [],
-             "dense": {"block_params": dense_blocks, "accuracy": evaluate_fn(clf, "test")["accuracy"]}}
     if resume and (ckpt / STATE_FILE).is_file():
-        saved = json.loads((ckpt / STATE_FILE).read_text())
-        if saved["config"] != state["config"]:
+        state = json.loads((ckpt / STATE_FILE).read_text())
+        if state["config"] != cfg.to_dict():
             raise CascadePruneError(f"{ckpt / STATE_FILE}: the checkpoint was made with another configuration; "
                                     "use the same recipe and ratio, or start without --resume")
-        state = saved
         if state["completed"] >= 0:
             clf = load_model(ckpt / f"stage-{state['completed']:02d}")
+    else:  # the dense model is evaluated once, not again on every resume
+        state = {"config": cfg.to_dict(), "completed": -1, "stages": [],
+                 "dense": {"block_params": dense_blocks, "accuracy": evaluate_fn(clf, "test")["accuracy"]}}
     if cfg.method == "oneshot":
         stages = [("oneshot", None)]
     else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
