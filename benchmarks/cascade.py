@@ -32,7 +32,8 @@ RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
 
 
-def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None):
+def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
+                   speed_jitter: float = 0.0):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -41,14 +42,15 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     method = {"oneshot": "oneshot", "cascade-simultaneous": "simultaneous"}.get(variant, "cascade")
     stages = []
     for g in order:
-        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora", steps=RECOVERY_STEPS[g])
+        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora", steps=RECOVERY_STEPS[g],
+                             speed_jitter=speed_jitter)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
 
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
-            shares: tuple[float, float, float] | None = None) -> dict:
+            shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -60,19 +62,20 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     from cascadeprune.tasks.bearing.train import evaluate
 
     torch.set_num_threads(os.cpu_count() or 1)
-    ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}"
+    suffix = f"_sj{speed_jitter:g}" if speed_jitter else ""
+    ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}{suffix}"
     if not ckpt.is_dir():
         subprocess.run([sys.executable, str(HERE / "dense.py"), "--models", model, "--protocols", protocol,
-                        "--seeds", str(seed)], check=True)
+                        "--seeds", str(seed), "--speed-jitter", str(speed_jitter)], check=True)
     clf = load_model(ckpt)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed, shares)
+    cfg = variant_config(variant, ratio, seed, shares, speed_jitter)
     if shares is not None:
         variant = f"{variant}-shares-{'-'.join(f'{x:g}' for x in shares)}"
     calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
     t0 = time.perf_counter()
-    out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}"
+    out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}{suffix}"
     res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
                    evaluate_fn=lambda m, split: evaluate(m, ds, split))
     m = evaluate(res["model"], ds, "test")
@@ -81,7 +84,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "test_snr_db": None, "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
             "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(res["model"]),
             "dense_accuracy": res["state"]["dense"]["accuracy"], "stages": res["state"]["stages"],
-            "recovery_steps": RECOVERY_STEPS, "wall_s": round(time.perf_counter() - t0, 1),
+            "recovery_steps": RECOVERY_STEPS, "speed_jitter": speed_jitter, "dense_checkpoint": ckpt.name,
+            "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
 
@@ -94,20 +98,24 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
     ap.add_argument("--shares", nargs="+", default=None,
                     help="budget splits to sweep, each 'L,H,C' (e.g. 0.3,0.2,0.5); recorded in the method name")
+    ap.add_argument("--speed-jitter", type=float, default=0.0,
+                    help="start from the dense checkpoint trained with this speed jitter (<name>_sj<value>) and "
+                         "use the same jitter in every recovery")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     parse = lambda text: tuple(float(x) for x in text.split(","))  # noqa: E731
     if args.one:
         shares = parse(args.shares[0]) if args.shares else None
-        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares)))
+        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
+                                 args.speed_jitter)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
         for variant in args.variants:
             for shares in args.shares or [None]:
                 for seed in args.seeds:
-                    extra = ["--shares", shares] if shares else []
+                    extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
                                             str(seed), *extra], capture_output=True, text=True)

@@ -1,43 +1,69 @@
 """Summarise benchmarks/results/*.jsonl as Markdown tables (mean +- sd over seeds).
 
     python benchmarks/table.py benchmarks/results/dense.jsonl
+    python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
 
-Groups records by (protocol, model, method, ratio_target, test_snr_db); when a group was run
-more than once for the same seed, the newest record wins.
+Groups records by (protocol, model, method, ratio_target, test_snr_db, speed_jitter); when a group
+was run more than once for the same seed, the newest record wins. Compression records also show
+the mean accuracy of the dense models they started from.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 
 
-def summarise(path: str) -> str:
+def _sd(v: list[float]) -> str:
+    return f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
+
+
+def summarise(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
+              prefix: str | None = None) -> str:
     latest: dict[tuple, dict] = {}
     for line in open(path):
         r = json.loads(line)
-        key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"), r["seed"])
+        if methods and r["method"] not in methods:
+            continue
+        if prefix and not r["method"].startswith(prefix):
+            continue
+        if speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter:
+            continue
+        key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
+               r.get("speed_jitter", 0.0), r["seed"])
         latest[key] = r  # later lines are newer
     groups = defaultdict(list)
-    for (protocol, model, method, ratio, snr, _), r in latest.items():
-        groups[(protocol, model, method, ratio, snr)].append(r)
-    lines = ["| protocol | model | method | ratio | test noise | accuracy % (mean ± sd) | macro-F1 % | seeds | "
-             "block params | train wall s | peak RSS MB |", "|" + "---|" * 11]
-    for (protocol, model, method, ratio, snr), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+    for key, r in latest.items():
+        groups[key[:-1]].append(r)
+    compression = any("dense_accuracy" in r for r in latest.values())
+    head = ["protocol", "model", "method", "ratio", "test noise", "accuracy % (mean ± sd)", "macro-F1 %"]
+    head += ["dense start %", "speed jitter"] if compression else []
+    head += ["seeds", "block params", "wall s", "peak RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2], float(kv[0][3]), str(kv[0][4]), kv[0][5])  # noqa: E731
+    for (protocol, model, method, ratio, snr, sj), rs in sorted(groups.items(), key=order):
         acc = [100 * r["accuracy"] for r in rs]
         f1 = [100 * r["macro_f1"] for r in rs]
-        sd = lambda v: f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""  # noqa: E731
         achieved = statistics.mean(r.get("ratio_achieved", ratio) for r in rs)
-        lines.append(
-            f"| {protocol} | {model} | {method} | {achieved:.2f}× | {'clean' if snr is None else f'{snr:g} dB'} | "
-            f"{statistics.mean(acc):.2f}{sd(acc)} | {statistics.mean(f1):.2f}{sd(f1)} | "
-            f"{','.join(str(r['seed']) for r in sorted(rs, key=lambda r: r['seed']))} | {rs[0]['block_params']:,} | "
-            f"{statistics.mean(r['wall_s'] for r in rs):.0f} | {max(r['peak_rss_mb'] for r in rs)} |")
+        row = [protocol, model, method, f"{achieved:.2f}×", "clean" if snr is None else f"{snr:g} dB",
+               f"{statistics.mean(acc):.2f}{_sd(acc)}", f"{statistics.mean(f1):.2f}{_sd(f1)}"]
+        if compression:
+            dense = [100 * r["dense_accuracy"] for r in rs if "dense_accuracy" in r]
+            row += [f"{statistics.mean(dense):.2f}" if dense else "", f"{sj:g}"]
+        row += [",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"])), f"{rs[0]['block_params']:,}",
+                f"{statistics.mean(r['wall_s'] for r in rs):.0f}", str(max(r["peak_rss_mb"] for r in rs))]
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    for p in sys.argv[1:]:
-        print(summarise(p))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("paths", nargs="+")
+    ap.add_argument("--methods", nargs="+", help="only these methods")
+    ap.add_argument("--prefix", help="only methods starting with this")
+    ap.add_argument("--speed-jitter", type=float, help="only records with this recovery/dense speed jitter")
+    args = ap.parse_args()
+    for p in args.paths:
+        print(summarise(p, args.methods, args.speed_jitter, args.prefix))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -80,3 +81,13 @@ def test_demo_parts_run(tmp_path):
     result = compress_demo(tmp_path, ratio=8.0, train_steps=20, recovery_steps=(2, 2, 4))
     assert abs(result["report"]["ratio_achieved"] / 8.0 - 1) <= 0.01
     assert result["paths"]["markdown"].is_file() and (tmp_path / "compressed" / "model" / "classifier.json").is_file()
+
+
+def test_python_dash_m_is_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "cascadeprune", "inspect", "tiny-gpt2", "--json"],
+                         capture_output=True, text=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["family"] == "gpt2"

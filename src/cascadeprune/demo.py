@@ -82,7 +82,7 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: i
     save_model(clf, root / "dense", overwrite=True)
     dense_acc = evaluate(clf, ds, "test")
     print(f"      dense test accuracy {100 * dense_acc['accuracy']:.2f} %")
-    rec = lambda steps: RecoveryConfig(method="lora", steps=steps, lr=2e-3, speed_jitter=0.03)  # noqa: E731
+    rec = lambda steps: RecoveryConfig(method="lora", steps=steps, lr=2e-3)  # noqa: E731
     r_layers, r_heads, r_channels = recovery_steps
     cfg = CompressConfig(ratio=ratio, seed=seed, stages=[StageConfig("layers", recovery=rec(r_layers)),
                                                          StageConfig("heads", recovery=rec(r_heads)),

@@ -48,7 +48,7 @@ class RecoveryConfig:
     batch_size: int = 32
     distill_alpha: float = 0.5
     temperature: float = 2.0
-    speed_jitter: float = 0.0
+    speed_jitter: float = 0.03  # time-stretch recovery windows by up to +-3 % (as `train` does by default)
 
     def check(self, where: str) -> None:
         if self.method not in ("lora", "full", "distill", "none"):

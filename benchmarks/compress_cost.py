@@ -1,0 +1,94 @@
+"""Wall time and peak memory of a full `cascadeprune compress` run, through the CLI as a user runs it.
+
+Each run is a fresh process (`python -m cascadeprune compress ...`); its wall time and peak
+resident memory (ru_maxrss of the reaped child) are measured from outside. Accuracy,
+achieved ratio and the per-stage record come from the run's report.json. One JSON record per run
+is appended to benchmarks/results/compress_cost.jsonl (same keys as dense.jsonl).
+
+    python benchmarks/compress_cost.py --models all-minilm-l6-v2 smollm2-135m --ratio 8.7
+
+Starts from benchmarks/checkpoints/<model>_<protocol>_seed<seed> (benchmarks/dense.py writes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from dense import CHECKPOINTS, DATA, common  # noqa: E402
+
+RESULTS = HERE / "results" / "compress_cost.jsonl"
+ROOT = HERE.parent
+
+
+def run_one(model: str, protocol: str, seed: int, ratio: float, recipe: Path) -> dict:
+    ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}"
+    if not ckpt.is_dir():
+        raise SystemExit(f"{ckpt} is missing: python benchmarks/dense.py --models {model} --protocols {protocol} "
+                         f"--seeds {seed}")
+    out = HERE / "runs" / f"cost_{model}_{protocol}_{ratio:g}x_seed{seed}"
+    cmd = [sys.executable, "-m", "cascadeprune", "compress", str(ckpt), "--task", protocol, "--ratio", str(ratio),
+           "--recipe", str(recipe), "--seed", str(seed), "--data-dir", str(DATA), "--out", str(out), "--overwrite"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"compress failed ({proc.returncode}):\n{stderr[-3000:]}")
+    rep = json.loads((out / "report.json").read_text())
+    return {"benchmark": "compress_cost", "model": model, "protocol": protocol, "method": rep["method"],
+            "ratio_target": ratio, "ratio_achieved": round(rep["ratio_achieved"], 4), "seed": seed,
+            "test_snr_db": None, "accuracy": round(rep["accuracy"], 5), "macro_f1": round(rep["macro_f1"], 5),
+            "per_load_accuracy": rep["test"].get("per_load_accuracy"), "block_params": rep["block_params"],
+            "dense_accuracy": rep["dense"]["accuracy"], "stages": rep["stages"],
+            "recipe": str(recipe.relative_to(ROOT)), "cli": " ".join(["cascadeprune", *cmd[3:]]),
+            "wall_s": round(wall, 1), "peak_rss_mb": _peak_child_mb()}
+
+
+def _peak_child_mb() -> int:
+    """Peak RSS of the finished compress process: RUSAGE_CHILDREN is the maximum over reaped
+    children, and each --one process reaps exactly one (see main)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="+", default=["all-minilm-l6-v2", "smollm2-135m"])
+    ap.add_argument("--protocol", default="cwru-4class-crossload")
+    ap.add_argument("--ratio", type=float, default=8.7)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "cpu-fast.yaml")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.one:  # one model per process, so RUSAGE_CHILDREN holds this run's child only
+        print(json.dumps(run_one(args.models[0], args.protocol, args.seed, args.ratio, args.recipe.resolve())))
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    for model in args.models:
+        child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocol", args.protocol,
+                                "--ratio", str(args.ratio), "--seed", str(args.seed), "--recipe", str(args.recipe)],
+                               capture_output=True, text=True)
+        if child.returncode != 0:
+            print(f"FAILED {model}:\n{child.stderr[-3000:]}", file=sys.stderr)
+            continue
+        rec = json.loads(child.stdout.strip().splitlines()[-1]) | common(args)
+        rec["command"] = "python benchmarks/compress_cost.py " + " ".join(args.argv)
+        with open(RESULTS, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(f"{model}: {rec['wall_s']} s, peak {rec['peak_rss_mb']} MB, {rec['ratio_achieved']:.2f}x, "
+              f"accuracy {100 * rec['accuracy']:.2f} % (dense {100 * rec['dense_accuracy']:.2f} %)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
