@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, FRONT_END, common  # noqa: E402
+from dense import CHECKPOINTS, DATA, FRONT_END, append_child_records  # noqa: E402
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
@@ -123,16 +123,10 @@ def main() -> None:
 
 
 def _record(child, args, variant, ratio, seed) -> None:
-    """Append the child's JSON record to the results file (or report its failure)."""
-    if child.returncode != 0:
-        print(f"FAILED {variant} {ratio} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
-        return
-    rec = json.loads(child.stdout.strip().splitlines()[-1]) | common(args)
-    rec["command"] = "python benchmarks/cascade.py " + " ".join(args.argv)
-    with open(RESULTS, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    print(f"{rec['method']} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
-          f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
+    for rec in append_child_records(child, args, RESULTS, "cascade.py", f"{variant} {ratio} {seed}"):
+        print(f"{rec['method']} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
+              f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, common  # noqa: E402
+from dense import CHECKPOINTS, DATA, append_child_records  # noqa: E402
 
 RESULTS = HERE / "results" / "compress_cost.jsonl"
 ROOT = HERE.parent
@@ -79,15 +79,9 @@ def main() -> None:
         child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocol", args.protocol,
                                 "--ratio", str(args.ratio), "--seed", str(args.seed), "--recipe", str(args.recipe)],
                                capture_output=True, text=True)
-        if child.returncode != 0:
-            print(f"FAILED {model}:\n{child.stderr[-3000:]}", file=sys.stderr)
-            continue
-        rec = json.loads(child.stdout.strip().splitlines()[-1]) | common(args)
-        rec["command"] = "python benchmarks/compress_cost.py " + " ".join(args.argv)
-        with open(RESULTS, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        print(f"{model}: {rec['wall_s']} s, peak {rec['peak_rss_mb']} MB, {rec['ratio_achieved']:.2f}x, "
-              f"accuracy {100 * rec['accuracy']:.2f} % (dense {100 * rec['dense_accuracy']:.2f} %)", flush=True)
+        for rec in append_child_records(child, args, RESULTS, "compress_cost.py", model):
+            print(f"{model}: {rec['wall_s']} s, peak {rec['peak_rss_mb']} MB, {rec['ratio_achieved']:.2f}x, "
+                  f"accuracy {100 * rec['accuracy']:.2f} % (dense {100 * rec['dense_accuracy']:.2f} %)", flush=True)
 
 
 if __name__ == "__main__":

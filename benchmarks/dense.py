@@ -37,12 +37,27 @@ RECIPES = {
 FRONT_END = dict(window=1024, patch=32, features="spectrum", global_token=True)
 
 
-def common(args) -> dict:
+def common(args, script: str = "dense.py") -> dict:
+    """Provenance every record carries: date, the command that produced it, commit and machine."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE).stdout.strip()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": "python benchmarks/dense.py " + " ".join(args.argv), "commit": commit,
+            "command": f"python benchmarks/{script} " + " ".join(args.argv), "commit": commit,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU"}
+
+
+def append_child_records(child: subprocess.CompletedProcess, args, results: Path, script: str,
+                         what: str) -> list[dict]:
+    """Append the JSON record(s) a ``--one`` child printed last, with provenance; [] if it failed."""
+    if child.returncode != 0:
+        print(f"FAILED {what}:\n{child.stderr[-3000:]}", file=sys.stderr)
+        return []
+    out = json.loads(child.stdout.strip().splitlines()[-1])
+    recs = [r | common(args, script) for r in (out if isinstance(out, list) else [out])]
+    with open(results, "a") as f:
+        for r in recs:
+            f.write(json.dumps(r) + "\n")
+    return recs
 
 
 def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0) -> list[dict]:
@@ -138,13 +153,9 @@ def main() -> None:
                 child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocols", protocol,
                                         "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter)],
                                        capture_output=True, text=True)
-                if child.returncode != 0:
-                    print(f"FAILED {model} {protocol} {seed}:\n{child.stderr[-3000:]}", file=sys.stderr)
+                recs = append_child_records(child, args, RESULTS, "dense.py", f"{model} {protocol} {seed}")
+                if not recs:
                     continue
-                recs = json.loads(child.stdout.strip().splitlines()[-1])
-                with open(RESULTS, "a") as f:
-                    for r in recs:
-                        f.write(json.dumps(r | common(args)) + "\n")
                 clean = recs[0]
                 print(f"{protocol} {model} seed {seed}: accuracy {clean['accuracy']:.4f} "
                       f"(0 dB: {recs[1]['accuracy']:.4f}), {clean['wall_s']} s, {clean['peak_rss_mb']} MB", flush=True)
