@@ -7,6 +7,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --ratios 2.5 5.8 8.7 13.8 --variants cascade oneshot --seeds 42 123 456
     python benchmarks/cascade.py --ratios 8.7 --variants cascade-reverse cascade-simultaneous cascade-norecovery
     python benchmarks/cascade.py --ratios 8.7 --variants cascade --shares 0.3,0.2,0.5 0,0.3,0.7 0.45,0.1,0.45
+    python benchmarks/cascade.py --ratios 13.8 --variants cascade oneshot --recovery-scale 0.2   # 1/5 of the budget
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -32,8 +33,12 @@ RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
 
 
+def recovery_steps(scale: float = 1.0) -> dict[str, int]:
+    return {g: max(1, round(n * scale)) for g, n in RECOVERY_STEPS.items()}
+
+
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
-                   speed_jitter: float = 0.0):
+                   speed_jitter: float = 0.0, recovery_scale: float = 1.0):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -42,15 +47,16 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     method = {"oneshot": "oneshot", "cascade-simultaneous": "simultaneous"}.get(variant, "cascade")
     stages = []
     for g in order:
-        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora", steps=RECOVERY_STEPS[g],
-                             speed_jitter=speed_jitter)
+        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora",
+                             steps=recovery_steps(recovery_scale)[g], speed_jitter=speed_jitter)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
 
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
-            shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0) -> dict:
+            shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
+            recovery_scale: float = 1.0) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -70,12 +76,13 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     clf = load_model(ckpt)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed, shares, speed_jitter)
+    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale)
     if shares is not None:
         variant = f"{variant}-shares-{'-'.join(f'{x:g}' for x in shares)}"
     calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
     t0 = time.perf_counter()
-    out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}{suffix}"
+    rs = "" if recovery_scale == 1 else f"_rec{recovery_scale:g}"
+    out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}{suffix}{rs}"
     res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
                    evaluate_fn=lambda m, split: evaluate(m, ds, split))
     m = evaluate(res["model"], ds, "test")
@@ -84,7 +91,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "test_snr_db": None, "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
             "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(res["model"]),
             "dense_accuracy": res["state"]["dense"]["accuracy"], "stages": res["state"]["stages"],
-            "recovery_steps": RECOVERY_STEPS, "speed_jitter": speed_jitter, "dense_checkpoint": ckpt.name,
+            "recovery_steps": recovery_steps(recovery_scale), "speed_jitter": speed_jitter,
+            "dense_checkpoint": ckpt.name,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
@@ -101,6 +109,8 @@ def main() -> None:
     ap.add_argument("--speed-jitter", type=float, default=0.0,
                     help="start from the dense checkpoint trained with this speed jitter (<name>_sj<value>) and "
                          "use the same jitter in every recovery")
+    ap.add_argument("--recovery-scale", type=float, default=1.0,
+                    help="multiply every recovery budget (60/60/180 LoRA steps) by this")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -108,14 +118,15 @@ def main() -> None:
     if args.one:
         shares = parse(args.shares[0]) if args.shares else None
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
-                                 args.speed_jitter)))
+                                 args.speed_jitter, args.recovery_scale)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
         for variant in args.variants:
             for shares in args.shares or [None]:
                 for seed in args.seeds:
-                    extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter)]
+                    extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter),
+                                                                        "--recovery-scale", str(args.recovery_scale)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
                                             str(seed), *extra], capture_output=True, text=True)

@@ -3,9 +3,9 @@
     python benchmarks/table.py benchmarks/results/dense.jsonl
     python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
 
-Groups records by (protocol, model, method, ratio_target, test_snr_db, speed_jitter); when a group
-was run more than once for the same seed, the newest record wins. Compression records also show
-the mean accuracy of the dense models they started from.
+Groups records by (protocol, model, method, ratio_target, test_snr_db, speed_jitter, total
+recovery steps); when a group was run more than once for the same seed, the newest record wins.
+Compression records also show the mean accuracy of the dense models they started from.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _sd(v: list[float]) -> str:
 
 
 def summarise(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
-              prefix: str | None = None) -> str:
+              prefix: str | None = None, ratios: list[float] | None = None) -> str:
     latest: dict[tuple, dict] = {}
     for line in open(path):
         r = json.loads(line)
@@ -31,19 +31,21 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
             continue
         if speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter:
             continue
+        if ratios and r.get("ratio_target", 1.0) not in ratios:
+            continue
         key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
-               r.get("speed_jitter", 0.0), r["seed"])
+               r.get("speed_jitter", 0.0), sum(r.get("recovery_steps", {}).values()), r["seed"])
         latest[key] = r  # later lines are newer
     groups = defaultdict(list)
     for key, r in latest.items():
         groups[key[:-1]].append(r)
     compression = any("dense_accuracy" in r for r in latest.values())
     head = ["protocol", "model", "method", "ratio", "test noise", "accuracy % (mean ± sd)", "macro-F1 %"]
-    head += ["dense start %", "speed jitter"] if compression else []
+    head += ["dense start %", "speed jitter", "recovery steps"] if compression else []
     head += ["seeds", "block params", "wall s", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = lambda kv: (kv[0][0], kv[0][1], kv[0][2], float(kv[0][3]), str(kv[0][4]), kv[0][5])  # noqa: E731
-    for (protocol, model, method, ratio, snr, sj), rs in sorted(groups.items(), key=order):
+    order = lambda kv: (kv[0][0], kv[0][1], float(kv[0][3]), kv[0][2], str(kv[0][4]), kv[0][5], kv[0][6])  # noqa: E731
+    for (protocol, model, method, ratio, snr, sj, steps), rs in sorted(groups.items(), key=order):
         acc = [100 * r["accuracy"] for r in rs]
         f1 = [100 * r["macro_f1"] for r in rs]
         achieved = statistics.mean(r.get("ratio_achieved", ratio) for r in rs)
@@ -51,7 +53,7 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
                f"{statistics.mean(acc):.2f}{_sd(acc)}", f"{statistics.mean(f1):.2f}{_sd(f1)}"]
         if compression:
             dense = [100 * r["dense_accuracy"] for r in rs if "dense_accuracy" in r]
-            row += [f"{statistics.mean(dense):.2f}" if dense else "", f"{sj:g}"]
+            row += [f"{statistics.mean(dense):.2f}" if dense else "", f"{sj:g}", str(steps)]
         row += [",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"])), f"{rs[0]['block_params']:,}",
                 f"{statistics.mean(r['wall_s'] for r in rs):.0f}", str(max(r["peak_rss_mb"] for r in rs))]
         lines.append("| " + " | ".join(row) + " |")
@@ -64,6 +66,7 @@ if __name__ == "__main__":
     ap.add_argument("--methods", nargs="+", help="only these methods")
     ap.add_argument("--prefix", help="only methods starting with this")
     ap.add_argument("--speed-jitter", type=float, help="only records with this recovery/dense speed jitter")
+    ap.add_argument("--ratios", nargs="+", type=float, help="only these target ratios")
     args = ap.parse_args()
     for p in args.paths:
-        print(summarise(p, args.methods, args.speed_jitter, args.prefix))
+        print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios))
