@@ -4,7 +4,7 @@
     python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
 
 Groups records by (protocol, model, method, ratio_target, test_snr_db, speed_jitter, total
-recovery steps); when a group was run more than once for the same seed, the newest record wins.
+recovery steps, budget shares); when a group was run more than once for the same seed, the newest record wins.
 Compression records also show the mean accuracy of the dense models they started from.
 """
 
@@ -14,6 +14,23 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+
+
+# Records written before they carried "shares" used the default split of their day: 0.3/0.2/0.5
+# until the measured sweep replaced it with 0.6/0.2/0.2 (methods/config.py) at this time.
+_SPLIT_CHANGED = "2026-11-22T18:27"
+
+
+def _shares(r: dict) -> str:
+    """The budget split L/H/C a compression record used."""
+    if "ratio_target" not in r or r.get("benchmark") != "cascade":
+        return ""
+    if r["method"].startswith("cascade-shares-"):
+        sh = dict(zip(("layers", "heads", "channels"), map(float, r["method"].split("-")[2:5])))
+    else:
+        sh = r.get("shares") or ({"layers": 0.3, "heads": 0.2, "channels": 0.5} if r["date"] < _SPLIT_CHANGED
+                                 else {"layers": 0.6, "heads": 0.2, "channels": 0.2})
+    return "/".join(f"{sh[g]:g}" for g in ("layers", "heads", "channels") if g in sh)
 
 
 def _sd(v: list[float]) -> str:
@@ -34,18 +51,18 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
         if ratios and r.get("ratio_target", 1.0) not in ratios:
             continue
         key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
-               r.get("speed_jitter", 0.0), sum(r.get("recovery_steps", {}).values()), r["seed"])
+               r.get("speed_jitter", 0.0), sum(r.get("recovery_steps", {}).values()), _shares(r), r["seed"])
         latest[key] = r  # later lines are newer
     groups = defaultdict(list)
     for key, r in latest.items():
         groups[key[:-1]].append(r)
     compression = any("dense_accuracy" in r for r in latest.values())
     head = ["protocol", "model", "method", "ratio", "test noise", "accuracy % (mean ± sd)", "macro-F1 %"]
-    head += ["dense start %", "speed jitter", "recovery steps"] if compression else []
+    head += ["dense start %", "speed jitter", "recovery steps", "shares L/H/C"] if compression else []
     head += ["seeds", "block params", "wall s", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    order = lambda kv: (kv[0][0], kv[0][1], float(kv[0][3]), kv[0][2], str(kv[0][4]), kv[0][5], kv[0][6])  # noqa: E731
-    for (protocol, model, method, ratio, snr, sj, steps), rs in sorted(groups.items(), key=order):
+    order = lambda kv: (*kv[0][:2], float(kv[0][3]), kv[0][2], *map(str, kv[0][4:]))  # noqa: E731
+    for (protocol, model, method, ratio, snr, sj, steps, shares), rs in sorted(groups.items(), key=order):
         acc = [100 * r["accuracy"] for r in rs]
         f1 = [100 * r["macro_f1"] for r in rs]
         achieved = statistics.mean(r.get("ratio_achieved", ratio) for r in rs)
@@ -53,7 +70,7 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
                f"{statistics.mean(acc):.2f}{_sd(acc)}", f"{statistics.mean(f1):.2f}{_sd(f1)}"]
         if compression:
             dense = [100 * r["dense_accuracy"] for r in rs if "dense_accuracy" in r]
-            row += [f"{statistics.mean(dense):.2f}" if dense else "", f"{sj:g}", str(steps)]
+            row += [f"{statistics.mean(dense):.2f}" if dense else "", f"{sj:g}", str(steps), shares or "–"]
         row += [",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"])), f"{rs[0]['block_params']:,}",
                 f"{statistics.mean(r['wall_s'] for r in rs):.0f}", str(max(r["peak_rss_mb"] for r in rs))]
         lines.append("| " + " | ".join(row) + " |")
