@@ -13,6 +13,7 @@ import cascadeprune.methods.cascade as cascade_mod
 from cascadeprune import load_model, save_model
 from cascadeprune.accounting import block_params
 from cascadeprune.cli import main
+from cascadeprune.errors import CascadePruneError
 from cascadeprune.methods.cascade import compress, dry_run
 from cascadeprune.methods.config import CompressConfig, RecipeError, RecoveryConfig, StageConfig, config_from_dict, \
     load_recipe
@@ -65,6 +66,15 @@ def test_reaches_ratio_within_one_percent_and_reloads(backbone, method, ratio, d
     n_stages = 1 if method == "oneshot" else 3
     assert len(res["state"]["stages"]) == n_stages
     assert (tmp_path / "run" / "checkpoints" / f"stage-{n_stages - 1:02d}" / "classifier.json").is_file()
+
+
+@pytest.mark.parametrize("method", ["cascade", "oneshot"])
+def test_an_unreachable_ratio_stops_before_recovery_with_a_clear_error(method, ds, tmp_path, monkeypatch):
+    recovered = []
+    monkeypatch.setattr(cascade_mod, "recover", lambda *a, **k: recovered.append(1) or {"steps": 0, "wall_s": 0.0})
+    with pytest.raises(CascadePruneError, match=rf"ratio 1000 is not reachable by method '{method}'.*stopped at"):
+        compress(classifier(), ds, config(1000.0, method), tmp_path / "run", calib(ds), progress=False)
+    assert len(recovered) == (2 if method == "cascade" else 0)  # the stages before the last one ran
 
 
 def test_resume_after_an_interrupted_stage_gives_the_same_plan(ds, tmp_path, monkeypatch):

@@ -181,6 +181,8 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
         else:
             _cut_stage(clf, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1)
             rec_cfg, name = stage.recovery, stage.granularity
+        if i == "oneshot" or idx == len(cfg.stages) - 1:
+            _check_reached(clf, dense_blocks, cfg, ckpt, state["completed"])
         pruned_acc = evaluate_fn(clf, "test")["accuracy"]
         t_cut = time.perf_counter() - t0
         rec = recover(clf, ds, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
@@ -222,6 +224,22 @@ def run_compression(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, ca
               "stages": res["state"]["stages"], "params_before": before, "params_after": param_breakdown(small),
               "config": cfg.to_dict(), "test": test}
     return {"model": small, "report": report, "paths": write_report(report, out)}
+
+
+RATIO_TOLERANCE = 0.01  # the achieved ratio is within 1 % of the target, or the run stops
+
+
+def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckpt: Path, completed: int) -> None:
+    """Stop before recovery (and before overwriting anything) when the final cut missed the ratio."""
+    achieved = dense_blocks / block_params(model)
+    if abs(achieved / cfg.ratio - 1) > RATIO_TOLERANCE:
+        last = f"the last good checkpoint is {ckpt / f'stage-{completed:02d}'}" if completed >= 0 else \
+            "no stage had completed"
+        raise CascadePruneError(
+            f"ratio {cfg.ratio:g} is not reachable by method {cfg.method!r} on this model: the cut stopped at "
+            f"{achieved:.2f}x (every layer keeps at least one head, at most max_channel_fraction="
+            f"{cfg.max_channel_fraction:g} of its channels go per removal step, and at least one layer stays). "
+            f"Ask for a lower ratio, give layers a larger share, or use more channel steps; {last}")
 
 
 def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> None:

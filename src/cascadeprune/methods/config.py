@@ -101,7 +101,7 @@ class CompressConfig:
     stages: list[StageConfig] = field(default_factory=lambda: [StageConfig(g) for g in GRANULARITIES])
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     protect_ends: bool = True
-    max_channel_fraction: float = 0.97  # at most this share of a layer's FFN channels go
+    max_channel_fraction: float = 0.97  # at most this share of a layer's FFN channels go per removal step
 
     def check(self, require_ratio: bool = True) -> "CompressConfig":
         if (require_ratio or self.ratio) and (not self.ratio or self.ratio < 1):
