@@ -49,6 +49,9 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, recipe: Path) ->
             "test_snr_db": None, "accuracy": round(rep["accuracy"], 5), "macro_f1": round(rep["macro_f1"], 5),
             "per_load_accuracy": rep["test"].get("per_load_accuracy"), "block_params": rep["block_params"],
             "dense_accuracy": rep["dense"]["accuracy"], "stages": rep["stages"],
+            "shares": {st["granularity"]: round(st["share"], 4) for st in rep["config"]["stages"]},
+            "speed_jitter": rep["config"]["stages"][0]["recovery"]["speed_jitter"],
+            "recovery_steps": {st["granularity"]: st["recovery"]["steps"] for st in rep["config"]["stages"]},
             "recipe": str(recipe.relative_to(ROOT)), "cli": " ".join(["cascadeprune", *cmd[3:]]),
             "wall_s": round(wall, 1), "peak_rss_mb": _peak_child_mb()}
 

@@ -23,14 +23,23 @@ _SPLIT_CHANGED = "2026-11-22T18:27"
 
 def _shares(r: dict) -> str:
     """The budget split L/H/C a compression record used."""
-    if "ratio_target" not in r or r.get("benchmark") != "cascade":
+    if "shares" in r:
+        return "/".join(f"{r['shares'][g]:g}" for g in ("layers", "heads", "channels") if g in r["shares"])
+    if r.get("benchmark") != "cascade":
         return ""
     if r["method"].startswith("cascade-shares-"):
         sh = dict(zip(("layers", "heads", "channels"), map(float, r["method"].split("-")[2:5])))
     else:
-        sh = r.get("shares") or ({"layers": 0.3, "heads": 0.2, "channels": 0.5} if r["date"] < _SPLIT_CHANGED
+        sh = ({"layers": 0.3, "heads": 0.2, "channels": 0.5} if r["date"] < _SPLIT_CHANGED
                                  else {"layers": 0.6, "heads": 0.2, "channels": 0.2})
     return "/".join(f"{sh[g]:g}" for g in ("layers", "heads", "channels") if g in sh)
+
+
+def _recovery_steps(r: dict) -> int:
+    """Recovery steps the run actually took (its stages' record), else its budget."""
+    if r.get("stages"):
+        return sum(st.get("recovery_steps", 0) for st in r["stages"])
+    return sum(r.get("recovery_steps", {}).values())
 
 
 def _sd(v: list[float]) -> str:
@@ -51,7 +60,7 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
         if ratios and r.get("ratio_target", 1.0) not in ratios:
             continue
         key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
-               r.get("speed_jitter", 0.0), sum(r.get("recovery_steps", {}).values()), _shares(r), r["seed"])
+               r.get("speed_jitter", 0.0), _recovery_steps(r), _shares(r), r["seed"])
         latest[key] = r  # later lines are newer
     groups = defaultdict(list)
     for key, r in latest.items():
