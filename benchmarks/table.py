@@ -2,6 +2,7 @@
 
     python benchmarks/table.py benchmarks/results/dense.jsonl
     python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
+    python benchmarks/table.py benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03
 
 Groups records by (protocol, model, method, ratio_target, test_snr_db, speed_jitter, total
 recovery steps, budget shares); when a group was run more than once for the same seed, the newest record wins.
@@ -86,6 +87,42 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
     return "\n".join(lines)
 
 
+def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
+          model: str | None = None, protocol: str | None = None, steps: int | None = None,
+          shares: str | None = None) -> str:
+    """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds)."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    latest: dict[tuple, dict] = {}
+    for line in open(path):
+        r = json.loads(line)
+        if r["method"] not in methods or (model and r["model"] != model) or (protocol and r["protocol"] != protocol):
+            continue
+        if speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter:
+            continue
+        if (ratios and r["ratio_target"] not in ratios) or (steps is not None and _recovery_steps(r) != steps
+                                                             and r["method"] != "cascade-norecovery"):
+            continue
+        if shares and _shares(r) != shares:
+            continue
+        latest[(r["ratio_target"], r["method"], r["seed"])] = r  # later lines are newer
+    for (ratio, method, _), r in latest.items():
+        cells[(ratio, method)].append(r)
+    lines = ["| target ratio | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for ratio in sorted({k[0] for k in cells}):
+        row = [f"{ratio:g}×"]
+        for m in methods:
+            rs = cells.get((ratio, m), [])
+            if not rs:
+                row.append("–")
+                continue
+            acc = [100 * r["accuracy"] for r in rs]
+            got = statistics.mean(r["ratio_achieved"] for r in rs)
+            note = "" if abs(got / ratio - 1) <= 0.01 else f" (reached only {got:.2f}×)"
+            row.append(f"{statistics.mean(acc):.2f}{_sd(acc)}{note}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("paths", nargs="+")
@@ -93,6 +130,15 @@ if __name__ == "__main__":
     ap.add_argument("--prefix", help="only methods starting with this")
     ap.add_argument("--speed-jitter", type=float, help="only records with this recovery/dense speed jitter")
     ap.add_argument("--ratios", nargs="+", type=float, help="only these target ratios")
+    ap.add_argument("--pivot", action="store_true", help="one row per ratio, one column per --methods entry")
+    ap.add_argument("--model")
+    ap.add_argument("--protocol")
+    ap.add_argument("--recovery-steps", type=int, help="with --pivot: only runs with this total recovery")
+    ap.add_argument("--shares", help="with --pivot: only runs with this budget split, e.g. 0.6/0.2/0.2")
     args = ap.parse_args()
     for p in args.paths:
-        print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios))
+        if args.pivot:
+            print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
+                        args.recovery_steps, args.shares))
+        else:
+            print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios))
