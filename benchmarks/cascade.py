@@ -38,7 +38,7 @@ def recovery_steps(scale: float = 1.0) -> dict[str, int]:
 
 
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
-                   speed_jitter: float = 0.0, recovery_scale: float = 1.0):
+                   speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -48,7 +48,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     stages = []
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora",
-                             steps=recovery_steps(recovery_scale)[g], speed_jitter=speed_jitter)
+                             steps=recovery_steps(recovery_scale)[g], speed_jitter=speed_jitter,
+                             holdout_load=holdout_load)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
@@ -56,7 +57,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
-            recovery_scale: float = 1.0) -> dict:
+            recovery_scale: float = 1.0, holdout_load: float | None = None) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -76,7 +77,9 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     clf = load_model(ckpt)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale)
+    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load)
+    if holdout_load is not None:
+        variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
         variant = f"{variant}-shares-{'-'.join(f'{x:g}' for x in shares)}"
     calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
@@ -112,6 +115,8 @@ def main() -> None:
                          "use the same jitter in every recovery")
     ap.add_argument("--recovery-scale", type=float, default=1.0,
                     help="multiply every recovery budget (60/60/180 LoRA steps) by this")
+    ap.add_argument("--holdout-load", type=float, default=None,
+                    help="recover on the other training loads, keep the state best on this one (method -holdout<L>)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -119,7 +124,7 @@ def main() -> None:
     if args.one:
         shares = parse(args.shares[0]) if args.shares else None
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
-                                 args.speed_jitter, args.recovery_scale)))
+                                 args.speed_jitter, args.recovery_scale, args.holdout_load)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -128,6 +133,7 @@ def main() -> None:
                 for seed in args.seeds:
                     extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter),
                                                                         "--recovery-scale", str(args.recovery_scale)]
+                    extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
                                             str(seed), *extra], capture_output=True, text=True)

@@ -174,3 +174,33 @@ def test_recovery_methods(method, ds):
     else:  # LoRA on attention only (+ front end and head)
         assert changed and not any(".mlp." in k for k in changed)
         assert any("self_attn" in k for k in changed)
+
+
+def test_holdout_load_view_resplits_for_cross_load_validation(ds):
+    from cascadeprune.tasks.bearing.protocols import holdout_load_view
+    from cascadeprune.tasks.bearing.recording import DataError
+
+    view = holdout_load_view(ds, 2.0)
+    assert 2.0 not in set(view.load["train"]) and set(view.load["val"]) == {2.0}
+    n_held = (ds.load["train"] == 2.0).sum() + (ds.load["val"] == 2.0).sum()
+    assert len(view.x["val"]) == len(view.y["val"]) == n_held
+    assert len(view.x["train"]) == (ds.load["train"] != 2.0).sum()
+    assert view.x["test"] is ds.x["test"] and len(ds.x["train"]) > len(view.x["train"])  # input untouched
+    with pytest.raises(DataError, match="load 3 is not a training load"):
+        holdout_load_view(ds, 3.0)
+
+
+def test_recovery_with_a_held_out_load_keeps_the_best_cross_load_state(ds, monkeypatch):
+    from cascadeprune.recovery import recover
+    import cascadeprune.tasks.bearing.train as train_mod
+
+    seen = {}
+    real = train_mod.train_classifier
+
+    def spy(model, data, cfg, **kw):
+        seen["val_loads"], seen["eval_every"] = set(data.load["val"]), cfg.eval_every
+        return real(model, data, cfg, **kw)
+
+    monkeypatch.setattr(train_mod, "train_classifier", spy)
+    rep = recover(classifier(), ds, RecoveryConfig(steps=12, holdout_load=2.0), seed=0, progress=False)
+    assert rep["steps"] == 12 and seen == {"val_loads": {2.0}, "eval_every": 5}

@@ -52,6 +52,9 @@ class RecoveryConfig:
     distill_alpha: float = 0.5
     temperature: float = 2.0
     speed_jitter: float = 0.03  # time-stretch recovery windows by up to +-3 % (as `train` does by default)
+    # Cross-load validation: recover on the other training loads and keep the state that scores best
+    # on this one (None: validate on the time-split windows of all training loads).
+    holdout_load: float | None = None
 
     def check(self, where: str) -> None:
         if self.method not in ("lora", "full", "distill", "none"):

@@ -21,8 +21,15 @@ def recover(clf: nn.Module, ds, cfg, seed: int, teacher: nn.Module | None = None
 
     if cfg.method == "none" or (not cfg.steps and not cfg.epochs):
         return {"steps": 0, "wall_s": 0.0}
+    eval_every = None
+    if cfg.holdout_load is not None:
+        from cascadeprune.tasks.bearing.protocols import holdout_load_view
+
+        ds = holdout_load_view(ds, cfg.holdout_load)
+        eval_every = max(5, (cfg.steps or 60) // 6)  # several chances to keep the best cross-load state
     train_cfg = TrainConfig(epochs=cfg.epochs or 0.0, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                            seed=seed, speed_jitter=cfg.speed_jitter, warmup_steps=10, patience=10**9)
+                            seed=seed, speed_jitter=cfg.speed_jitter, warmup_steps=10, patience=10**9,
+                            eval_every=eval_every)
     if cfg.method in ("lora", "distill"):
         add_lora(clf, LoRAConfig(rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets))
     report = train_classifier(clf, ds, train_cfg, progress=progress, desc=desc,

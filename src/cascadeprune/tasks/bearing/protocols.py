@@ -28,7 +28,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -254,6 +254,22 @@ def build_dataset(name: str, data_dir: str | Path | None = None, windows: Window
     if snr_db is not None and len(ds.x["test"]):
         ds.x["test"] = add_noise(ds.x["test"], snr_db, noise_seed)
     return ds
+
+
+def holdout_load_view(ds: Dataset, load: float) -> Dataset:
+    """The same windows re-split for cross-load validation: train on the training windows of the
+    other loads, validate on every training and validation window of ``load``; test is unchanged."""
+    keep = ds.load["train"] != load
+    held_val = ds.load["val"] == load
+    if keep.all() and not held_val.any():
+        raise DataError(f"{ds.protocol}: load {load:g} is not a training load "
+                        f"(training loads: {', '.join(f'{v:g}' for v in sorted(set(ds.load['train'])))})")
+    if not keep.any():
+        raise DataError(f"{ds.protocol}: holding out load {load:g} leaves no training windows")
+    val = {k: np.concatenate([getattr(ds, k)["train"][~keep], getattr(ds, k)["val"][held_val]])
+           for k in ("x", "y", "load")}
+    split = {k: {**getattr(ds, k), "train": getattr(ds, k)["train"][keep], "val": val[k]} for k in ("x", "y", "load")}
+    return replace(ds, **split)
 
 
 def describe(name: str, data_dir: str | Path | None = None, windows: WindowConfig | None = None) -> dict:
