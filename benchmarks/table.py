@@ -16,24 +16,28 @@ import json
 import statistics
 from collections import defaultdict
 
+from cascadeprune.methods.cascade import RATIO_TOLERANCE
+
 
 # Records written before they carried "shares" used the default split of their day: 0.3/0.2/0.5
 # until the measured sweep replaced it with 0.6/0.2/0.2 (methods/config.py) at this time.
 _SPLIT_CHANGED = "2026-11-22T18:27"
 
 
+_STAGES = ("layers", "heads", "channels")
+
+
 def _shares(r: dict) -> str:
     """The budget split L/H/C a compression record used."""
     if "shares" in r:
-        return "/".join(f"{r['shares'][g]:g}" for g in ("layers", "heads", "channels") if g in r["shares"])
-    if r.get("benchmark") != "cascade":
+        sh = r["shares"]
+    elif r.get("benchmark") != "cascade":
         return ""
-    if r["method"].startswith("cascade-shares-"):
-        sh = dict(zip(("layers", "heads", "channels"), map(float, r["method"].split("-")[2:5])))
+    elif r["method"].startswith("cascade-shares-"):
+        sh = dict(zip(_STAGES, map(float, r["method"].split("-")[2:5])))
     else:
-        sh = ({"layers": 0.3, "heads": 0.2, "channels": 0.5} if r["date"] < _SPLIT_CHANGED
-                                 else {"layers": 0.6, "heads": 0.2, "channels": 0.2})
-    return "/".join(f"{sh[g]:g}" for g in ("layers", "heads", "channels") if g in sh)
+        sh = dict(zip(_STAGES, (0.3, 0.2, 0.5) if r["date"] < _SPLIT_CHANGED else (0.6, 0.2, 0.2)))
+    return "/".join(f"{sh[g]:g}" for g in _STAGES if g in sh)
 
 
 def _recovery_steps(r: dict) -> int:
@@ -43,6 +47,22 @@ def _recovery_steps(r: dict) -> int:
     return sum(r.get("recovery_steps", {}).values())
 
 
+def _records(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
+             ratios: list[float] | None = None, prefix: str | None = None, model: str | None = None,
+             protocol: str | None = None, budget: int | None = None, shares: str | None = None):
+    """The records of a results file that pass every filter given, oldest first."""
+    for line in open(path):
+        r = json.loads(line)
+        if ((methods and r["method"] not in methods) or (prefix and not r["method"].startswith(prefix))
+                or (model and r["model"] != model) or (protocol and r["protocol"] != protocol)
+                or (speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter)
+                or (ratios and r.get("ratio_target", 1.0) not in ratios)
+                or (budget is not None and sum(r.get("recovery_steps", {}).values()) != budget)
+                or (shares and _shares(r) != shares)):
+            continue
+        yield r
+
+
 def _sd(v: list[float]) -> str:
     return f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
 
@@ -50,16 +70,7 @@ def _sd(v: list[float]) -> str:
 def summarise(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
               prefix: str | None = None, ratios: list[float] | None = None) -> str:
     latest: dict[tuple, dict] = {}
-    for line in open(path):
-        r = json.loads(line)
-        if methods and r["method"] not in methods:
-            continue
-        if prefix and not r["method"].startswith(prefix):
-            continue
-        if speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter:
-            continue
-        if ratios and r.get("ratio_target", 1.0) not in ratios:
-            continue
+    for r in _records(path, methods, speed_jitter, ratios, prefix):
         key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
                r.get("speed_jitter", 0.0), _recovery_steps(r), _shares(r), r["seed"])
         latest[key] = r  # later lines are newer
@@ -93,17 +104,8 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
     """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds)."""
     cells: dict[tuple, list[dict]] = defaultdict(list)
     latest: dict[tuple, dict] = {}
-    for line in open(path):
-        r = json.loads(line)
-        if r["method"] not in methods or (model and r["model"] != model) or (protocol and r["protocol"] != protocol):
-            continue
-        if speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter:
-            continue
-        if (ratios and r["ratio_target"] not in ratios) or (steps is not None and _recovery_steps(r) != steps
-                                                             and r["method"] != "cascade-norecovery"):
-            continue
-        if shares and _shares(r) != shares:
-            continue
+    for r in _records(path, methods, speed_jitter, ratios, model=model, protocol=protocol, budget=steps,
+                      shares=shares):
         latest[(r["ratio_target"], r["method"], r["seed"])] = r  # later lines are newer
     for (ratio, method, _), r in latest.items():
         cells[(ratio, method)].append(r)
@@ -117,7 +119,7 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
                 continue
             acc = [100 * r["accuracy"] for r in rs]
             got = statistics.mean(r["ratio_achieved"] for r in rs)
-            note = "" if abs(got / ratio - 1) <= 0.01 else f" (reached only {got:.2f}×)"
+            note = "" if abs(got / ratio - 1) <= RATIO_TOLERANCE else f" (reached only {got:.2f}×)"
             row.append(f"{statistics.mean(acc):.2f}{_sd(acc)}{note}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -133,7 +135,7 @@ if __name__ == "__main__":
     ap.add_argument("--pivot", action="store_true", help="one row per ratio, one column per --methods entry")
     ap.add_argument("--model")
     ap.add_argument("--protocol")
-    ap.add_argument("--recovery-steps", type=int, help="with --pivot: only runs with this total recovery")
+    ap.add_argument("--recovery-steps", type=int, help="with --pivot: only runs with this total recovery budget")
     ap.add_argument("--shares", help="with --pivot: only runs with this budget split, e.g. 0.6/0.2/0.2")
     args = ap.parse_args()
     for p in args.paths:
