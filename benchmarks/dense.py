@@ -30,6 +30,7 @@ DATA = os.environ.get("CASCADEPRUNE_DATA", str(HERE.parent.parent / "shared" / "
 # One recipe per backbone: what a user would run with `cascadeprune train`.
 RECIPES = {
     "gpt2-10m": dict(lora=False, lr=5e-4, steps=400),
+    "gpt2-mini": dict(lora=False, lr=1e-3, steps=400),  # 1.2 M block params: the capacity-bound setting
     "llama-10m": dict(lora=False, lr=5e-4, steps=400),
     "all-minilm-l6-v2": dict(lora=False, lr=2e-4, steps=400),
     "smollm2-135m": dict(lora=True, lr=1e-3, steps=200),  # the paper's recovery recipe: LoRA r4/a16 on attention
@@ -134,7 +135,8 @@ def run_fft(protocol: str, seed: int) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="+", default=["fft-linear", "gpt2-10m", "llama-10m", "all-minilm-l6-v2"])
+    ap.add_argument("--models", nargs="+", default=["fft-linear", "gpt2-10m", "llama-10m", "all-minilm-l6-v2"],
+                    choices=["fft-linear", *RECIPES])
     ap.add_argument("--protocols", nargs="+", default=["cwru-4class-crossload", "cwru-10class-crossload"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training augmentation (see run_one)")
