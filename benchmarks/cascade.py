@@ -1,6 +1,6 @@
 """Cascade vs one-shot (and ablations) from the dense GPT-2-style classifiers, on CWRU cross-load.
 
-Starts from benchmarks/checkpoints/<model>_<protocol>_seed<seed> (written by benchmarks/dense.py;
+Starts from benchmarks/checkpoints/<model>_<protocol>_seed<seed>[_raw][_sj<jitter>] (benchmarks/dense.py;
 trained here first when missing). Every variant gets the same total recovery budget. Appends one
 JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.jsonl).
 
@@ -8,6 +8,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --ratios 8.7 --variants cascade-reverse cascade-simultaneous cascade-norecovery
     python benchmarks/cascade.py --ratios 8.7 --variants cascade --shares 0.3,0.2,0.5 0,0.3,0.7 0.45,0.1,0.45
     python benchmarks/cascade.py --ratios 13.8 --variants cascade oneshot --recovery-scale 0.2   # 1/5 of the budget
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8   # time-domain patches
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -27,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, FRONT_END, append_child_records  # noqa: E402
+from dense import CHECKPOINTS, DATA, FRONT_END, FRONT_ENDS, append_child_records, checkpoint_name  # noqa: E402
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
@@ -57,7 +58,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
-            recovery_scale: float = 1.0, holdout_load: float | None = None) -> dict:
+            recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum") -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -69,11 +70,11 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     from cascadeprune.tasks.bearing.train import evaluate
 
     torch.set_num_threads(os.cpu_count() or 1)
-    suffix = f"_sj{speed_jitter:g}" if speed_jitter else ""
-    ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}{suffix}"
+    ckpt = CHECKPOINTS / checkpoint_name(model, protocol, seed, speed_jitter, front_end)
     if not ckpt.is_dir():
         subprocess.run([sys.executable, str(HERE / "dense.py"), "--models", model, "--protocols", protocol,
-                        "--seeds", str(seed), "--speed-jitter", str(speed_jitter)], check=True)
+                        "--seeds", str(seed), "--speed-jitter", str(speed_jitter), "--front-end", front_end],
+                       check=True)
     clf = load_model(ckpt)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
@@ -85,7 +86,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
     t0 = time.perf_counter()
     rs = "" if recovery_scale == 1 else f"_rec{recovery_scale:g}"
-    out = HERE / "runs" / f"{model}_{protocol}_{variant}_{ratio:g}x_seed{seed}{suffix}{rs}"
+    out = HERE / "runs" / f"{ckpt.name}_{variant}_{ratio:g}x{rs}"
     res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
                    evaluate_fn=lambda m, split: evaluate(m, ds, split))
     m = evaluate(res["model"], ds, "test")
@@ -96,7 +97,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "dense_accuracy": res["state"]["dense"]["accuracy"], "stages": res["state"]["stages"],
             "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
             "recovery_steps": recovery_steps(recovery_scale), "speed_jitter": speed_jitter,
-            "dense_checkpoint": ckpt.name,
+            "dense_checkpoint": ckpt.name, "front_end": front_end,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
@@ -117,6 +118,8 @@ def main() -> None:
                     help="multiply every recovery budget (60/60/180 LoRA steps) by this")
     ap.add_argument("--holdout-load", type=float, default=None,
                     help="recover on the other training loads, keep the state best on this one (method -holdout<L>)")
+    ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum",
+                    help="start from the dense checkpoint with this front end (benchmarks/dense.py --front-end)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -124,7 +127,7 @@ def main() -> None:
     if args.one:
         shares = parse(args.shares[0]) if args.shares else None
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
-                                 args.speed_jitter, args.recovery_scale, args.holdout_load)))
+                                 args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -132,7 +135,8 @@ def main() -> None:
             for shares in args.shares or [None]:
                 for seed in args.seeds:
                     extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter),
-                                                                        "--recovery-scale", str(args.recovery_scale)]
+                                                                        "--recovery-scale", str(args.recovery_scale),
+                                                                        "--front-end", args.front_end]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",

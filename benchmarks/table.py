@@ -2,9 +2,10 @@
 
     python benchmarks/table.py benchmarks/results/dense.jsonl
     python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
-    python benchmarks/table.py benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03
+    python benchmarks/table.py benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03 \
+        --model gpt2-10m --protocol cwru-4class-crossload [--front-end raw]
 
-Groups records by (protocol, model, method, ratio_target, test_snr_db, speed_jitter, total
+Groups records by (protocol, model and its front end, method, ratio_target, test_snr_db, speed_jitter, total
 recovery steps, budget shares); when a group was run more than once for the same seed, the newest record wins.
 Compression records also show the mean accuracy of the dense models they started from.
 """
@@ -40,6 +41,11 @@ def _shares(r: dict) -> str:
     return "/".join(f"{sh[g]:g}" for g in _STAGES if g in sh)
 
 
+def _front_end(r: dict) -> str:
+    """The vibration front end of the dense model a record comes from (benchmarks/dense.py FRONT_ENDS)."""
+    return r.get("front_end", "spectrum")
+
+
 def _recovery_steps(r: dict) -> int:
     """Recovery steps the run actually took (its stages' record), else its budget."""
     if r.get("stages"):
@@ -49,7 +55,8 @@ def _recovery_steps(r: dict) -> int:
 
 def _records(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
              ratios: list[float] | None = None, prefix: str | None = None, model: str | None = None,
-             protocol: str | None = None, budget: int | None = None, shares: str | None = None):
+             protocol: str | None = None, budget: int | None = None, shares: str | None = None,
+             front_end: str | None = None):
     """The records of a results file that pass every filter given, oldest first."""
     for line in open(path):
         r = json.loads(line)
@@ -58,7 +65,7 @@ def _records(path: str, methods: list[str] | None = None, speed_jitter: float | 
                 or (speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter)
                 or (ratios and r.get("ratio_target", 1.0) not in ratios)
                 or (budget is not None and sum(r.get("recovery_steps", {}).values()) != budget)
-                or (shares and _shares(r) != shares)):
+                or (shares and _shares(r) != shares) or (front_end and _front_end(r) != front_end)):
             continue
         yield r
 
@@ -68,10 +75,11 @@ def _sd(v: list[float]) -> str:
 
 
 def summarise(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
-              prefix: str | None = None, ratios: list[float] | None = None) -> str:
+              prefix: str | None = None, ratios: list[float] | None = None, front_end: str | None = None) -> str:
     latest: dict[tuple, dict] = {}
-    for r in _records(path, methods, speed_jitter, ratios, prefix):
-        key = (r["protocol"], r["model"], r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
+    for r in _records(path, methods, speed_jitter, ratios, prefix, front_end=front_end):
+        model = r["model"] if _front_end(r) == "spectrum" else f"{r['model']} ({_front_end(r)})"
+        key = (r["protocol"], model, r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
                r.get("speed_jitter", 0.0), _recovery_steps(r), _shares(r), r["seed"])
         latest[key] = r  # later lines are newer
     groups = defaultdict(list)
@@ -100,13 +108,18 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
 
 def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
           model: str | None = None, protocol: str | None = None, steps: int | None = None,
-          shares: str | None = None) -> str:
+          shares: str | None = None, front_end: str = "spectrum") -> str:
     """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds)."""
     cells: dict[tuple, list[dict]] = defaultdict(list)
     latest: dict[tuple, dict] = {}
+    setups: set[tuple[str, str]] = set()
     for r in _records(path, methods, speed_jitter, ratios, model=model, protocol=protocol, budget=steps,
-                      shares=shares):
+                      shares=shares, front_end=front_end):
         latest[(r["ratio_target"], r["method"], r["seed"])] = r  # later lines are newer
+        setups.add((r["model"], r["protocol"]))
+    if len(setups) > 1:
+        raise SystemExit(f"{path}: the records that pass the filters come from several setups "
+                         f"{sorted(setups)}; choose one with --model / --protocol")
     for (ratio, method, _), r in latest.items():
         cells[(ratio, method)].append(r)
     lines = ["| target ratio | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
@@ -137,10 +150,11 @@ if __name__ == "__main__":
     ap.add_argument("--protocol")
     ap.add_argument("--recovery-steps", type=int, help="with --pivot: only runs with this total recovery budget")
     ap.add_argument("--shares", help="with --pivot: only runs with this budget split, e.g. 0.6/0.2/0.2")
+    ap.add_argument("--front-end", help="only records whose dense model used this front end (pivot: spectrum)")
     args = ap.parse_args()
     for p in args.paths:
         if args.pivot:
             print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
-                        args.recovery_steps, args.shares))
+                        args.recovery_steps, args.shares, args.front_end or "spectrum"))
         else:
-            print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios))
+            print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
