@@ -52,3 +52,19 @@ def test_naive_head_picks_are_repaired_deterministically():
     assert plan.heads[2] == {0, 1, 2, 3, 4, 5, 6}  # everything picked: group 0 goes whole, one head must stay
     assert plan.heads[3] == {0, 4}  # 1 pick over 2 groups: 0.5 rounds up, the lowest of each group
     assert repair_heads(s, picked, scores) == plan
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+@pytest.mark.parametrize("granularity, mode", [("heads", "grouped"), ("heads", "naive"), ("channels", "grouped")])
+def test_units_scored_inf_never_go_even_when_the_budget_is_not_met(family, granularity, mode):
+    """A joint cut scores the units of layers it already removes +inf: choosing them saves nothing, so
+    the selection must stop short of the budget instead of counting them as removed."""
+    model = tiny_model(family)
+    s = resolve(model)
+    scores = score(granularity, "l1", stats(model), mode=mode)
+    gone = s.layers[1].orig_index
+    scores[gone] = torch.full_like(scores[gone], float("inf"))
+    plan = select(granularity, s, scores, block_params(model), mode=mode, max_fraction=0.9)  # more than exists
+    units = plan.heads if granularity == "heads" else plan.channels
+    assert not units.get(gone) and any(units.values())
+    validate(plan, s.dims)

@@ -10,6 +10,9 @@ block parameters. Lowest scores go first; everything is deterministic (ties by i
   makes the choice valid (per-component scoring, for studying the GQA collapse);
 - channels: ranked across layers, at most ``max_fraction`` of a layer's channels go.
 
+Heads and channels scored +inf (those of layers a joint cut already removes) never go: choosing
+them would save nothing, so the selection stops short of the budget instead.
+
 Example::
 
     plan = select("heads", structure, scores, params_to_remove=2_000_000)
@@ -81,7 +84,7 @@ def _heads(s: Structure, scores: dict[int, torch.Tensor], budget: int) -> Prunin
                 units.append((pos, len(pos) * c.q_head))
             for pos, cost in units:
                 key = (float(sc[pos].mean()), l.orig_index, sorted(pos))
-                if best is None or key < best[0]:
+                if math.isfinite(key[0]) and (best is None or key < best[0]):
                     best = (key, l.orig_index, pos, cost)
         if best is None:
             break
@@ -97,7 +100,7 @@ def _head_plan(s: Structure, gone: dict[int, set[int]]) -> PruningPlan:
 
 def _heads_naive(s: Structure, scores: dict[int, torch.Tensor], budget: int) -> PruningPlan:
     c = unit_costs(s)
-    ranked = sorted((float(v), l.orig_index, p) for l in s.layers for p, v in enumerate(scores[l.orig_index]))
+    ranked = _finite_ranked(s, scores)
     picked: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}
     n = math.ceil(budget / (c.q_head + c.kv_head / s.dims.group_size))
     for _, layer, pos in ranked[:n]:
@@ -126,10 +129,16 @@ def repair_heads(s: Structure, picked: dict[int, set[int]], scores: dict[int, to
     return _head_plan(s, gone)
 
 
+def _finite_ranked(s: Structure, scores: dict[int, torch.Tensor]) -> list[tuple[float, int, int]]:
+    """(score, layer, position) of every finite-scored unit, lowest first, ties by index."""
+    return sorted((float(v), l.orig_index, p) for l in s.layers for p, v in enumerate(scores[l.orig_index])
+                  if math.isfinite(float(v)))
+
+
 def _channels(s: Structure, scores: dict[int, torch.Tensor], budget: int, max_fraction: float) -> PruningPlan:
     cost = unit_costs(s).channel
     n = math.ceil(budget / cost)
-    ranked = sorted((float(v), l.orig_index, p) for l in s.layers for p, v in enumerate(scores[l.orig_index]))
+    ranked = _finite_ranked(s, scores)
     cap = {l.orig_index: min(len(l.channels) - 1, int(max_fraction * len(l.channels))) for l in s.layers}
     chans = {l.orig_index: l.channels for l in s.layers}
     out: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}

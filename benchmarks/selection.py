@@ -1,0 +1,118 @@
+"""Is the cascade behind one-shot because of WHICH units it keeps, or because of HOW it spends recovery?
+
+Takes the final cumulative plan of a finished ``benchmarks/cascade.py`` cascade run (original
+indices, from its last stage checkpoint), applies it to the same dense model in one cut, and
+recovers once with one-shot's budget (the cascade's stage budgets summed). The result, method
+``cascade-units-oneshot-recovery``, differs from ``oneshot`` only in the units kept and from
+``cascade`` only in the recovery schedule. Also records how many units the two plans share.
+Appends to benchmarks/results/cascade.jsonl.
+
+    python benchmarks/selection.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cascade import RESULTS, recovery_steps, variant_config  # noqa: E402
+from dense import CHECKPOINTS, DATA, FRONT_END, FRONT_ENDS, append_child_records, checkpoint_name  # noqa: E402
+
+METHOD = "cascade-units-oneshot-recovery"
+
+
+def _units(plan) -> set[tuple]:
+    """Every removed unit as a hashable (kind, layer, index)."""
+    out = {("layer", l, -1) for l in plan.layers}
+    for kind, per_layer in (("head", plan.heads), ("channel", plan.channels)):
+        out |= {(kind, l, u) for l, us in per_layer.items() for u in us}
+    return out
+
+
+def _plan_of(run: Path):
+    from cascadeprune.plan import PruningPlan
+
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    if state["completed"] != len(state["config"]["stages"]) - 1 and state["config"]["method"] != "oneshot":
+        raise SystemExit(f"{run}: the run did not finish (completed stage {state['completed']}); run it first")
+    return PruningPlan.from_dict(state["plan"], source=str(run / "checkpoints" / "state.json"))
+
+
+def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: float, front_end: str) -> dict:
+    import torch
+
+    from cascadeprune.accounting import block_params
+    from cascadeprune.deploy.memory import peak_rss_mb
+    from cascadeprune.recovery.recover import recover
+    from cascadeprune.storage import load_model
+    from cascadeprune.surgery import apply_plan
+    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    name = checkpoint_name(model, protocol, seed, speed_jitter, front_end)
+    runs = {v: HERE / "runs" / f"{name}_{v}_{ratio:g}x" for v in ("cascade", "oneshot")}
+    cascade_plan, oneshot_plan = _plan_of(runs["cascade"]), _plan_of(runs["oneshot"])
+    clf = load_model(CHECKPOINTS / name)
+    dense = block_params(clf)
+    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    ds = build_dataset(protocol, DATA, win)
+    cfg = variant_config("oneshot", ratio, seed, speed_jitter=speed_jitter)
+    t0 = time.perf_counter()
+    torch.manual_seed(seed * 1000)  # as compress() seeds its one-shot stage
+    apply_plan(clf, cascade_plan, inplace=True)
+    pruned = evaluate(clf, ds, "test")["accuracy"]
+    rec_cfg = cfg.stages[-1].recovery
+    rec_cfg.steps = sum(recovery_steps().values())
+    rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)  # one-shot's recovery seed
+    m = evaluate(clf, ds, "test")
+    a, b = _units(cascade_plan), _units(oneshot_plan)
+    return {"benchmark": "cascade", "model": model, "protocol": protocol, "method": METHOD,
+            "ratio_target": ratio, "ratio_achieved": round(dense / block_params(clf), 4), "seed": seed,
+            "test_snr_db": None, "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+            "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
+            "stages": [{"stage": 0, "granularity": "cascade units", "accuracy_pruned": pruned,
+                        "accuracy_recovered": m["accuracy"], "recovery_steps": rec["steps"]}],
+            "removed_units_shared_with_oneshot": round(len(a & b) / len(a | b), 4),
+            "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
+            "recovery_steps": recovery_steps(), "speed_jitter": speed_jitter, "dense_checkpoint": name,
+            "front_end": front_end, "plan_from": runs["cascade"].name,
+            "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="gpt2-10m")
+    ap.add_argument("--protocol", default="cwru-4class-crossload")
+    ap.add_argument("--ratios", nargs="+", type=float, default=[8.7, 13.8])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--speed-jitter", type=float, default=0.0)
+    ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.one:
+        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.speed_jitter,
+                                 args.front_end)))
+        return
+    for ratio in args.ratios:
+        for seed in args.seeds:
+            child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+                                    args.protocol, "--ratios", str(ratio), "--seeds", str(seed), "--speed-jitter",
+                                    str(args.speed_jitter), "--front-end", args.front_end],
+                                   capture_output=True, text=True)
+            for r in append_child_records(child, args, RESULTS, "selection.py", f"{ratio}x seed {seed}"):
+                print(f"{METHOD} {ratio:g}x seed {seed}: {r['accuracy']:.4f} (right after the cut "
+                      f"{r['stages'][0]['accuracy_pruned']:.4f}); removed units shared with one-shot "
+                      f"{r['removed_units_shared_with_oneshot']:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
