@@ -34,6 +34,12 @@ RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
 
 
+def run_dir(checkpoint: str, variant: str, ratio: float, recovery_scale: float = 1.0) -> Path:
+    """benchmarks/runs/<this>: one compress output (checkpoints per stage, state.json with the plan)."""
+    rs = "" if recovery_scale == 1 else f"_rec{recovery_scale:g}"
+    return HERE / "runs" / f"{checkpoint}_{variant}_{ratio:g}x{rs}"
+
+
 def recovery_steps(scale: float = 1.0) -> dict[str, int]:
     return {g: max(1, round(n * scale)) for g, n in RECOVERY_STEPS.items()}
 
@@ -85,8 +91,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
         variant = f"{variant}-shares-{'-'.join(f'{x:g}' for x in shares)}"
     calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
     t0 = time.perf_counter()
-    rs = "" if recovery_scale == 1 else f"_rec{recovery_scale:g}"
-    out = HERE / "runs" / f"{ckpt.name}_{variant}_{ratio:g}x{rs}"
+    out = run_dir(ckpt.name, variant, ratio, recovery_scale)
     res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
                    evaluate_fn=lambda m, split: evaluate(m, ds, split))
     m = evaluate(res["model"], ds, "test")

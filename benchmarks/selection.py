@@ -22,17 +22,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cascade import RESULTS, recovery_steps, variant_config  # noqa: E402
+from cascade import RESULTS, recovery_steps, run_dir, variant_config  # noqa: E402
 from dense import CHECKPOINTS, DATA, FRONT_END, FRONT_ENDS, append_child_records, checkpoint_name  # noqa: E402
 
 METHOD = "cascade-units-oneshot-recovery"
 
 
 def _units(plan) -> set[tuple]:
-    """Every removed unit as a hashable (kind, layer, index)."""
+    """Every removed unit as a hashable (kind, layer, index); heads and channels of removed layers are
+    not counted again (plans made before select() skipped them could list them)."""
     out = {("layer", l, -1) for l in plan.layers}
     for kind, per_layer in (("head", plan.heads), ("channel", plan.channels)):
-        out |= {(kind, l, u) for l, us in per_layer.items() for u in us}
+        out |= {(kind, l, u) for l, us in per_layer.items() if l not in plan.layers for u in us}
     return out
 
 
@@ -58,7 +59,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
 
     torch.set_num_threads(os.cpu_count() or 1)
     name = checkpoint_name(model, protocol, seed, speed_jitter, front_end)
-    runs = {v: HERE / "runs" / f"{name}_{v}_{ratio:g}x" for v in ("cascade", "oneshot")}
+    runs = {v: run_dir(name, v, ratio) for v in ("cascade", "oneshot")}
     cascade_plan, oneshot_plan = _plan_of(runs["cascade"]), _plan_of(runs["oneshot"])
     clf = load_model(CHECKPOINTS / name)
     dense = block_params(clf)
