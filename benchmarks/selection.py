@@ -5,9 +5,14 @@ indices, from its last stage checkpoint), applies it to the same dense model in 
 recovers once with one-shot's budget (the cascade's stage budgets summed). The result, method
 ``cascade-units-oneshot-recovery``, differs from ``oneshot`` only in the units kept and from
 ``cascade`` only in the recovery schedule. Also records how many units the two plans share.
-Appends to benchmarks/results/cascade.jsonl.
+
+``--rewind K`` makes it a method at one-shot's budget (``cascade-rewindK``): a cascade of its own
+recovers only K steps after layers and K after heads (none after channels), just to re-score;
+its final plan is then cut from the dense model, which recovers once with the rest of the budget
+(300 - 2K steps). Appends to benchmarks/results/cascade.jsonl.
 
     python benchmarks/selection.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8
+    python benchmarks/selection.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --rewind 20
 """
 
 from __future__ import annotations
@@ -46,7 +51,26 @@ def _plan_of(run: Path):
     return PruningPlan.from_dict(state["plan"], source=str(run / "checkpoints" / "state.json"))
 
 
-def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: float, front_end: str) -> dict:
+def _rewind_cascade(clf, ds, name: str, ratio: float, seed: int, speed_jitter: float, k: int):
+    """Run a cascade that recovers k steps after layers and heads and none after channels; its plan."""
+    from cascadeprune.methods.cascade import compress
+    from cascadeprune.tasks.bearing.calibration import build_calibration
+
+    cfg = variant_config("cascade", ratio, seed, speed_jitter=speed_jitter)
+    for st in cfg.stages[:-1]:
+        st.recovery.steps = k
+    cfg.stages[-1].recovery.method = "none"
+    calib = build_calibration({ds.protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA,
+                              windows=ds.windows)
+    out = run_dir(name, f"cascade-rewind{k}", ratio)
+    compress(clf, ds, cfg.check(), out, (calib.x, calib.y), progress=False)
+    return _plan_of(out)
+
+
+def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: float, front_end: str,
+            rewind: int | None = None) -> dict:
+    import copy
+
     import torch
 
     from cascadeprune.accounting import block_params
@@ -60,22 +84,31 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
     torch.set_num_threads(os.cpu_count() or 1)
     name = checkpoint_name(model, protocol, seed, speed_jitter, front_end)
     runs = {v: run_dir(name, v, ratio) for v in ("cascade", "oneshot")}
-    cascade_plan, oneshot_plan = _plan_of(runs["cascade"]), _plan_of(runs["oneshot"])
+    oneshot_plan = _plan_of(runs["oneshot"])
     clf = load_model(CHECKPOINTS / name)
     dense = block_params(clf)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config("oneshot", ratio, seed, speed_jitter=speed_jitter)
+    budget = sum(recovery_steps().values())
     t0 = time.perf_counter()
+    if rewind is None:
+        method, cascade_plan, steps, plan_from = METHOD, _plan_of(runs["cascade"]), budget, runs["cascade"].name
+    else:
+        if not 0 < 2 * rewind < budget:
+            raise SystemExit(f"--rewind {rewind}: must leave steps for the final recovery (2 x K < {budget})")
+        method, steps = f"cascade-rewind{rewind}", budget - 2 * rewind
+        cascade_plan = _rewind_cascade(copy.deepcopy(clf), ds, name, ratio, seed, speed_jitter, rewind)
+        plan_from = run_dir(name, method, ratio).name
     torch.manual_seed(seed * 1000)  # as compress() seeds its one-shot stage
     apply_plan(clf, cascade_plan, inplace=True)
     pruned = evaluate(clf, ds, "test")["accuracy"]
     rec_cfg = cfg.stages[-1].recovery
-    rec_cfg.steps = sum(recovery_steps().values())
+    rec_cfg.steps = steps
     rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)  # one-shot's recovery seed
     m = evaluate(clf, ds, "test")
     a, b = _units(cascade_plan), _units(oneshot_plan)
-    return {"benchmark": "cascade", "model": model, "protocol": protocol, "method": METHOD,
+    return {"benchmark": "cascade", "model": model, "protocol": protocol, "method": method,
             "ratio_target": ratio, "ratio_achieved": round(dense / block_params(clf), 4), "seed": seed,
             "test_snr_db": None, "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
             "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
@@ -83,8 +116,9 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
                         "accuracy_recovered": m["accuracy"], "recovery_steps": rec["steps"]}],
             "removed_units_shared_with_oneshot": round(len(a & b) / len(a | b), 4),
             "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
-            "recovery_steps": recovery_steps(), "speed_jitter": speed_jitter, "dense_checkpoint": name,
-            "front_end": front_end, "plan_from": runs["cascade"].name,
+            "recovery_steps": recovery_steps() if rewind is None else {"layers": rewind, "heads": rewind,
+                                                                       "channels": steps},
+            "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end, "plan_from": plan_from,
             "wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb())}
 
 
@@ -96,21 +130,25 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
     ap.add_argument("--speed-jitter", type=float, default=0.0)
     ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum")
+    ap.add_argument("--rewind", type=int, default=None,
+                    help="method cascade-rewindK at one-shot's budget: K recovery steps after layers and heads, "
+                         "then the final plan cut from the dense model and recovered with the rest")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.one:
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.speed_jitter,
-                                 args.front_end)))
+                                 args.front_end, args.rewind)))
         return
     for ratio in args.ratios:
         for seed in args.seeds:
             child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                     args.protocol, "--ratios", str(ratio), "--seeds", str(seed), "--speed-jitter",
-                                    str(args.speed_jitter), "--front-end", args.front_end],
+                                    str(args.speed_jitter), "--front-end", args.front_end]
+                                   + ([] if args.rewind is None else ["--rewind", str(args.rewind)]),
                                    capture_output=True, text=True)
             for r in append_child_records(child, args, RESULTS, "selection.py", f"{ratio}x seed {seed}"):
-                print(f"{METHOD} {ratio:g}x seed {seed}: {r['accuracy']:.4f} (right after the cut "
+                print(f"{r['method']} {ratio:g}x seed {seed}: {r['accuracy']:.4f} (right after the cut "
                       f"{r['stages'][0]['accuracy_pruned']:.4f}); removed units shared with one-shot "
                       f"{r['removed_units_shared_with_oneshot']:.2f}", flush=True)
 
