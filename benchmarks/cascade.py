@@ -9,6 +9,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --ratios 8.7 --variants cascade --shares 0.3,0.2,0.5 0,0.3,0.7 0.45,0.1,0.45
     python benchmarks/cascade.py --ratios 13.8 --variants cascade oneshot --recovery-scale 0.2   # 1/5 of the budget
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8   # time-domain patches
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 --recovery distill
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -45,7 +46,8 @@ def recovery_steps(scale: float = 1.0) -> dict[str, int]:
 
 
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
-                   speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None):
+                   speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
+                   recovery: str = "lora"):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -54,7 +56,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     method = {"oneshot": "oneshot", "cascade-simultaneous": "simultaneous"}.get(variant, "cascade")
     stages = []
     for g in order:
-        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else "lora",
+        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery,
                              steps=recovery_steps(recovery_scale)[g], speed_jitter=speed_jitter,
                              holdout_load=holdout_load)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
@@ -64,7 +66,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
-            recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum") -> dict:
+            recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
+            recovery: str = "lora") -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -84,7 +87,9 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     clf = load_model(ckpt)
     win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load)
+    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery)
+    if recovery != "lora":
+        variant = f"{variant}-{recovery}"
     if holdout_load is not None:
         variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
@@ -102,7 +107,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "dense_accuracy": res["state"]["dense"]["accuracy"], "stages": res["state"]["stages"],
             "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
             "recovery_steps": recovery_steps(recovery_scale), "speed_jitter": speed_jitter,
-            "dense_checkpoint": ckpt.name, "front_end": front_end,
+            "dense_checkpoint": ckpt.name, "front_end": front_end, "recovery": recovery,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
@@ -125,6 +130,9 @@ def main() -> None:
                     help="recover on the other training loads, keep the state best on this one (method -holdout<L>)")
     ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum",
                     help="start from the dense checkpoint with this front end (benchmarks/dense.py --front-end)")
+    ap.add_argument("--recovery", choices=["lora", "distill", "full"], default="lora",
+                    help="recovery method of every stage (distill: LoRA trained on the dense model's logits too; "
+                         "method name gets -<recovery>)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -132,7 +140,8 @@ def main() -> None:
     if args.one:
         shares = parse(args.shares[0]) if args.shares else None
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
-                                 args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end)))
+                                 args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end,
+                                 args.recovery)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -141,7 +150,8 @@ def main() -> None:
                 for seed in args.seeds:
                     extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter),
                                                                         "--recovery-scale", str(args.recovery_scale),
-                                                                        "--front-end", args.front_end]
+                                                                        "--front-end", args.front_end,
+                                                                        "--recovery", args.recovery]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
