@@ -29,7 +29,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, FRONT_END, FRONT_ENDS, append_child_records, checkpoint_name  # noqa: E402
+from dense import CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, windows  # noqa: E402
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
@@ -75,7 +75,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     from cascadeprune.methods.cascade import compress
     from cascadeprune.storage import load_model
     from cascadeprune.tasks.bearing.calibration import build_calibration
-    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -85,7 +85,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
                         "--seeds", str(seed), "--speed-jitter", str(speed_jitter), "--front-end", front_end],
                        check=True)
     clf = load_model(ckpt)
-    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery)
     if recovery != "lora":

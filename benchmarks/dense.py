@@ -42,6 +42,13 @@ FRONT_END = dict(window=1024, patch=32, features="spectrum", global_token=True)
 FRONT_ENDS = {"spectrum": FRONT_END, "raw": FRONT_END | dict(features="raw", global_token=False)}
 
 
+def windows():
+    """The benchmarks' windowing: every front end uses the same windows, half-overlapping."""
+    from cascadeprune.tasks.bearing.protocols import WindowConfig
+
+    return WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+
+
 def checkpoint_name(model: str, protocol: str, seed: int, speed_jitter: float = 0.0,
                     front_end: str = "spectrum") -> str:
     """benchmarks/checkpoints/<this>: one dense classifier per (model, protocol, seed, jitter, front end)."""
@@ -85,12 +92,12 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
     from cascadeprune.storage import save_model
     from cascadeprune.storage.load import load_backbone
     from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
-    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
 
     torch.set_num_threads(os.cpu_count() or 1)
     recipe = RECIPES[model]
-    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    win = windows()
     ds = build_dataset(protocol, DATA, win)
     noisy = build_dataset(protocol, DATA, win, snr_db=0.0, noise_seed=seed, splits=("test",))
     t0 = time.perf_counter()
@@ -123,11 +130,11 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
 
 def run_fft(protocol: str, seed: int) -> list[dict]:
     from cascadeprune.deploy.memory import peak_rss_mb
-    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.reference import FFTLinear
     from cascadeprune.tasks.bearing.train import metrics
 
-    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    win = windows()
     ds = build_dataset(protocol, DATA, win)
     noisy = build_dataset(protocol, DATA, win, snr_db=0.0, noise_seed=seed, splits=("test",))
     t0 = time.perf_counter()

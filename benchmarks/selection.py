@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cascade import RESULTS, recovery_steps, run_dir, variant_config  # noqa: E402
-from dense import CHECKPOINTS, DATA, FRONT_END, FRONT_ENDS, append_child_records, checkpoint_name  # noqa: E402
+from dense import CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, windows  # noqa: E402
 
 METHOD = "cascade-units-oneshot-recovery"
 
@@ -78,7 +78,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
     from cascadeprune.recovery.recover import recover
     from cascadeprune.storage import load_model
     from cascadeprune.surgery import apply_plan
-    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -87,7 +87,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
     oneshot_plan = _plan_of(runs["oneshot"])
     clf = load_model(CHECKPOINTS / name)
     dense = block_params(clf)
-    win = WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
+    win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config("oneshot", ratio, seed, speed_jitter=speed_jitter)
     budget = sum(recovery_steps().values())
