@@ -10,6 +10,8 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --ratios 13.8 --variants cascade oneshot --recovery-scale 0.2   # 1/5 of the budget
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8   # time-domain patches
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 --recovery distill
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --lora-targets all
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --recovery full --recovery-lr 2e-4
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -47,7 +49,7 @@ def recovery_steps(scale: float = 1.0) -> dict[str, int]:
 
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
                    speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
-                   recovery: str = "lora"):
+                   recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -58,7 +60,9 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery,
                              steps=recovery_steps(recovery_scale)[g], speed_jitter=speed_jitter,
-                             holdout_load=holdout_load)
+                             holdout_load=holdout_load, targets=lora_targets)
+        if recovery_lr is not None:
+            rec.lr = recovery_lr
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
@@ -67,7 +71,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
             recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
-            recovery: str = "lora") -> dict:
+            recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -87,9 +91,14 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     clf = load_model(ckpt)
     win = windows()
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery)
+    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
+                         lora_targets, recovery_lr)
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
+    if lora_targets != "attention" and recovery != "full":
+        variant = f"{variant}-lora{lora_targets}"
+    if recovery_lr is not None:
+        variant = f"{variant}-lr{recovery_lr:g}"
     if holdout_load is not None:
         variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
@@ -108,6 +117,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
             "recovery_steps": recovery_steps(recovery_scale), "speed_jitter": speed_jitter,
             "dense_checkpoint": ckpt.name, "front_end": front_end, "recovery": recovery,
+            "lora_targets": lora_targets, "recovery_lr": cfg.stages[0].recovery.lr,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
@@ -133,6 +143,9 @@ def main() -> None:
     ap.add_argument("--recovery", choices=["lora", "distill", "full"], default="lora",
                     help="recovery method of every stage (distill: LoRA trained on the dense model's logits too; "
                          "method name gets -<recovery>)")
+    ap.add_argument("--lora-targets", choices=["attention", "all"], default="attention",
+                    help="LoRA on the attention projections (the paper) or on every linear of the blocks")
+    ap.add_argument("--recovery-lr", type=float, default=None, help="recovery learning rate (default: the engine's)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -141,7 +154,7 @@ def main() -> None:
         shares = parse(args.shares[0]) if args.shares else None
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
                                  args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end,
-                                 args.recovery)))
+                                 args.recovery, args.lora_targets, args.recovery_lr)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -151,7 +164,9 @@ def main() -> None:
                     extra = (["--shares", shares] if shares else []) + ["--speed-jitter", str(args.speed_jitter),
                                                                         "--recovery-scale", str(args.recovery_scale),
                                                                         "--front-end", args.front_end,
-                                                                        "--recovery", args.recovery]
+                                                                        "--recovery", args.recovery,
+                                                                        "--lora-targets", args.lora_targets]
+                    extra += [] if args.recovery_lr is None else ["--recovery-lr", str(args.recovery_lr)]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
