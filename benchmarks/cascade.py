@@ -12,6 +12,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 --recovery distill
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --lora-targets all
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --recovery full --recovery-lr 2e-4
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --recovery-split 1,1,13
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -43,13 +44,21 @@ def run_dir(checkpoint: str, variant: str, ratio: float, recovery_scale: float =
     return HERE / "runs" / f"{checkpoint}_{variant}_{ratio:g}x{rs}"
 
 
-def recovery_steps(scale: float = 1.0) -> dict[str, int]:
-    return {g: max(1, round(n * scale)) for g, n in RECOVERY_STEPS.items()}
+def recovery_steps(scale: float = 1.0, split: tuple[float, float, float] | None = None) -> dict[str, int]:
+    """Recovery steps per stage: the paper's 1 : 1 : 3, or ``split`` of the same total (e.g. 0,0,1)."""
+    if split is None:
+        return {g: max(1, round(n * scale)) for g, n in RECOVERY_STEPS.items()}
+    if len(split) != 3 or min(split) < 0 or sum(split) <= 0:
+        raise SystemExit(f"--recovery-split needs three fractions >= 0 with a positive sum, got {split}")
+    total = sum(recovery_steps(scale).values())
+    first = {g: int(total * f / sum(split)) for g, f in zip(("layers", "heads"), split)}
+    return {**first, "channels": total - sum(first.values())}
 
 
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
                    speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
-                   recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None):
+                   recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
+                   recovery_split: tuple[float, float, float] | None = None):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -59,7 +68,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     stages = []
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery,
-                             steps=recovery_steps(recovery_scale)[g], speed_jitter=speed_jitter,
+                             steps=recovery_steps(recovery_scale, recovery_split)[g], speed_jitter=speed_jitter,
                              holdout_load=holdout_load, targets=lora_targets)
         if recovery_lr is not None:
             rec.lr = recovery_lr
@@ -71,7 +80,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
             recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
-            recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None) -> dict:
+            recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
+            recovery_split: tuple[float, float, float] | None = None) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -92,13 +102,16 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
-                         lora_targets, recovery_lr)
+                         lora_targets, recovery_lr, recovery_split)
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
     if lora_targets != "attention" and recovery != "full":
         variant = f"{variant}-lora{lora_targets}"
     if recovery_lr is not None:
         variant = f"{variant}-lr{recovery_lr:g}"
+    steps = recovery_steps(recovery_scale, recovery_split)
+    if recovery_split is not None and variant.startswith("cascade"):  # one-shot sums them: nothing to name
+        variant = f"{variant}-rec{'-'.join(str(steps[g]) for g in ('layers', 'heads', 'channels'))}"
     if holdout_load is not None:
         variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
@@ -115,7 +128,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(res["model"]),
             "dense_accuracy": res["state"]["dense"]["accuracy"], "stages": res["state"]["stages"],
             "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
-            "recovery_steps": recovery_steps(recovery_scale), "speed_jitter": speed_jitter,
+            "recovery_steps": steps, "speed_jitter": speed_jitter,
             "dense_checkpoint": ckpt.name, "front_end": front_end, "recovery": recovery,
             "lora_targets": lora_targets, "recovery_lr": cfg.stages[0].recovery.lr,
             "wall_s": round(time.perf_counter() - t0, 1),
@@ -146,6 +159,8 @@ def main() -> None:
     ap.add_argument("--lora-targets", choices=["attention", "all"], default="attention",
                     help="LoRA on the attention projections (the paper) or on every linear of the blocks")
     ap.add_argument("--recovery-lr", type=float, default=None, help="recovery learning rate (default: the engine's)")
+    ap.add_argument("--recovery-split", default=None,
+                    help="share the total recovery steps across layers,heads,channels (e.g. 0,0,1); default 1,1,3")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -154,7 +169,8 @@ def main() -> None:
         shares = parse(args.shares[0]) if args.shares else None
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
                                  args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end,
-                                 args.recovery, args.lora_targets, args.recovery_lr)))
+                                 args.recovery, args.lora_targets, args.recovery_lr,
+                                 parse(args.recovery_split) if args.recovery_split else None)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -167,6 +183,7 @@ def main() -> None:
                                                                         "--recovery", args.recovery,
                                                                         "--lora-targets", args.lora_targets]
                     extra += [] if args.recovery_lr is None else ["--recovery-lr", str(args.recovery_lr)]
+                    extra += [] if args.recovery_split is None else ["--recovery-split", args.recovery_split]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
