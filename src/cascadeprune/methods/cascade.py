@@ -235,11 +235,13 @@ def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckp
     if abs(achieved / cfg.ratio - 1) > RATIO_TOLERANCE:
         last = f"the last good checkpoint is {ckpt / f'stage-{completed:02d}'}" if completed >= 0 else \
             "no stage had completed"
+        # one-shot cuts once, so more channel steps cannot help it; the cascade's channel stage can
+        steps = "" if cfg.method == "oneshot" else ", or use more channel steps"
         raise CascadePruneError(
             f"ratio {cfg.ratio:g} is not reachable by method {cfg.method!r} on this model: the cut stopped at "
             f"{achieved:.2f}x (every layer keeps at least one head, at most max_channel_fraction="
             f"{cfg.max_channel_fraction:g} of its channels go per removal step, and at least one layer stays). "
-            f"Ask for a lower ratio, give layers a larger share, or use more channel steps; {last}")
+            f"Ask for a lower ratio, give layers a larger share{steps}; {last}")
 
 
 def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> None:
