@@ -65,13 +65,12 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     if variant == "cascade-reverse":
         order = order[::-1]
     method = {"oneshot": "oneshot", "cascade-simultaneous": "simultaneous"}.get(variant, "cascade")
+    steps = recovery_steps(recovery_scale, recovery_split)
+    lr = {} if recovery_lr is None else {"lr": recovery_lr}  # else the engine's default
     stages = []
     for g in order:
-        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery,
-                             steps=recovery_steps(recovery_scale, recovery_split)[g], speed_jitter=speed_jitter,
-                             holdout_load=holdout_load, targets=lora_targets)
-        if recovery_lr is not None:
-            rec.lr = recovery_lr
+        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery, steps=steps[g],
+                             speed_jitter=speed_jitter, holdout_load=holdout_load, targets=lora_targets, **lr)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
