@@ -13,6 +13,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --lora-targets all
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --recovery full --recovery-lr 2e-4
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --recovery-split 1,1,13
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --frozen-frontend   # adapters + head
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -58,7 +59,7 @@ def recovery_steps(scale: float = 1.0, split: tuple[float, float, float] | None 
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
                    speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
                    recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
-                   recovery_split: tuple[float, float, float] | None = None):
+                   recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -70,7 +71,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     stages = []
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery, steps=steps[g],
-                             speed_jitter=speed_jitter, holdout_load=holdout_load, targets=lora_targets, **lr)
+                             speed_jitter=speed_jitter, holdout_load=holdout_load, targets=lora_targets,
+                             train_frontend=train_frontend, **lr)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
@@ -80,7 +82,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
             recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
             recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
-            recovery_split: tuple[float, float, float] | None = None) -> dict:
+            recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True) -> dict:
     import torch
 
     from cascadeprune.accounting import block_params
@@ -101,13 +103,15 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
-                         lora_targets, recovery_lr, recovery_split)
+                         lora_targets, recovery_lr, recovery_split, train_frontend)
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
     if lora_targets != "attention" and recovery != "full":
         variant = f"{variant}-lora{lora_targets}"
     if recovery_lr is not None:
         variant = f"{variant}-lr{recovery_lr:g}"
+    if not train_frontend:
+        variant = f"{variant}-fefrozen"
     steps = recovery_steps(recovery_scale, recovery_split)
     if recovery_split is not None and variant.startswith("cascade"):  # one-shot sums them: nothing to name
         variant = f"{variant}-rec{'-'.join(str(steps[g]) for g in ('layers', 'heads', 'channels'))}"
@@ -129,7 +133,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "shares": {st.granularity: round(st.share, 4) for st in cfg.stages},
             "recovery_steps": steps, "speed_jitter": speed_jitter,
             "dense_checkpoint": ckpt.name, "front_end": front_end, "recovery": recovery,
-            "lora_targets": lora_targets, "recovery_lr": cfg.stages[0].recovery.lr,
+            "lora_targets": lora_targets, "recovery_lr": cfg.stages[0].recovery.lr, "train_frontend": train_frontend,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
@@ -160,6 +164,9 @@ def main() -> None:
     ap.add_argument("--recovery-lr", type=float, default=None, help="recovery learning rate (default: the engine's)")
     ap.add_argument("--recovery-split", default=None,
                     help="share the total recovery steps across layers,heads,channels (e.g. 0,0,1); default 1,1,3")
+    ap.add_argument("--frozen-frontend", action="store_true",
+                    help="recovery trains only the adapters (or the backbone) and the head, not the front end "
+                         "(method -fefrozen)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -169,7 +176,8 @@ def main() -> None:
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.ratios[0], args.variants[0], shares,
                                  args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end,
                                  args.recovery, args.lora_targets, args.recovery_lr,
-                                 parse(args.recovery_split) if args.recovery_split else None)))
+                                 parse(args.recovery_split) if args.recovery_split else None,
+                                 not args.frozen_frontend)))
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -184,6 +192,7 @@ def main() -> None:
                     extra += [] if args.recovery_lr is None else ["--recovery-lr", str(args.recovery_lr)]
                     extra += [] if args.recovery_split is None else ["--recovery-split", args.recovery_split]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
+                    extra += ["--frozen-frontend"] if args.frozen_frontend else []
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
                                             str(seed), *extra], capture_output=True, text=True)

@@ -179,6 +179,22 @@ def test_recovery_methods(method, ds):
         assert any("self_attn" in k for k in changed)
 
 
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_recovery_can_keep_the_front_end_frozen(method, ds):
+    from cascadeprune.recovery import recover
+
+    clf = classifier("llama-tiny")
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    recover(clf, ds, RecoveryConfig(method=method, steps=3, lr=1e-2, train_frontend=False), seed=0, progress=False)
+    changed = {k for k, v in clf.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("head.") for k in changed) and any("self_attn" in k for k in changed)
+    assert not any(k.startswith("frontend.") for k in changed)
+    assert all(p.requires_grad for p in clf.parameters())  # a later stage starts from a fully trainable model
+    clf2 = classifier("llama-tiny")
+    recover(clf2, ds, RecoveryConfig(method=method, steps=3, lr=1e-2), seed=0, progress=False)
+    assert any(k.startswith("frontend.") and not torch.equal(v, before[k]) for k, v in clf2.state_dict().items())
+
+
 def test_holdout_load_view_resplits_for_cross_load_validation(ds):
     from cascadeprune.tasks.bearing.protocols import holdout_load_view
     from cascadeprune.tasks.bearing.recording import DataError

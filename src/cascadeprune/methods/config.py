@@ -47,6 +47,9 @@ class RecoveryConfig:
     rank: int = 4
     alpha: int = 16
     targets: str = "attention"  # LoRA targets: attention | all
+    # Train the front end (patch/spectrum embedding) during recovery. The head always trains; with
+    # False and method lora, only the adapters and the head train (the paper's recipe taken strictly).
+    train_frontend: bool = True
     lr: float = 1e-3
     batch_size: int = 32
     distill_alpha: float = 0.5

@@ -2,7 +2,7 @@
 
 Targets come from the architecture table (the attention projections q/k/v/o, or fused qkv + o),
 never from guessing module names. The paper's recovery: rank 4, alpha 16, attention only. The
-front end and the classification head always stay trainable.
+classification head always trains; the front end too unless ``train_frontend=False``.
 
 Example::
 
@@ -27,6 +27,7 @@ class LoRAConfig:
     alpha: int = 16
     dropout: float = 0.0
     targets: str = "attention"  # "attention" (q/k/v/o) or "all" (attention + FFN)
+    train_frontend: bool = True  # False: only the adapters and the head train
 
 
 def attention_module_names(backbone_owner: nn.Module, include_ffn: bool = False) -> list[str]:
@@ -41,14 +42,16 @@ def attention_module_names(backbone_owner: nn.Module, include_ffn: bool = False)
 
 
 def add_lora(clf: nn.Module, cfg: LoRAConfig = LoRAConfig()) -> nn.Module:
-    """Freeze the backbone, wrap its attention projections with LoRA; front end and head train."""
+    """Freeze the backbone, wrap its attention projections with LoRA; the head (and front end) train."""
     targets = attention_module_names(clf, include_ffn=cfg.targets == "all")
     fan_in_fan_out = resolve(clf).family.weight_layout == "conv1d"  # GPT-2's Conv1D stores (in, out)
     peft_cfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
                           fan_in_fan_out=fan_in_fan_out, bias="none")
     clf.backbone = get_peft_model(clf.backbone, peft_cfg)
-    for p in list(clf.frontend.parameters()) + list(clf.head.parameters()):
+    for p in clf.head.parameters():
         p.requires_grad = True
+    for p in clf.frontend.parameters():
+        p.requires_grad = cfg.train_frontend
     return clf
 
 

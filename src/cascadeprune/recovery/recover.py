@@ -31,10 +31,16 @@ def recover(clf: nn.Module, ds, cfg, seed: int, teacher: nn.Module | None = None
                             seed=seed, speed_jitter=cfg.speed_jitter, warmup_steps=10, patience=10**9,
                             eval_every=eval_every)
     if cfg.method in ("lora", "distill"):
-        add_lora(clf, LoRAConfig(rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets))
+        add_lora(clf, LoRAConfig(rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets,
+                                 train_frontend=cfg.train_frontend))
+    elif not cfg.train_frontend:  # full fine-tuning of everything but the front end
+        for p in clf.frontend.parameters():
+            p.requires_grad = False
     report = train_classifier(clf, ds, train_cfg, progress=progress, desc=desc,
                               teacher=teacher if cfg.method == "distill" else None,
                               distill_alpha=cfg.distill_alpha, temperature=cfg.temperature)
     if cfg.method in ("lora", "distill"):
         merge_lora(clf)
+    for p in clf.parameters():
+        p.requires_grad = True
     return {"steps": report["steps"], "wall_s": report["wall_s"]}
