@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -33,7 +32,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, windows  # noqa: E402
+from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,  # noqa: E402
+                   windows)
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
@@ -59,7 +59,8 @@ def recovery_steps(scale: float = 1.0, split: tuple[float, float, float] | None 
 def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
                    speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
                    recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
-                   recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True):
+                   recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
+                   keep: str = "best_val", device: str = "cpu"):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -72,7 +73,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
     for g in order:
         rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery, steps=steps[g],
                              speed_jitter=speed_jitter, holdout_load=holdout_load, targets=lora_targets,
-                             train_frontend=train_frontend, **lr)
+                             train_frontend=train_frontend, keep=keep, device=device, **lr)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
@@ -82,8 +83,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
             recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
             recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
-            recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True) -> dict:
-    import torch
+            recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
+            keep: str = "best_val", device: str = "cpu") -> dict:
 
     from cascadeprune.accounting import block_params
     from cascadeprune.deploy.memory import peak_rss_mb
@@ -93,17 +94,18 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    set_threads()
     ckpt = CHECKPOINTS / checkpoint_name(model, protocol, seed, speed_jitter, front_end)
     if not ckpt.is_dir():
         subprocess.run([sys.executable, str(HERE / "dense.py"), "--models", model, "--protocols", protocol,
-                        "--seeds", str(seed), "--speed-jitter", str(speed_jitter), "--front-end", front_end],
+                        "--seeds", str(seed), "--speed-jitter", str(speed_jitter), "--front-end", front_end,
+                        "--device", device],
                        check=True)
     clf = load_model(ckpt)
     win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
-                         lora_targets, recovery_lr, recovery_split, train_frontend)
+                         lora_targets, recovery_lr, recovery_split, train_frontend, keep, device)
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
     if lora_targets != "attention" and recovery != "full":
@@ -112,6 +114,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
         variant = f"{variant}-lr{recovery_lr:g}"
     if not train_frontend:
         variant = f"{variant}-fefrozen"
+    if keep != "best_val":
+        variant = f"{variant}-keep{keep}"
     steps = recovery_steps(recovery_scale, recovery_split)
     if recovery_split is not None and variant.startswith("cascade"):  # one-shot sums them: nothing to name
         variant = f"{variant}-rec{'-'.join(str(steps[g]) for g in ('layers', 'heads', 'channels'))}"
@@ -134,6 +138,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "recovery_steps": steps, "speed_jitter": speed_jitter,
             "dense_checkpoint": ckpt.name, "front_end": front_end, "recovery": recovery,
             "lora_targets": lora_targets, "recovery_lr": cfg.stages[0].recovery.lr, "train_frontend": train_frontend,
+            "keep": keep, "device": device,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
 
@@ -167,6 +172,10 @@ def main() -> None:
     ap.add_argument("--frozen-frontend", action="store_true",
                     help="recovery trains only the adapters (or the backbone) and the head, not the front end "
                          "(method -fefrozen)")
+    ap.add_argument("--keep", choices=["best_val", "last"], default="best_val",
+                    help="state each recovery ends with (method -keeplast for last)")
+    ap.add_argument("--device", default="cpu", help="where recovery trains (cuda on a GPU machine)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="JSON Lines file the records are appended to")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -177,9 +186,9 @@ def main() -> None:
                                  args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end,
                                  args.recovery, args.lora_targets, args.recovery_lr,
                                  parse(args.recovery_split) if args.recovery_split else None,
-                                 not args.frozen_frontend)))
+                                 not args.frozen_frontend, args.keep, args.device)))
         return
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
         for variant in args.variants:
             for shares in args.shares or [None]:
@@ -193,6 +202,7 @@ def main() -> None:
                     extra += [] if args.recovery_split is None else ["--recovery-split", args.recovery_split]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     extra += ["--frozen-frontend"] if args.frozen_frontend else []
+                    extra += ["--keep", args.keep, "--device", args.device]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
                                             str(seed), *extra], capture_output=True, text=True)
@@ -200,7 +210,7 @@ def main() -> None:
 
 
 def _record(child, args, variant, ratio, seed) -> None:
-    for rec in append_child_records(child, args, RESULTS, "cascade.py", f"{variant} {ratio} {seed}"):
+    for rec in append_child_records(child, args, args.results, "cascade.py", f"{variant} {ratio} {seed}"):
         print(f"{rec['method']} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
               f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
 

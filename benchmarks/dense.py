@@ -59,10 +59,23 @@ def checkpoint_name(model: str, protocol: str, seed: int, speed_jitter: float = 
 def common(args, script: str = "dense.py") -> dict:
     """Provenance every record carries: date, the command that produced it, commit and machine."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip()
+                            cwd=HERE).stdout.strip() or os.environ.get("CASCADEPRUNE_COMMIT", "")
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "command": f"python benchmarks/{script} " + " ".join(args.argv), "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU"}
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {gpu_name() or 'no GPU'}"}
+
+
+def gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
+def set_threads() -> None:
+    """All cores, or OMP_NUM_THREADS when set (several benchmark processes sharing one machine)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
 
 
 def append_child_records(child: subprocess.CompletedProcess, args, results: Path, script: str,
@@ -79,7 +92,8 @@ def append_child_records(child: subprocess.CompletedProcess, args, results: Path
     return recs
 
 
-def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, front_end: str = "spectrum") -> list[dict]:
+def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, front_end: str = "spectrum",
+            device: str = "cpu") -> list[dict]:
     """Train + evaluate in this process; return the clean and 0 dB records.
 
     ``speed_jitter`` > 0 time-stretches training windows (a load change is a speed change); such
@@ -95,7 +109,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    set_threads()
     recipe = RECIPES[model]
     win = windows()
     ds = build_dataset(protocol, DATA, win)
@@ -107,7 +121,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
     if recipe["lora"]:
         clf = add_lora(clf, LoRAConfig(rank=4, alpha=16))
     cfg = TrainConfig(max_steps=recipe["steps"], lr=recipe["lr"], batch_size=32, seed=seed, warmup_steps=30,
-                      eval_every=50, patience=4, speed_jitter=speed_jitter)
+                      eval_every=50, patience=4, speed_jitter=speed_jitter, device=device)
     method = "dense" if not speed_jitter else f"dense-speedjitter{speed_jitter:g}"
     report = train_classifier(clf, ds, cfg, progress=False)
     if recipe["lora"]:
@@ -122,7 +136,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
                     "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
                     "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
                     "train_steps": report["steps"], "best_val_accuracy": round(report["best_val_accuracy"], 5),
-                    "front_end": front_end, "recipe": recipe | {"front_end": FRONT_ENDS[front_end],
+                    "front_end": front_end, "device": device, "recipe": recipe | {"front_end": FRONT_ENDS[front_end],
                                                                 "speed_jitter": speed_jitter}, "wall_s": round(wall, 1),
                     "peak_rss_mb": round(peak_rss_mb())})
     return out
@@ -160,24 +174,26 @@ def main() -> None:
     ap.add_argument("--speed-jitter", type=float, default=0.0, help="training augmentation (see run_one)")
     ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum",
                     help="vibration front end (see FRONT_ENDS); non-default ones are checkpointed apart")
+    ap.add_argument("--device", default="cpu", help="where training runs (cuda on a GPU machine)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="JSON Lines file the records are appended to")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child mode: one run, print JSON
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.one:
         (model,), (protocol,), (seed,) = args.models, args.protocols, args.seeds
         recs = (run_fft(protocol, seed) if model == "fft-linear"
-                else run_one(model, protocol, seed, args.speed_jitter, args.front_end))
+                else run_one(model, protocol, seed, args.speed_jitter, args.front_end, args.device))
         print(json.dumps(recs))
         return
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
     for protocol in args.protocols:
         for model in args.models:
             for seed in args.seeds:
                 child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocols", protocol,
                                         "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter),
-                                        "--front-end", args.front_end],
+                                        "--front-end", args.front_end, "--device", args.device],
                                        capture_output=True, text=True)
-                recs = append_child_records(child, args, RESULTS, "dense.py", f"{model} {protocol} {seed}")
+                recs = append_child_records(child, args, args.results, "dense.py", f"{model} {protocol} {seed}")
                 if not recs:
                     continue
                 clean = recs[0]

@@ -223,3 +223,35 @@ def test_recovery_with_a_held_out_load_keeps_the_best_cross_load_state(ds, monke
     monkeypatch.setattr(train_mod, "train_classifier", spy)
     rep = recover(classifier(), ds, RecoveryConfig(steps=12, holdout_load=2.0), seed=0, progress=False)
     assert rep["steps"] == 12 and seen == {"val_loads": {2.0}, "eval_every": 5}
+
+
+def test_recovery_can_keep_its_last_state_instead_of_the_best_validated(ds, monkeypatch):
+    from cascadeprune.recovery import recover
+    from cascadeprune.tasks.bearing import train as train_mod
+
+    seen = []
+    real = train_mod.train_classifier
+    monkeypatch.setattr(train_mod, "train_classifier", lambda m, d, cfg, **k: seen.append(cfg) or real(m, d, cfg, **k))
+    rep = recover(classifier(), ds, RecoveryConfig(steps=7, keep="last"), seed=0, progress=False)
+    assert rep["steps"] == 7 and seen[-1].eval_every >= 7  # validated only at the end: the last state stays
+    recover(classifier(), ds, RecoveryConfig(steps=7), seed=0, progress=False)
+    assert seen[-1].eval_every is None  # the default: once per epoch and at the end, best kept
+
+
+def test_recovery_device_and_keep_are_checked_with_the_key_named():
+    with pytest.raises(RecipeError, match=r"stages\[0\].recovery.keep: 'best' is not best_val or last"):
+        config_from_dict({"stages": [{"granularity": "heads", "recovery": {"keep": "best"}}]}).check(False)
+    with pytest.raises(RecipeError, match=r"stages\[0\].recovery.device: device 'gpu0' is not a torch device"):
+        config_from_dict({"stages": [{"granularity": "heads", "recovery": {"device": "gpu0"}}]}).check(False)
+    if not torch.cuda.is_available():
+        with pytest.raises(RecipeError, match="no CUDA device is available"):
+            config_from_dict({"stages": [{"granularity": "heads", "recovery": {"device": "cuda"}}]}).check(False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_recovery_on_cuda_matches_the_cpu_model_placement(ds):
+    from cascadeprune.recovery import recover
+
+    clf = classifier()
+    rep = recover(clf, ds, RecoveryConfig(steps=3, device="cuda"), seed=0, progress=False)
+    assert rep["steps"] == 3 and all(p.device.type == "cpu" for p in clf.parameters())

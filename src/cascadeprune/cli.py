@@ -117,7 +117,8 @@ def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, l
               lora_rank: int = 4, lora_alpha: int = 16, epochs: float = 10.0, max_steps: int | None = None,
               batch_size: int = 32, lr: float | None = None, seed: int = 42, patch: int = 32, window: int = 1024,
               stride: int = 512, patience: int = 4, features: str = "spectrum", global_token: bool = True,
-              speed_jitter: float = 0.03, overwrite: bool = False, json_out: bool = False) -> int:
+              speed_jitter: float = 0.03, overwrite: bool = False, json_out: bool = False,
+              device: str = "cpu") -> int:
     import torch
 
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
@@ -137,7 +138,7 @@ def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, l
     if lora:
         clf = add_lora(clf, LoRAConfig(rank=lora_rank, alpha=lora_alpha))
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, patience=patience,
-                      speed_jitter=speed_jitter,
+                      speed_jitter=speed_jitter, device=device,
                       lr=lr if lr is not None else (1e-3 if lora else 5e-4))
     report = train_classifier(clf, ds, cfg, desc=f"train {backbone} on {task}")
     if lora:
@@ -190,7 +191,7 @@ def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float |
 def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: str | None = None,
                  data_dir: str | None = None, method: str | None = None, seed: int | None = None,
                  recovery_steps: int | None = None, resume: bool = False, dry_run: bool = False,
-                 overwrite: bool = False, json_out: bool = False) -> int:
+                 overwrite: bool = False, json_out: bool = False, device: str | None = None) -> int:
     from cascadeprune.methods.cascade import dry_run as plan_stages
     from cascadeprune.methods.cascade import run_compression
     from cascadeprune.methods.config import CompressConfig, load_recipe
@@ -207,6 +208,8 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     if recovery_steps is not None:
         for st in cfg.stages:
             st.recovery.steps, st.recovery.epochs = recovery_steps, None
+    for st in cfg.stages if device is not None else ():
+        st.recovery.device = device
     cfg.check()
     clf = load_model(model)
     if not isinstance(clf, VibrationClassifier):
@@ -307,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--window", type=int, default=1024)
     s.add_argument("--stride", type=int, default=512)
     s.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
+    s.add_argument("--device", default="cpu", help="where training runs, e.g. cuda (default cpu)")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--json", dest="json_out", action="store_true")
 
@@ -333,6 +337,8 @@ def _compress_args(sub) -> None:
     s.add_argument("--method", choices=["cascade", "oneshot", "simultaneous"], default=None)
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--recovery-steps", type=int, default=None, help="override every stage's recovery budget")
+    s.add_argument("--device", default=None,
+                   help="where recovery trains, e.g. cuda (default: the recipe's, else cpu); scoring stays on the CPU")
     s.add_argument("--resume", action="store_true", help="continue from the last stage checkpoint in --out")
     s.add_argument("--dry-run", action="store_true", help="print the per-stage budgets and stop")
     s.add_argument("--overwrite", action="store_true")

@@ -58,10 +58,22 @@ class RecoveryConfig:
     # Cross-load validation: recover on the other training loads and keep the state that scores best
     # on this one (None: validate on the time-split windows of all training loads).
     holdout_load: float | None = None
+    # Which state recovery ends with: the one with the best validation accuracy (checked once per epoch and
+    # at the end; ties keep the earlier) or the last one. With holdout_load set, always the best.
+    keep: str = "best_val"  # best_val | last
+    device: str = "cpu"  # where recovery trains ("cuda" on a GPU); pruning and scoring stay on the CPU
 
     def check(self, where: str) -> None:
         if self.method not in ("lora", "full", "distill", "none"):
             raise RecipeError(f"{where}.method: {self.method!r} is not one of lora, full, distill, none")
+        if self.keep not in ("best_val", "last"):
+            raise RecipeError(f"{where}.keep: {self.keep!r} is not best_val or last")
+        from cascadeprune.tasks.bearing.train import resolve_device
+
+        try:
+            resolve_device(self.device)
+        except CascadePruneError as e:
+            raise RecipeError(f"{where}.device: {e}") from None
 
 
 @dataclass

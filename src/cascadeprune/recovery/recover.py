@@ -27,9 +27,11 @@ def recover(clf: nn.Module, ds, cfg, seed: int, teacher: nn.Module | None = None
 
         ds = holdout_load_view(ds, cfg.holdout_load)
         eval_every = max(5, (cfg.steps or 60) // 6)  # several chances to keep the best cross-load state
+    elif cfg.keep == "last":
+        eval_every = 10**9  # validated once, at the end: the last state is kept
     train_cfg = TrainConfig(epochs=cfg.epochs or 0.0, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                             seed=seed, speed_jitter=cfg.speed_jitter, warmup_steps=10, patience=10**9,
-                            eval_every=eval_every)
+                            eval_every=eval_every, device=cfg.device)
     if cfg.method in ("lora", "distill"):
         add_lora(clf, LoRAConfig(rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets,
                                  train_frontend=cfg.train_frontend))

@@ -40,6 +40,7 @@ class TrainConfig:
     balanced: bool = True
     speed_jitter: float = 0.0  # time-stretch each training window by up to +-this fraction (load = speed)
     noise_snr_db: tuple[float, float] | None = None  # add white noise at an SNR drawn from this range
+    device: str = "cpu"  # where the training steps run ("cuda" on a GPU); the model comes back where it was
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -85,6 +86,11 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
     x, y = torch.from_numpy(ds.x["train"]), torch.from_numpy(ds.y["train"])
     if len(x) == 0:
         raise ValueError(f"{ds.protocol}: no training windows")
+    dev, home = resolve_device(cfg.device), next(model.parameters()).device
+    model.to(dev)
+    teacher_home = next(teacher.parameters()).device if teacher is not None else None
+    if teacher is not None:
+        teacher.to(dev)
     steps_per_epoch = max(1, len(x) // cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     eval_every = cfg.eval_every or steps_per_epoch
@@ -92,16 +98,16 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(ds.y["train"], len(ds.classes)) if cfg.balanced else None)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(ds.y["train"], len(ds.classes)).to(dev) if cfg.balanced else None)
     history, best, best_state, bad, step = [], -1.0, None, 0, 0
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc=desc, unit="step", disable=not progress, dynamic_ncols=True, mininterval=1.0)
     model.train()
     while step < total:
         for idx in _batches(len(x), cfg.batch_size, gen):
-            xb = augment(x[idx], cfg, gen)
+            xb = augment(x[idx], cfg, gen).to(dev)  # augmentation on the CPU: the same draws on every device
             logits = model(xb)
-            loss = loss_fn(logits, y[idx])
+            loss = loss_fn(logits, y[idx].to(dev))
             if teacher is not None:
                 with torch.no_grad():
                     t_logits = teacher(xb)
@@ -134,16 +140,34 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.to(home)
+    if teacher is not None:
+        teacher.to(teacher_home)
     model.eval()
     return {"steps": step, "best_val_accuracy": best, "history": history, "wall_s": time.perf_counter() - t0,
             "config": asdict(cfg)}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``torch.device(name)``, or a clear error when it is malformed or absent on this machine."""
+    from cascadeprune.errors import CascadePruneError
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise CascadePruneError(f"device {name!r} is not a torch device ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CascadePruneError(f"device {name!r}: no CUDA device is available on this machine; use 'cpu'")
+    return dev
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
     was_training = model.training
     model.eval()
-    out = [model(torch.from_numpy(x[i : i + batch_size])).argmax(-1).numpy() for i in range(0, len(x), batch_size)]
+    dev = next(model.parameters()).device
+    out = [model(torch.from_numpy(x[i : i + batch_size]).to(dev)).argmax(-1).cpu().numpy()
+           for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
