@@ -12,6 +12,7 @@ RESULTS=${RESULTS:?set RESULTS to a folder for the records}
 LIMIT=${1:-480}
 SEEDS=${SEEDS:-"42 123 456"}
 RATIOS=${RATIOS:-"8.7 13.8"}
+VARIANTS=${VARIANTS:-"cascade oneshot"}
 SCALE=${SCALE:-28.5}  # 60/60/180 steps x 28.5 = 1710/1710/5130 = 10/10/30 epochs of 171 steps
 mkdir -p "$RESULTS"
 PY=${PY:-python3}
@@ -20,7 +21,7 @@ for s in $SEEDS; do
     --speed-jitter 0.03 --front-end raw --device cuda --results "$RESULTS/dense-$s.jsonl" &
 done
 wait
-for s in $SEEDS; do for r in $RATIOS; do for v in cascade oneshot; do
+for s in $SEEDS; do for r in $RATIOS; do for v in $VARIANTS; do
   OMP_NUM_THREADS=1 timeout "$LIMIT" $PY benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios "$r" \
     --variants "$v" --seeds "$s" --recovery-scale "$SCALE" --keep last --device cuda \
     --results "$RESULTS/cascade-$v-$r-$s.jsonl" &
