@@ -56,7 +56,7 @@ def _recovery_steps(r: dict) -> int:
 def _records(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
              ratios: list[float] | None = None, prefix: str | None = None, model: str | None = None,
              protocol: str | None = None, budget: int | None = None, shares: str | None = None,
-             front_end: str | None = None):
+             front_end: str | None = None, seeds: list[int] | None = None):
     """The records of a results file that pass every filter given, oldest first."""
     for line in open(path):
         r = json.loads(line)
@@ -65,7 +65,8 @@ def _records(path: str, methods: list[str] | None = None, speed_jitter: float | 
                 or (speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter)
                 or (ratios and r.get("ratio_target", 1.0) not in ratios)
                 or (budget is not None and sum(r.get("recovery_steps", {}).values()) != budget)
-                or (shares and _shares(r) != shares) or (front_end and _front_end(r) != front_end)):
+                or (shares and _shares(r) != shares) or (front_end and _front_end(r) != front_end)
+                or (seeds and r["seed"] not in seeds)):
             continue
         yield r
 
@@ -108,13 +109,17 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
 
 def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
           model: str | None = None, protocol: str | None = None, steps: int | None = None,
-          shares: str | None = None, front_end: str = "spectrum") -> str:
-    """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds)."""
+          shares: str | None = None, front_end: str = "spectrum", seeds: list[int] | None = None,
+          paired: bool = False) -> str:
+    """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds).
+
+    ``paired`` adds a column: the first method minus the second, seed by seed (same dense model),
+    as mean ± sd in pp, and on how many seeds the first is ahead."""
     cells: dict[tuple, list[dict]] = defaultdict(list)
     latest: dict[tuple, dict] = {}
     setups: set[tuple[str, str]] = set()
     for r in _records(path, methods, speed_jitter, ratios, model=model, protocol=protocol, budget=steps,
-                      shares=shares, front_end=front_end):
+                      shares=shares, front_end=front_end, seeds=seeds):
         latest[(r["ratio_target"], r["method"], r["seed"])] = r  # later lines are newer
         setups.add((r["model"], r["protocol"]))
     if len(setups) > 1:
@@ -122,7 +127,8 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
                          f"{sorted(setups)}; choose one with --model / --protocol")
     for (ratio, method, _), r in latest.items():
         cells[(ratio, method)].append(r)
-    lines = ["| target ratio | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    extra = [f"{methods[0]} − {methods[1]}, paired (pp; ahead on)"] if paired else []
+    lines = ["| target ratio | " + " | ".join(methods + extra) + " |", "|---|" + "---|" * (len(methods) + len(extra))]
     for ratio in sorted({k[0] for k in cells}):
         row = [f"{ratio:g}×"]
         for m in methods:
@@ -134,6 +140,11 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
             got = statistics.mean(r["ratio_achieved"] for r in rs)
             note = "" if abs(got / ratio - 1) <= RATIO_TOLERANCE else f" (reached only {got:.2f}×)"
             row.append(f"{statistics.mean(acc):.2f}{_sd(acc)}{note}")
+        if paired:
+            a, b = ({s: r["accuracy"] for (q, m, s), r in latest.items() if q == ratio and m == name}
+                    for name in methods[:2])
+            d = [100 * (a[s] - b[s]) for s in sorted(set(a) & set(b))]
+            row.append(f"{statistics.mean(d):+.2f}{_sd(d)} ({sum(x > 0 for x in d)} of {len(d)} seeds)" if d else "–")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -151,10 +162,13 @@ if __name__ == "__main__":
     ap.add_argument("--recovery-steps", type=int, help="with --pivot: only runs with this total recovery budget")
     ap.add_argument("--shares", help="with --pivot: only runs with this budget split, e.g. 0.6/0.2/0.2")
     ap.add_argument("--front-end", help="only records whose dense model used this front end (pivot: spectrum)")
+    ap.add_argument("--seeds", nargs="+", type=int, help="with --pivot: only these seeds")
+    ap.add_argument("--paired", action="store_true",
+                    help="with --pivot: add the seed-by-seed difference of the first two --methods")
     args = ap.parse_args()
     for p in args.paths:
         if args.pivot:
             print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
-                        args.recovery_steps, args.shares, args.front_end or "spectrum"))
+                        args.recovery_steps, args.shares, args.front_end or "spectrum", args.seeds, args.paired))
         else:
             print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
