@@ -255,3 +255,13 @@ def test_recovery_on_cuda_matches_the_cpu_model_placement(ds):
     clf = classifier()
     rep = recover(clf, ds, RecoveryConfig(steps=3, device="cuda"), seed=0, progress=False)
     assert rep["steps"] == 3 and all(p.device.type == "cpu" for p in clf.parameters())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_compress_cli_refuses_a_missing_device_before_touching_anything(tmp_path, capsys):
+    save_model(classifier(), tmp_path / "clf")
+    out = tmp_path / "c"
+    assert main(["compress", str(tmp_path / "clf"), "--task", "synthetic", "--ratio", "3", "--out", str(out),
+                 "--device", "cuda"]) == 2
+    assert "recovery.device: device 'cuda': no CUDA device is available" in capsys.readouterr().err
+    assert not out.exists()
