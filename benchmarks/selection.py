@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,7 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cascade import RESULTS, recovery_steps, run_dir, variant_config  # noqa: E402
-from dense import CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, windows  # noqa: E402
+from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,  # noqa: E402
+                   windows)
 
 METHOD = "cascade-units-oneshot-recovery"
 
@@ -81,7 +81,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    set_threads()
     name = checkpoint_name(model, protocol, seed, speed_jitter, front_end)
     runs = {v: run_dir(name, v, ratio) for v in ("cascade", "oneshot")}
     oneshot_plan = _plan_of(runs["oneshot"])
