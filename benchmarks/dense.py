@@ -30,6 +30,7 @@ DATA = os.environ.get("CASCADEPRUNE_DATA", str(HERE.parent.parent / "shared" / "
 # One recipe per backbone: what a user would run with `cascadeprune train`.
 RECIPES = {
     "gpt2-10m": dict(lora=False, lr=5e-4, steps=400),
+    "gpt2-deep": dict(lora=False, lr=5e-4, steps=400),  # gpt2-10m's recipe at the paper's depth (12 layers)
     "gpt2-mini": dict(lora=False, lr=1e-3, steps=400),  # 1.2 M block params: the capacity-bound setting
     "llama-10m": dict(lora=False, lr=5e-4, steps=400),
     "all-minilm-l6-v2": dict(lora=False, lr=2e-4, steps=400),

@@ -124,3 +124,13 @@ def test_any_local_hf_directory_is_a_backbone(tmp_path, capsys):
     assert type(clf.backbone).__name__ == "Qwen2Model"  # the trunk only: no LM head
     assert clf.backbone.get_input_embeddings().weight.shape[0] == 1  # token embeddings dropped
     assert clf.pooling == "last"
+
+
+@pytest.mark.parametrize("name, layers, blocks", [("gpt2-10m", 6, 10_646_784), ("llama-10m", 6, 10_326_528),
+                                                  ("gpt2-deep", 12, 9_477_120)])
+def test_named_scratch_backbones_have_their_documented_size(name, layers, blocks):
+    from cascadeprune.accounting import block_params
+
+    backbone = load_backbone(name)
+    assert backbone.config.num_hidden_layers == layers
+    assert block_params(backbone) == blocks
