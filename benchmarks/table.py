@@ -79,7 +79,8 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
               prefix: str | None = None, ratios: list[float] | None = None, front_end: str | None = None) -> str:
     latest: dict[tuple, dict] = {}
     for r in _records(path, methods, speed_jitter, ratios, prefix, front_end=front_end):
-        model = r["model"] if _front_end(r) == "spectrum" else f"{r['model']} ({_front_end(r)})"
+        tags = [t for t in (_front_end(r), r.get("device", "cpu")) if t not in ("spectrum", "cpu")]
+        model = r["model"] + (f" ({', '.join(tags)})" if tags else "")  # a GPU run is a separate row
         key = (r["protocol"], model, r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
                r.get("speed_jitter", 0.0), _recovery_steps(r), _shares(r), r["seed"])
         latest[key] = r  # later lines are newer

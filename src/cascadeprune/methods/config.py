@@ -30,7 +30,7 @@ DEFAULT_CRITERION = {"layers": "lcr", "heads": "wanda_sp", "channels": "wanda_sp
 # cumulative target, e.g. whole layers, leaves the rest to the next). Chosen from the measured
 # sweep in benchmarks/results/cascade.jsonl (methods cascade-shares-*, gpt2-10m at 13.8x, 3 seeds):
 # layer-heavy splits won (0.6/0.2/0.2: 99.72 +- 0.28 %, vs 98.01 +- 2.15 % for 0.3/0.2/0.5 and
-# 98.53 +- 1.39 % with no layer removal). See the README, "Budget split".
+# 98.53 +- 1.39 % with no layer removal). See benchmarks/README.md, "Budget split".
 DEFAULT_SHARE = {"layers": 0.6, "heads": 0.2, "channels": 0.2}
 PAPER_EPOCHS = {"layers": 10.0, "heads": 10.0, "channels": 30.0}  # the paper's recovery budgets
 
