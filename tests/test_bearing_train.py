@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cascadeprune import PruningPlan, apply_plan, load_model, save_model
+from cascadeprune.accounting import block_params
 from cascadeprune.cli import main
 from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
 from cascadeprune.storage.load import load_backbone
@@ -129,8 +130,6 @@ def test_any_local_hf_directory_is_a_backbone(tmp_path, capsys):
 @pytest.mark.parametrize("name, layers, blocks", [("gpt2-10m", 6, 10_646_784), ("llama-10m", 6, 10_326_528),
                                                   ("gpt2-deep", 12, 9_477_120)])
 def test_named_scratch_backbones_have_their_documented_size(name, layers, blocks):
-    from cascadeprune.accounting import block_params
-
     backbone = load_backbone(name)
     assert backbone.config.num_hidden_layers == layers
     assert block_params(backbone) == blocks
