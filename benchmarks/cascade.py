@@ -14,6 +14,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --recovery full --recovery-lr 2e-4
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --recovery-split 1,1,13
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --frozen-frontend   # adapters + head
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --prune-steps 3,3,3
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -37,6 +38,7 @@ from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoi
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
+PRUNE_STEPS = (1, 1, 2)  # removal steps (re-scoring in between) of the layers, heads and channels stages
 
 
 def run_dir(checkpoint: str, variant: str, ratio: float, recovery_scale: float = 1.0) -> Path:
@@ -60,7 +62,7 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
                    speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
                    recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
                    recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
-                   keep: str = "best_val", device: str = "cpu"):
+                   keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -75,7 +77,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
                              speed_jitter=speed_jitter, holdout_load=holdout_load, targets=lora_targets,
                              train_frontend=train_frontend, keep=keep, device=device, **lr)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
-        stages.append(StageConfig(g, steps=2 if g == "channels" else 1, share=share, recovery=rec))
+        n_steps = dict(zip(("layers", "heads", "channels"), prune_steps or PRUNE_STEPS))[g]
+        stages.append(StageConfig(g, steps=n_steps, share=share, recovery=rec))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
 
 
@@ -84,7 +87,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
             recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
             recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
-            keep: str = "best_val", device: str = "cpu") -> dict:
+            keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None) -> dict:
 
     from cascadeprune.accounting import block_params
     from cascadeprune.deploy.memory import peak_rss_mb
@@ -105,7 +108,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
-                         lora_targets, recovery_lr, recovery_split, train_frontend, keep, device)
+                         lora_targets, recovery_lr, recovery_split, train_frontend, keep, device, prune_steps)
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
     if lora_targets != "attention" and recovery != "full":
@@ -119,6 +122,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     steps = recovery_steps(recovery_scale, recovery_split)
     if recovery_split is not None and variant.startswith("cascade"):  # one-shot sums them: nothing to name
         variant = f"{variant}-rec{'-'.join(str(steps[g]) for g in ('layers', 'heads', 'channels'))}"
+    if prune_steps is not None and variant != "oneshot":  # one-shot cuts once whatever the stages say
+        variant = f"{variant}-it{'-'.join(str(n) for n in prune_steps)}"
     if holdout_load is not None:
         variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
@@ -169,6 +174,9 @@ def main() -> None:
     ap.add_argument("--recovery-lr", type=float, default=None, help="recovery learning rate (default: the engine's)")
     ap.add_argument("--recovery-split", default=None,
                     help="share the total recovery steps across layers,heads,channels (e.g. 0,0,1); default 1,1,3")
+    ap.add_argument("--prune-steps", default=None,
+                    help="removal steps of the layers,heads,channels stages, re-scoring in between (e.g. 3,3,3; "
+                         "method -itL-H-C); default 1,1,2")
     ap.add_argument("--frozen-frontend", action="store_true",
                     help="recovery trains only the adapters (or the backbone) and the head, not the front end "
                          "(method -fefrozen)")
@@ -186,7 +194,8 @@ def main() -> None:
                                  args.speed_jitter, args.recovery_scale, args.holdout_load, args.front_end,
                                  args.recovery, args.lora_targets, args.recovery_lr,
                                  parse(args.recovery_split) if args.recovery_split else None,
-                                 not args.frozen_frontend, args.keep, args.device)))
+                                 not args.frozen_frontend, args.keep, args.device,
+                                 tuple(int(x) for x in args.prune_steps.split(",")) if args.prune_steps else None)))
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -202,6 +211,7 @@ def main() -> None:
                     extra += [] if args.recovery_split is None else ["--recovery-split", args.recovery_split]
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     extra += ["--frozen-frontend"] if args.frozen_frontend else []
+                    extra += [] if args.prune_steps is None else ["--prune-steps", args.prune_steps]
                     extra += ["--keep", args.keep, "--device", args.device]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",

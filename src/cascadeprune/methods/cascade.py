@@ -91,7 +91,8 @@ def classification_loss(model: nn.Module, batch) -> torch.Tensor:
     return nn.functional.cross_entropy(logits[keep], y[keep])
 
 
-def _scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, granularity: str | None = None):
+def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, granularity: str | None = None):
+    """Collect calibration statistics on ``model`` as it is now and score ``stage``'s units; (stats, scores)."""
     granularity = granularity or stage.granularity
     need_grads = stage.criterion == "taylor"
     stats = collect(model, batches, loss_fn=classification_loss, gradients=need_grads)
@@ -105,7 +106,7 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
     for step in range(stage.steps):
         now = block_params(model)
         step_target = round(now - (now - target) / (stage.steps - step))
-        _, sc = _scores(model, batches, stage, seed + step, cfg.protect_ends)
+        _, sc = stage_scores(model, batches, stage, seed + step, cfg.protect_ends)
         plan = select(stage.granularity, resolve(model), sc, now - step_target, mode=stage.mode,
                       max_fraction=cfg.max_channel_fraction)
         apply_plan(model, plan, inplace=True)
@@ -114,7 +115,7 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
         trim = StageConfig("channels", criterion="wanda_sp" if stage.criterion in ("lcr", "block_influence",
                                                                                      "ablation") else stage.criterion)
         trim.check("trim")
-        _, sc = _scores(model, batches, trim, seed + 99, cfg.protect_ends)
+        _, sc = stage_scores(model, batches, trim, seed + 99, cfg.protect_ends)
         apply_plan(model, select("channels", resolve(model), sc, gap, max_fraction=cfg.max_channel_fraction),
                    inplace=True)
 
@@ -249,7 +250,7 @@ def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> Non
     to ``target`` block params, each granularity taking its share of the cut."""
     s = resolve(clf)
     start = block_params(clf)
-    scored = {st.granularity: _scores(clf, batches, st, seed, cfg.protect_ends)[1] for st in cfg.stages}
+    scored = {st.granularity: stage_scores(clf, batches, st, seed, cfg.protect_ends)[1] for st in cfg.stages}
     plan, cum = PruningPlan(), 0.0
     for k, st in enumerate(cfg.stages):
         cum += st.share
@@ -261,7 +262,7 @@ def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> Non
     if gap > 0:  # coarse last stage: close the gap with channels, scored on the same model
         trim = StageConfig("channels", criterion="wanda_sp")
         trim.check("trim")
-        sc = _scores(clf, batches, trim, seed + 99, cfg.protect_ends)[1]
+        sc = stage_scores(clf, batches, trim, seed + 99, cfg.protect_ends)[1]
         plan = plan | select("channels", s, _restrict(sc, s, plan), gap, max_fraction=cfg.max_channel_fraction)
     apply_plan(clf, plan, inplace=True)
 

@@ -1,0 +1,152 @@
+"""Which importance criterion keeps the most accuracy? Every criterion of every granularity, one cut each.
+
+For each dense classifier (benchmarks/dense.py checkpoints) and granularity, every registered
+criterion scores the dense model on the same calibration windows (the engine's own
+``stage_scores``), the engine's ``select`` removes ``--fraction`` of that granularity's
+parameters (layers: of all block parameters; heads: of the attention heads' parameters;
+channels: of the FFN channels'), and the pruned model is evaluated on the test split right after
+the cut and again after ``--recovery-steps`` LoRA steps (the cascade's recovery, same seed for
+every criterion). Appends one record per (seed, granularity, criterion) to
+benchmarks/results/criteria.jsonl; ``method`` is ``<granularity>-<criterion>[-naive]``.
+
+    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03
+    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --granularities heads \\
+        --fraction 0.75
+    python benchmarks/criteria.py --model llama-10m --granularities heads --mode naive   # GQA, per-head scoring
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cascade import variant_config  # noqa: E402
+from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,  # noqa: E402
+                   windows)
+
+RESULTS = HERE / "results" / "criteria.jsonl"
+GRANULARITIES = ("layers", "heads", "channels")
+
+
+def granularity_params(model, granularity: str) -> int:
+    """Block parameters the units of ``granularity`` carry in the model as it is."""
+    from cascadeprune.accounting import block_params, unit_costs
+    from cascadeprune.arch.resolve import resolve
+
+    if granularity == "layers":
+        return block_params(model)
+    s = resolve(model)
+    c = unit_costs(s)
+    if granularity == "heads":
+        return sum(len(l.heads) * c.q_head + len(l.kv_heads) * c.kv_head for l in s.layers)
+    return sum(len(l.channels) * c.channel for l in s.layers)
+
+
+def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: float, recovery_steps: int,
+            speed_jitter: float, front_end: str, mode: str) -> list[dict]:
+    import copy
+
+    import torch
+
+    from cascadeprune.accounting import block_params
+    from cascadeprune.arch.resolve import resolve
+    from cascadeprune.importance import names
+    from cascadeprune.methods.cascade import calibration_batches, stage_scores
+    from cascadeprune.methods.config import StageConfig
+    from cascadeprune.methods.select import select
+    from cascadeprune.recovery.recover import recover
+    from cascadeprune.storage import load_model
+    from cascadeprune.surgery import apply_plan
+    from cascadeprune.tasks.bearing.calibration import build_calibration
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    set_threads()
+    name = checkpoint_name(model, protocol, seed, speed_jitter, front_end)
+    if not (CHECKPOINTS / name).is_dir():
+        raise SystemExit(f"{CHECKPOINTS / name}: no dense checkpoint; train it with benchmarks/dense.py first")
+    dense_clf = load_model(CHECKPOINTS / name)
+    win = windows()
+    ds = build_dataset(protocol, DATA, win)
+    cfg = variant_config("cascade", 8.7, seed, speed_jitter=speed_jitter)  # the cascade's calibration & recovery
+    calib = build_calibration({protocol: 1.0}, cfg.calibration.n, dense_clf.classes, seed=seed, data_dir=DATA,
+                              windows=win)
+    batches = calibration_batches(calib.x, calib.y, cfg.calibration.batch_size)
+    dense = block_params(dense_clf)
+    need = round(fraction * granularity_params(dense_clf, granularity))
+    dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
+    records = []
+    for criterion in names(granularity):
+        clf = copy.deepcopy(dense_clf)
+        stage = StageConfig(granularity, criterion=criterion, mode=mode)
+        stage.check("stage")
+        t0 = time.perf_counter()
+        _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends)
+        plan = select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction)
+        apply_plan(clf, plan, inplace=True)
+        t_cut = time.perf_counter() - t0
+        pruned = evaluate(clf, ds, "test")["accuracy"]
+        rec_cfg = copy.deepcopy(cfg.stages[GRANULARITIES.index(granularity)].recovery)
+        rec_cfg.steps = recovery_steps
+        torch.manual_seed(seed * 1000)
+        rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)
+        m = evaluate(clf, ds, "test")
+        records.append({
+            "benchmark": "criteria", "model": model, "protocol": protocol,
+            "method": f"{granularity}-{criterion}" + ("-naive" if mode == "naive" else ""),
+            "granularity": granularity, "criterion": criterion, "mode": mode, "fraction": fraction,
+            "ratio_achieved": round(dense / block_params(clf), 4), "seed": seed, "test_snr_db": None,
+            "dense_accuracy": round(dense_acc, 5), "accuracy_pruned": round(pruned, 5),
+            "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+            "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
+            "params_removed": dense - block_params(clf), "params_asked": need, "recovery_steps": rec["steps"],
+            "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end,
+            "score_and_cut_s": round(t_cut, 2), "wall_s": round(time.perf_counter() - t0, 1)})
+    return records
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="gpt2-deep")
+    ap.add_argument("--protocol", default="cwru-4class-crossload")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--granularities", nargs="+", choices=GRANULARITIES, default=list(GRANULARITIES))
+    ap.add_argument("--fraction", type=float, default=0.5,
+                    help="share of the granularity's parameters to remove (default 0.5)")
+    ap.add_argument("--recovery-steps", type=int, default=60, help="LoRA steps after the cut (default 60)")
+    ap.add_argument("--speed-jitter", type=float, default=0.0)
+    ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum")
+    ap.add_argument("--mode", choices=("grouped", "naive"), default="grouped")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if not 0 < args.fraction < 1:
+        raise SystemExit(f"--fraction {args.fraction}: must be between 0 and 1")
+    if args.mode == "naive" and args.granularities != ["heads"]:
+        raise SystemExit("--mode naive only changes how heads are scored; use it with --granularities heads")
+    if args.one:
+        print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.granularities[0], args.fraction,
+                                 args.recovery_steps, args.speed_jitter, args.front_end, args.mode)))
+        return
+    for granularity in args.granularities:
+        for seed in args.seeds:
+            child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+                                    args.protocol, "--seeds", str(seed), "--granularities", granularity,
+                                    "--fraction", str(args.fraction), "--recovery-steps", str(args.recovery_steps),
+                                    "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
+                                    "--mode", args.mode], capture_output=True, text=True)
+            for r in append_child_records(child, args, args.results, "criteria.py", f"{granularity} seed {seed}"):
+                print(f"{r['method']} seed {seed}: ratio {r['ratio_achieved']:.2f}x, right after the cut "
+                      f"{r['accuracy_pruned']:.4f}, after {r['recovery_steps']} steps {r['accuracy']:.4f} "
+                      f"(dense {r['dense_accuracy']:.4f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
