@@ -13,6 +13,7 @@ benchmarks/results/criteria.jsonl; ``method`` is ``<granularity>-<criterion>[-na
     python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --granularities heads \\
         --fraction 0.75
     python benchmarks/criteria.py --model llama-10m --granularities heads --mode naive   # GQA, per-head scoring
+    python benchmarks/criteria.py --table --model gpt2-deep --front-end raw --fraction 0.5   # the Markdown table
 """
 
 from __future__ import annotations
@@ -111,6 +112,35 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     return records
 
 
+def table(path: Path, model: str, front_end: str, fraction: float) -> str:
+    """Markdown: one row per criterion (and mode), per granularity the accuracy right after the cut and after
+    recovery, mean ± sd over seeds (the latest record of each seed)."""
+    import numpy as np
+
+    latest: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        if r["model"] == model and r["front_end"] == front_end and r["fraction"] == fraction:
+            latest[(r["granularity"], r["criterion"], r["mode"], r["seed"])] = r
+    if not latest:
+        raise SystemExit(f"{path}: no records for {model}, front end {front_end}, fraction {fraction}")
+    cell = lambda xs: f"{100 * np.mean(xs):.2f} ± {100 * np.std(xs, ddof=1) if len(xs) > 1 else 0:.2f}"  # noqa: E731
+    grans = [g for g in GRANULARITIES if any(k[0] == g for k in latest)]
+    rows = sorted({(k[1], k[2]) for k in latest})
+    head = "| criterion | " + " | ".join(f"{g}: after the cut | {g}: after recovery" for g in grans) + " |"
+    out = [head, "|" + "---|" * (1 + 2 * len(grans))]
+    for crit, mode in rows:
+        cells = []
+        for g in grans:
+            rs = [r for k, r in latest.items() if k[:3] == (g, crit, mode)]
+            cells += [cell([r["accuracy_pruned"] for r in rs]), cell([r["accuracy"] for r in rs])] if rs else ["", ""]
+        out.append(f"| {crit}{' (naive)' if mode == 'naive' else ''} | " + " | ".join(cells) + " |")
+    seeds = sorted({k[3] for k in latest})
+    dense = sorted({(k[3], r["dense_accuracy"]) for k, r in latest.items()})
+    out.append(f"\nseeds {', '.join(map(str, seeds))}; dense {cell([d for _, d in dense])}")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="gpt2-deep")
@@ -124,9 +154,13 @@ def main() -> None:
     ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum")
     ap.add_argument("--mode", choices=("grouped", "naive"), default="grouped")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    if args.table:
+        print(table(args.results, args.model, args.front_end, args.fraction))
+        return
     if not 0 < args.fraction < 1:
         raise SystemExit(f"--fraction {args.fraction}: must be between 0 and 1")
     if args.mode == "naive" and args.granularities != ["heads"]:
