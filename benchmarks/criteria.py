@@ -113,8 +113,9 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
 
 
 def table(path: Path, model: str, front_end: str, fraction: float) -> str:
-    """Markdown: one row per criterion (and mode), per granularity the accuracy right after the cut and after
-    recovery, mean ± sd over seeds (the latest record of each seed)."""
+    """Markdown: one row per (granularity, criterion, mode) with the ratio, the accuracy right after the cut
+    and after recovery (mean ± sd over seeds; the latest record of each seed), and the paired difference to
+    ``random`` right after the cut."""
     import numpy as np
 
     latest: dict[tuple, dict] = {}
@@ -125,19 +126,25 @@ def table(path: Path, model: str, front_end: str, fraction: float) -> str:
     if not latest:
         raise SystemExit(f"{path}: no records for {model}, front end {front_end}, fraction {fraction}")
     cell = lambda xs: f"{100 * np.mean(xs):.2f} ± {100 * np.std(xs, ddof=1) if len(xs) > 1 else 0:.2f}"  # noqa: E731
-    grans = [g for g in GRANULARITIES if any(k[0] == g for k in latest)]
-    rows = sorted({(k[1], k[2]) for k in latest})
-    head = "| criterion | " + " | ".join(f"{g}: after the cut | {g}: after recovery" for g in grans) + " |"
-    out = [head, "|" + "---|" * (1 + 2 * len(grans))]
-    for crit, mode in rows:
-        cells = []
-        for g in grans:
-            rs = [r for k, r in latest.items() if k[:3] == (g, crit, mode)]
-            cells += [cell([r["accuracy_pruned"] for r in rs]), cell([r["accuracy"] for r in rs])] if rs else ["", ""]
-        out.append(f"| {crit}{' (naive)' if mode == 'naive' else ''} | " + " | ".join(cells) + " |")
+    out = ["| granularity | criterion | ratio | after the cut | after recovery "
+           "| − random after the cut (pp; ahead on) |", "|---|---|---|---|---|---|"]
+    for g in GRANULARITIES:
+        for crit, mode in sorted({(k[1], k[2]) for k in latest if k[0] == g}):
+            rs = {k[3]: r for k, r in latest.items() if k[:3] == (g, crit, mode)}
+            base = {k[3]: r for k, r in latest.items() if k[:3] == (g, "random", "grouped")}
+            both = sorted(set(rs) & set(base))
+            diff = [100 * (rs[s]["accuracy_pruned"] - base[s]["accuracy_pruned"]) for s in both]
+            vs = "" if crit == "random" or not diff else \
+                f"{np.mean(diff):+.2f} ({sum(d > 0 for d in diff)} of {len(diff)})"
+            out.append(f"| {g} | {crit}{' (naive)' if mode == 'naive' else ''} | "
+                       f"{np.mean([r['ratio_achieved'] for r in rs.values()]):.2f}× | "
+                       f"{cell([r['accuracy_pruned'] for r in rs.values()])} | "
+                       f"{cell([r['accuracy'] for r in rs.values()])} | {vs} |")
     seeds = sorted({k[3] for k in latest})
-    dense = sorted({(k[3], r["dense_accuracy"]) for k, r in latest.items()})
-    out.append(f"\nseeds {', '.join(map(str, seeds))}; dense {cell([d for _, d in dense])}")
+    dense = dict((k[3], r["dense_accuracy"]) for k, r in latest.items())
+    steps = sorted({r["recovery_steps"] for r in latest.values()})
+    out.append(f"\nseeds {', '.join(map(str, seeds))}; dense {cell(list(dense.values()))}; "
+               f"recovery {', '.join(map(str, steps))} LoRA steps")
     return "\n".join(out)
 
 
