@@ -14,6 +14,8 @@ benchmarks/results/criteria.jsonl; ``method`` is ``<granularity>-<criterion>[-na
         --fraction 0.75
     python benchmarks/criteria.py --model llama-10m --granularities heads --mode naive   # GQA, per-head scoring
     python benchmarks/criteria.py --table --model gpt2-deep --front-end raw --fraction 0.5   # the Markdown table
+    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
+        --granularities channels --plans-only   # where each criterion's units come from (no cut, no evaluation)
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoi
                    windows)
 
 RESULTS = HERE / "results" / "criteria.jsonl"
+PLANS = HERE / "results" / "criteria_plans.jsonl"
 GRANULARITIES = ("layers", "heads", "channels")
 
 
@@ -49,8 +52,25 @@ def granularity_params(model, granularity: str) -> int:
     return sum(len(l.channels) * c.channel for l in s.layers)
 
 
+def removed_per_layer(plan, granularity: str, n_layers: int) -> list[int]:
+    """Units the plan removes from each layer, in layer order (layers: 1 for a removed layer)."""
+    if granularity == "layers":
+        return [int(i in plan.layers) for i in range(n_layers)]
+    per = plan.heads if granularity == "heads" else plan.channels
+    return [len(per.get(i, ())) for i in range(n_layers)]
+
+
+def units_per_layer(model, granularity: str) -> list[int]:
+    from cascadeprune.arch.resolve import resolve
+
+    layers = resolve(model).layers
+    return [1 if granularity == "layers" else len(l.heads if granularity == "heads" else l.channels) for l in layers]
+
+
 def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: float, recovery_steps: int,
-            speed_jitter: float, front_end: str, mode: str) -> list[dict]:
+            speed_jitter: float, front_end: str, mode: str, plans_only: bool = False) -> list[dict]:
+    """One record per criterion; ``plans_only``: score and select only (no cut, no evaluation), recording
+    where each criterion's units come from."""
     import copy
 
     import torch
@@ -81,8 +101,21 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     batches = calibration_batches(calib.x, calib.y, cfg.calibration.batch_size)
     dense = block_params(dense_clf)
     need = round(fraction * granularity_params(dense_clf, granularity))
-    dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
     records = []
+    if plans_only:
+        for criterion in names(granularity):
+            stage = StageConfig(granularity, criterion=criterion, mode=mode)
+            stage.check("stage")
+            _, sc = stage_scores(dense_clf, batches, stage, seed * 1000, cfg.protect_ends)
+            plan = select(granularity, resolve(dense_clf), sc, need, mode=mode,
+                          max_fraction=cfg.max_channel_fraction)
+            records.append({"benchmark": "criteria-plans", "model": model, "protocol": protocol, "seed": seed,
+                            "granularity": granularity, "criterion": criterion, "mode": mode, "fraction": fraction,
+                            "removed_per_layer": removed_per_layer(plan, granularity, len(resolve(dense_clf).layers)),
+                            "units_per_layer": units_per_layer(dense_clf, granularity),
+                            "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end})
+        return records
+    dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
     for criterion in names(granularity):
         clf = copy.deepcopy(dense_clf)
         stage = StageConfig(granularity, criterion=criterion, mode=mode)
@@ -98,7 +131,9 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
         torch.manual_seed(seed * 1000)
         rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)
         m = evaluate(clf, ds, "test")
+        n_layers = len(resolve(dense_clf).layers)
         records.append({
+            "removed_per_layer": removed_per_layer(plan, granularity, n_layers),
             "benchmark": "criteria", "model": model, "protocol": protocol,
             "method": f"{granularity}-{criterion}" + ("-naive" if mode == "naive" else ""),
             "granularity": granularity, "criterion": criterion, "mode": mode, "fraction": fraction,
@@ -162,6 +197,8 @@ def main() -> None:
     ap.add_argument("--mode", choices=("grouped", "naive"), default="grouped")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
+    ap.add_argument("--plans-only", action="store_true",
+                    help=f"score and select only, append where each criterion's units come from to {PLANS.name}")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -174,7 +211,8 @@ def main() -> None:
         raise SystemExit("--mode naive only changes how heads are scored; use it with --granularities heads")
     if args.one:
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.granularities[0], args.fraction,
-                                 args.recovery_steps, args.speed_jitter, args.front_end, args.mode)))
+                                 args.recovery_steps, args.speed_jitter, args.front_end, args.mode,
+                                 args.plans_only)))
         return
     for granularity in args.granularities:
         for seed in args.seeds:
@@ -182,7 +220,13 @@ def main() -> None:
                                     args.protocol, "--seeds", str(seed), "--granularities", granularity,
                                     "--fraction", str(args.fraction), "--recovery-steps", str(args.recovery_steps),
                                     "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
-                                    "--mode", args.mode], capture_output=True, text=True)
+                                    "--mode", args.mode] + (["--plans-only"] if args.plans_only else []),
+                                   capture_output=True, text=True)
+            if args.plans_only:
+                for r in append_child_records(child, args, PLANS, "criteria.py", f"{granularity} seed {seed}"):
+                    print(f"{r['granularity']}-{r['criterion']} seed {seed}: removed per layer "
+                          f"{r['removed_per_layer']} of {r['units_per_layer']}", flush=True)
+                continue
             for r in append_child_records(child, args, args.results, "criteria.py", f"{granularity} seed {seed}"):
                 print(f"{r['method']} seed {seed}: ratio {r['ratio_achieved']:.2f}x, right after the cut "
                       f"{r['accuracy_pruned']:.4f}, after {r['recovery_steps']} steps {r['accuracy']:.4f} "
