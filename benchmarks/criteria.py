@@ -68,7 +68,8 @@ def units_per_layer(model, granularity: str) -> list[int]:
 
 
 def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: float, recovery_steps: int,
-            speed_jitter: float, front_end: str, mode: str, plans_only: bool = False) -> list[dict]:
+            speed_jitter: float, front_end: str, mode: str, plans_only: bool = False,
+            criteria: list[str] | None = None) -> list[dict]:
     """One record per criterion; ``plans_only``: score and select only (no cut, no evaluation), recording
     where each criterion's units come from."""
     import copy
@@ -103,7 +104,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     need = round(fraction * granularity_params(dense_clf, granularity))
     records = []
     if plans_only:
-        for criterion in names(granularity):
+        for criterion in criteria or names(granularity):
             stage = StageConfig(granularity, criterion=criterion, mode=mode)
             stage.check("stage")
             _, sc = stage_scores(dense_clf, batches, stage, seed * 1000, cfg.protect_ends)
@@ -116,7 +117,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
                             "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end})
         return records
     dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
-    for criterion in names(granularity):
+    for criterion in criteria or names(granularity):
         clf = copy.deepcopy(dense_clf)
         stage = StageConfig(granularity, criterion=criterion, mode=mode)
         stage.check("stage")
@@ -195,6 +196,7 @@ def main() -> None:
     ap.add_argument("--speed-jitter", type=float, default=0.0)
     ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum")
     ap.add_argument("--mode", choices=("grouped", "naive"), default="grouped")
+    ap.add_argument("--criteria", nargs="+", default=None, help="only these criteria (default: every registered one)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
     ap.add_argument("--plans-only", action="store_true",
@@ -212,7 +214,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.granularities[0], args.fraction,
                                  args.recovery_steps, args.speed_jitter, args.front_end, args.mode,
-                                 args.plans_only)))
+                                 args.plans_only, args.criteria)))
         return
     for granularity in args.granularities:
         for seed in args.seeds:
@@ -220,7 +222,8 @@ def main() -> None:
                                     args.protocol, "--seeds", str(seed), "--granularities", granularity,
                                     "--fraction", str(args.fraction), "--recovery-steps", str(args.recovery_steps),
                                     "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
-                                    "--mode", args.mode] + (["--plans-only"] if args.plans_only else []),
+                                    "--mode", args.mode] + (["--plans-only"] if args.plans_only else [])
+                                   + (["--criteria", *args.criteria] if args.criteria else []),
                                    capture_output=True, text=True)
             if args.plans_only:
                 for r in append_child_records(child, args, PLANS, "criteria.py", f"{granularity} seed {seed}"):

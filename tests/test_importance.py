@@ -150,3 +150,18 @@ def test_ablation_measures_loss_increase_and_identity_layer_is_free():
     assert min(scores, key=scores.get) == 1
     with pytest.raises(ValueError, match="collect_ablation"):
         score("layers", "ablation", collect(model, bs))
+
+
+@pytest.mark.parametrize("criterion", ["lcr", "block_influence", "ablation", "random"])
+def test_every_layer_criterion_protects_the_ends_unless_told_not_to(criterion):
+    from cascadeprune.calib import collect_ablation
+
+    model = tiny_model("gpt2")
+    st = stats_for(model, gradients=False)
+    if criterion == "ablation":
+        collect_ablation(model, batches(model), lm_loss, st)
+    protected = score("layers", criterion, st, seed=3)
+    assert protected[0] == protected[3] == math.inf
+    assert all(math.isfinite(protected[i]) for i in (1, 2))
+    free = score("layers", criterion, st, seed=3, protect_ends=False)
+    assert all(math.isfinite(v) for v in free.values())

@@ -12,7 +12,8 @@ import math
 from cascadeprune.importance.registry import register
 
 
-def _protect(stats, values: list[float], protect_ends: bool) -> dict[int, float]:
+def protect_layer_ends(stats, values: list[float], protect_ends: bool) -> dict[int, float]:
+    """Layer scores keyed by original index; with ``protect_ends``, the first and last layers score +inf."""
     layers = stats.structure.layers
     out = {l.orig_index: v for l, v in zip(layers, values)}
     if protect_ends and len(layers) > 2:
@@ -22,12 +23,12 @@ def _protect(stats, values: list[float], protect_ends: bool) -> dict[int, float]
 
 @register("layers", "lcr")
 def lcr(stats, protect_ends: bool = True, **_) -> dict[int, float]:
-    return _protect(stats, [c.lcr for c in stats.layers], protect_ends)
+    return protect_layer_ends(stats, [c.lcr for c in stats.layers], protect_ends)
 
 
 @register("layers", "block_influence")
 def block_influence(stats, protect_ends: bool = True, **_) -> dict[int, float]:
-    return _protect(stats, [c.block_influence for c in stats.layers], protect_ends)
+    return protect_layer_ends(stats, [c.block_influence for c in stats.layers], protect_ends)
 
 
 @register("layers", "ablation")
@@ -35,4 +36,4 @@ def ablation(stats, protect_ends: bool = True, **_) -> dict[int, float]:
     """Measured calibration-loss increase when the layer is skipped (needs ``stats.ablation``)."""
     if not getattr(stats, "ablation", None):
         raise ValueError("the ablation criterion needs statistics from calib.collect_ablation()")
-    return _protect(stats, [stats.ablation[l.orig_index] for l in stats.structure.layers], protect_ends)
+    return protect_layer_ends(stats, [stats.ablation[l.orig_index] for l in stats.structure.layers], protect_ends)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from cascadeprune.importance.layer_change import protect_layer_ends
 from cascadeprune.importance.registry import register
 
 
@@ -12,9 +13,10 @@ def _gen(seed: int) -> torch.Generator:
 
 
 @register("layers", "random")
-def random_layers(stats, seed: int = 0, **_) -> dict[int, float]:
-    g = _gen(seed)
-    return {l.orig_index: float(torch.rand(1, generator=g)) for l in stats.structure.layers}
+def random_layers(stats, seed: int = 0, protect_ends: bool = True, **_) -> dict[int, float]:
+    g = _gen(seed)  # the ends are protected as for every layer criterion, so random is a fair floor
+    return protect_layer_ends(stats, [float(torch.rand(1, generator=g)) for _ in stats.structure.layers],
+                              protect_ends)
 
 
 @register("heads", "random")
