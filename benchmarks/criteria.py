@@ -13,6 +13,8 @@ benchmarks/results/criteria.jsonl; ``method`` is ``<granularity>-<criterion>[-na
     python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --granularities heads \\
         --fraction 0.75
     python benchmarks/criteria.py --model llama-10m --granularities heads --mode naive   # GQA, per-head scoring
+    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
+        --granularities channels --allocation uniform   # the same share of every layer's channels
     python benchmarks/criteria.py --table --model gpt2-deep --front-end raw --fraction 0.5   # the Markdown table
     python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
         --granularities channels --plans-only   # where each criterion's units come from (no cut, no evaluation)
@@ -69,7 +71,7 @@ def units_per_layer(model, granularity: str) -> list[int]:
 
 def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: float, recovery_steps: int,
             speed_jitter: float, front_end: str, mode: str, plans_only: bool = False,
-            criteria: list[str] | None = None) -> list[dict]:
+            criteria: list[str] | None = None, allocation: str = "global") -> list[dict]:
     """One record per criterion; ``plans_only``: score and select only (no cut, no evaluation), recording
     where each criterion's units come from."""
     import copy
@@ -105,13 +107,14 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     records = []
     if plans_only:
         for criterion in criteria or names(granularity):
-            stage = StageConfig(granularity, criterion=criterion, mode=mode)
+            stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
             stage.check("stage")
             _, sc = stage_scores(dense_clf, batches, stage, seed * 1000, cfg.protect_ends)
             plan = select(granularity, resolve(dense_clf), sc, need, mode=mode,
-                          max_fraction=cfg.max_channel_fraction)
+                          max_fraction=cfg.max_channel_fraction, allocation=allocation)
             records.append({"benchmark": "criteria-plans", "model": model, "protocol": protocol, "seed": seed,
-                            "granularity": granularity, "criterion": criterion, "mode": mode, "fraction": fraction,
+                            "granularity": granularity, "criterion": criterion, "mode": mode,
+                            "allocation": allocation, "fraction": fraction,
                             "removed_per_layer": removed_per_layer(plan, granularity, len(resolve(dense_clf).layers)),
                             "units_per_layer": units_per_layer(dense_clf, granularity),
                             "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end})
@@ -119,11 +122,12 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
     for criterion in criteria or names(granularity):
         clf = copy.deepcopy(dense_clf)
-        stage = StageConfig(granularity, criterion=criterion, mode=mode)
+        stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
         stage.check("stage")
         t0 = time.perf_counter()
         _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends)
-        plan = select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction)
+        plan = select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction,
+                      allocation=allocation)
         apply_plan(clf, plan, inplace=True)
         t_cut = time.perf_counter() - t0
         pruned = evaluate(clf, ds, "test")["accuracy"]
@@ -136,8 +140,10 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
         records.append({
             "removed_per_layer": removed_per_layer(plan, granularity, n_layers),
             "benchmark": "criteria", "model": model, "protocol": protocol,
-            "method": f"{granularity}-{criterion}" + ("-naive" if mode == "naive" else ""),
-            "granularity": granularity, "criterion": criterion, "mode": mode, "fraction": fraction,
+            "method": f"{granularity}-{criterion}" + ("-naive" if mode == "naive" else "")
+            + ("" if allocation == "global" else f"-{allocation}"),
+            "granularity": granularity, "criterion": criterion, "mode": mode, "allocation": allocation,
+            "fraction": fraction,
             "ratio_achieved": round(dense / block_params(clf), 4), "seed": seed, "test_snr_db": None,
             "dense_accuracy": round(dense_acc, 5), "accuracy_pruned": round(pruned, 5),
             "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
@@ -158,7 +164,8 @@ def table(path: Path, model: str, front_end: str, fraction: float) -> str:
     for line in path.read_text().splitlines():
         r = json.loads(line)
         if r["model"] == model and r["front_end"] == front_end and r["fraction"] == fraction:
-            latest[(r["granularity"], r["criterion"], r["mode"], r["seed"])] = r
+            mode = r["mode"] + ("" if r.get("allocation", "global") == "global" else f" {r['allocation']}")
+            latest[(r["granularity"], r["criterion"], mode, r["seed"])] = r
     if not latest:
         raise SystemExit(f"{path}: no records for {model}, front end {front_end}, fraction {fraction}")
     cell = lambda xs: f"{100 * np.mean(xs):.2f} ± {100 * np.std(xs, ddof=1) if len(xs) > 1 else 0:.2f}"  # noqa: E731
@@ -172,7 +179,8 @@ def table(path: Path, model: str, front_end: str, fraction: float) -> str:
             diff = [100 * (rs[s]["accuracy_pruned"] - base[s]["accuracy_pruned"]) for s in both]
             vs = "" if crit == "random" or not diff else \
                 f"{np.mean(diff):+.2f} ({sum(d > 0 for d in diff)} of {len(diff)})"
-            out.append(f"| {g} | {crit}{' (naive)' if mode == 'naive' else ''} | "
+            label = "" if mode == "grouped" else f" ({mode.replace('grouped ', '')})"
+            out.append(f"| {g} | {crit}{label} | "
                        f"{np.mean([r['ratio_achieved'] for r in rs.values()]):.2f}× | "
                        f"{cell([r['accuracy_pruned'] for r in rs.values()])} | "
                        f"{cell([r['accuracy'] for r in rs.values()])} | {vs} |")
@@ -196,6 +204,8 @@ def main() -> None:
     ap.add_argument("--speed-jitter", type=float, default=0.0)
     ap.add_argument("--front-end", choices=sorted(FRONT_ENDS), default="spectrum")
     ap.add_argument("--mode", choices=("grouped", "naive"), default="grouped")
+    ap.add_argument("--allocation", choices=("global", "uniform"), default="global",
+                    help="channels: rank across layers (global) or take the same share of every layer (uniform)")
     ap.add_argument("--criteria", nargs="+", default=None, help="only these criteria (default: every registered one)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
@@ -209,12 +219,14 @@ def main() -> None:
         return
     if not 0 < args.fraction < 1:
         raise SystemExit(f"--fraction {args.fraction}: must be between 0 and 1")
+    if args.allocation != "global" and args.granularities != ["channels"]:
+        raise SystemExit("--allocation only changes how channels are selected; use it with --granularities channels")
     if args.mode == "naive" and args.granularities != ["heads"]:
         raise SystemExit("--mode naive only changes how heads are scored; use it with --granularities heads")
     if args.one:
         print(json.dumps(run_one(args.model, args.protocol, args.seeds[0], args.granularities[0], args.fraction,
                                  args.recovery_steps, args.speed_jitter, args.front_end, args.mode,
-                                 args.plans_only, args.criteria)))
+                                 args.plans_only, args.criteria, args.allocation)))
         return
     for granularity in args.granularities:
         for seed in args.seeds:
@@ -223,7 +235,8 @@ def main() -> None:
                                     "--fraction", str(args.fraction), "--recovery-steps", str(args.recovery_steps),
                                     "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
                                     "--mode", args.mode] + (["--plans-only"] if args.plans_only else [])
-                                   + (["--criteria", *args.criteria] if args.criteria else []),
+                                   + (["--criteria", *args.criteria] if args.criteria else [])
+                                   + ["--allocation", args.allocation],
                                    capture_output=True, text=True)
             if args.plans_only:
                 for r in append_child_records(child, args, PLANS, "criteria.py", f"{granularity} seed {seed}"):

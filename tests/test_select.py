@@ -68,3 +68,39 @@ def test_units_scored_inf_never_go_even_when_the_budget_is_not_met(family, granu
     units = plan.heads if granularity == "heads" else plan.channels
     assert not units.get(gone) and any(units.values())
     validate(plan, s.dims)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_uniform_allocation_takes_the_same_share_of_every_layer(family):
+    from cascadeprune.accounting import unit_costs
+
+    model = tiny_model(family)
+    s = resolve(model)
+    # scores that grow with depth: the global ranking empties the first layers, uniform does not
+    scores = {l.orig_index: torch.rand(len(l.channels), generator=torch.Generator().manual_seed(i)) + 10 * i
+              for i, l in enumerate(s.layers)}
+    n_per_layer = [len(l.channels) for l in s.layers]
+    budget = unit_costs(s).channel * sum(n_per_layer) // 2
+    glob = select("channels", s, scores, budget, max_fraction=0.97)
+    uni = select("channels", s, scores, budget, max_fraction=0.97, allocation="uniform")
+    g_counts = [len(glob.channels.get(l.orig_index, ())) for l in s.layers]
+    u_counts = [len(uni.channels.get(l.orig_index, ())) for l in s.layers]
+    assert sum(u_counts) == sum(g_counts) >= sum(n_per_layer) // 2  # the same budget either way
+    assert max(u_counts) - min(u_counts) <= 1 < max(g_counts) - min(g_counts)
+    for l in s.layers:  # inside a layer, the lowest-scored channels go
+        gone = sorted(uni.channels[l.orig_index])
+        assert gone == sorted(torch.argsort(scores[l.orig_index])[:len(gone)].tolist())
+    validate(uni, s.dims)
+    assert block_params(apply_plan(model, uni)) == predict_block_params(model, uni)
+
+
+def test_allocation_is_checked_where_it_is_set():
+    from cascadeprune.methods.config import RecipeError, StageConfig
+
+    with pytest.raises(RecipeError, match=r"stage\.allocation: only a channels stage"):
+        StageConfig("heads", allocation="uniform").check("stage")
+    with pytest.raises(RecipeError, match=r"stage\.allocation: 'even' is not global or uniform"):
+        StageConfig("channels", allocation="even").check("stage")
+    StageConfig("channels", allocation="uniform").check("stage")
+    with pytest.raises(ValueError, match="allocation must be one of"):
+        select("channels", resolve(tiny_model("gpt2")), {}, 10, allocation="even")

@@ -108,7 +108,7 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
         step_target = round(now - (now - target) / (stage.steps - step))
         _, sc = stage_scores(model, batches, stage, seed + step, cfg.protect_ends)
         plan = select(stage.granularity, resolve(model), sc, now - step_target, mode=stage.mode,
-                      max_fraction=cfg.max_channel_fraction)
+                      max_fraction=cfg.max_channel_fraction, allocation=stage.allocation)
         apply_plan(model, plan, inplace=True)
     gap = block_params(model) - target
     if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
@@ -257,7 +257,7 @@ def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> Non
         goal = target if k == len(cfg.stages) - 1 else round(start - (start - target) * cum)
         need = predict_block_params(clf, plan) - goal
         plan = plan | select(st.granularity, s, _restrict(scored[st.granularity], s, plan), need, mode=st.mode,
-                             max_fraction=cfg.max_channel_fraction)
+                             max_fraction=cfg.max_channel_fraction, allocation=st.allocation)
     gap = predict_block_params(clf, plan) - target
     if gap > 0:  # coarse last stage: close the gap with channels, scored on the same model
         trim = StageConfig("channels", criterion="wanda_sp")

@@ -83,6 +83,8 @@ class StageConfig:
     share: float | None = None
     steps: int = 1  # iterative removal steps with re-scoring in between
     mode: str = "grouped"  # grouped | naive
+    # channels only: "global" ranks every layer's channels together; "uniform" takes the same share from every layer
+    allocation: str = "global"
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
 
     def check(self, where: str) -> None:
@@ -92,6 +94,10 @@ class StageConfig:
             raise RecipeError(f"{where}.mode: {self.mode!r} is not grouped or naive")
         if self.steps < 1:
             raise RecipeError(f"{where}.steps must be >= 1")
+        if self.allocation not in ("global", "uniform"):
+            raise RecipeError(f"{where}.allocation: {self.allocation!r} is not global or uniform")
+        if self.allocation != "global" and self.granularity != "channels":
+            raise RecipeError(f"{where}.allocation: only a channels stage can set it (this one is {self.granularity})")
         self.criterion = self.criterion or DEFAULT_CRITERION[self.granularity]
         from cascadeprune.importance import names
 

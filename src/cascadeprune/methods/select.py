@@ -8,7 +8,10 @@ block parameters. Lowest scores go first; everything is deterministic (ties by i
   both keep the GQA rule. Units are ranked by mean head score. For MHA every head is its own group.
 - heads, ``naive`` mode: heads ranked one by one across the model, then :func:`repair_heads`
   makes the choice valid (per-component scoring, for studying the GQA collapse);
-- channels: ranked across layers, at most ``max_fraction`` of a layer's channels go.
+- channels: ranked across layers, at most ``max_fraction`` of a layer's channels go. With
+  ``allocation="uniform"`` every layer loses the same share of its channels (within one), its
+  lowest-scored first: each score is replaced by its rank inside its layer before the global
+  ranking, so scores of different scales in different layers no longer decide where the cut goes.
 
 Heads and channels scored +inf (those of layers a joint cut already removes) never go: choosing
 them would save nothing, so the selection stops short of the budget instead.
@@ -29,8 +32,11 @@ from cascadeprune.arch.resolve import LayerRefs, Structure
 from cascadeprune.plan import PruningPlan
 
 
+ALLOCATIONS = ("global", "uniform")
+
+
 def select(granularity: str, s: Structure, scores: dict, params_to_remove: int, mode: str = "grouped",
-           max_fraction: float = 0.9) -> PruningPlan:
+           max_fraction: float = 0.9, allocation: str = "global") -> PruningPlan:
     if params_to_remove <= 0:
         return PruningPlan()
     if granularity == "layers":
@@ -38,6 +44,10 @@ def select(granularity: str, s: Structure, scores: dict, params_to_remove: int, 
     if granularity == "heads":
         return _heads_naive(s, scores, params_to_remove) if mode == "naive" else _heads(s, scores, params_to_remove)
     if granularity == "channels":
+        if allocation not in ALLOCATIONS:
+            raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}")
+        if allocation == "uniform":
+            scores = per_layer_ranks(scores)
         return _channels(s, scores, params_to_remove, max_fraction)
     raise ValueError(f"unknown granularity {granularity!r}")
 
@@ -127,6 +137,21 @@ def repair_heads(s: Structure, picked: dict[int, set[int]], scores: dict[int, to
             out |= set(sorted(pos, key=lambda q: (float(sc[q]), q))[:k])
         gone[l.orig_index] = out
     return _head_plan(s, gone)
+
+
+def per_layer_ranks(scores: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Each finite score replaced by (rank + 0.5) / count inside its layer (lowest first, ties by index);
+    +inf stays +inf."""
+    out = {}
+    for layer, v in scores.items():
+        v = torch.as_tensor(v, dtype=torch.float64)
+        finite = torch.isfinite(v)
+        r = torch.full_like(v, math.inf)
+        idx = torch.nonzero(finite).flatten()
+        order = idx[torch.argsort(v[idx], stable=True)]
+        r[order] = (torch.arange(len(order), dtype=torch.float64) + 0.5) / max(len(order), 1)
+        out[layer] = r
+    return out
 
 
 def _finite_ranked(s: Structure, scores: dict[int, torch.Tensor]) -> list[tuple[float, int, int]]:
