@@ -15,6 +15,7 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --recovery-split 1,1,13
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --frozen-frontend   # adapters + head
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --prune-steps 3,3,3
+    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --allocation uniform
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -62,7 +63,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
                    speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
                    recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
                    recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
-                   keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None):
+                   keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
+                   allocation: str = "global"):
     from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
 
     order = ["layers", "heads", "channels"]
@@ -78,7 +80,8 @@ def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, f
                              train_frontend=train_frontend, keep=keep, device=device, **lr)
         share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
         n_steps = dict(zip(("layers", "heads", "channels"), prune_steps or PRUNE_STEPS))[g]
-        stages.append(StageConfig(g, steps=n_steps, share=share, recovery=rec))
+        stages.append(StageConfig(g, steps=n_steps, share=share, recovery=rec,
+                                  allocation=allocation if g == "channels" else "global"))
     return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
 
 
@@ -87,7 +90,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             recovery_scale: float = 1.0, holdout_load: float | None = None, front_end: str = "spectrum",
             recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
             recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
-            keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None) -> dict:
+            keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
+            allocation: str = "global") -> dict:
 
     from cascadeprune.accounting import block_params
     from cascadeprune.deploy.memory import peak_rss_mb
@@ -108,7 +112,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
-                         lora_targets, recovery_lr, recovery_split, train_frontend, keep, device, prune_steps)
+                         lora_targets, recovery_lr, recovery_split, train_frontend, keep, device, prune_steps,
+                         allocation)
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
     if lora_targets != "attention" and recovery != "full":
@@ -124,6 +129,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
         variant = f"{variant}-rec{'-'.join(str(steps[g]) for g in ('layers', 'heads', 'channels'))}"
     if prune_steps is not None and variant != "oneshot":  # one-shot cuts once whatever the stages say
         variant = f"{variant}-it{'-'.join(str(n) for n in prune_steps)}"
+    if allocation != "global":
+        variant = f"{variant}-{allocation}"
     if holdout_load is not None:
         variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
@@ -177,6 +184,8 @@ def main() -> None:
     ap.add_argument("--prune-steps", default=None,
                     help="removal steps of the layers,heads,channels stages, re-scoring in between (e.g. 3,3,3; "
                          "method -itL-H-C); default 1,1,2")
+    ap.add_argument("--allocation", choices=["global", "uniform"], default="global",
+                    help="channel selection: rank across layers, or the same share of every layer (method -uniform)")
     ap.add_argument("--frozen-frontend", action="store_true",
                     help="recovery trains only the adapters (or the backbone) and the head, not the front end "
                          "(method -fefrozen)")
@@ -195,7 +204,8 @@ def main() -> None:
                                  args.recovery, args.lora_targets, args.recovery_lr,
                                  parse(args.recovery_split) if args.recovery_split else None,
                                  not args.frozen_frontend, args.keep, args.device,
-                                 tuple(int(x) for x in args.prune_steps.split(",")) if args.prune_steps else None)))
+                                 tuple(int(x) for x in args.prune_steps.split(",")) if args.prune_steps else None,
+                                 args.allocation)))
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -212,6 +222,7 @@ def main() -> None:
                     extra += [] if args.holdout_load is None else ["--holdout-load", str(args.holdout_load)]
                     extra += ["--frozen-frontend"] if args.frozen_frontend else []
                     extra += [] if args.prune_steps is None else ["--prune-steps", args.prune_steps]
+                    extra += ["--allocation", args.allocation]
                     extra += ["--keep", args.keep, "--device", args.device]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
