@@ -4,10 +4,12 @@ For each dense classifier (benchmarks/dense.py checkpoints) and granularity, eve
 criterion scores the dense model on the same calibration windows (the engine's own
 ``stage_scores``), the engine's ``select`` removes ``--fraction`` of that granularity's
 parameters (layers: of all block parameters; heads: of the attention heads' parameters;
-channels: of the FFN channels'), and the pruned model is evaluated on the test split right after
-the cut and again after ``--recovery-steps`` LoRA steps (the cascade's recovery, same seed for
-every criterion). Appends one record per (seed, granularity, criterion) to
-benchmarks/results/criteria.jsonl; ``method`` is ``<granularity>-<criterion>[-naive]``.
+channels: of the FFN channels'), and the pruned model is evaluated right after the cut and again
+after ``--recovery-steps`` LoRA steps (the cascade's recovery, same seed for every criterion), on
+the test split (for cross-load protocols the unseen load) and on the validation split (held-out
+windows of the training loads, the calibration's own domain; ``val_*`` fields). Appends one record
+per (seed, granularity, criterion) to benchmarks/results/criteria.jsonl; ``method`` is
+``<granularity>-<criterion>[-naive]``.
 
     python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03
     python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --granularities heads \\
@@ -120,6 +122,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
                             "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end})
         return records
     dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
+    dense_val = evaluate(dense_clf, ds, "val")["accuracy"]  # the training loads' held-out windows
     for criterion in criteria or names(granularity):
         clf = copy.deepcopy(dense_clf)
         stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
@@ -131,6 +134,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
         apply_plan(clf, plan, inplace=True)
         t_cut = time.perf_counter() - t0
         pruned = evaluate(clf, ds, "test")["accuracy"]
+        pruned_val = evaluate(clf, ds, "val")["accuracy"]
         rec_cfg = copy.deepcopy(cfg.stages[GRANULARITIES.index(granularity)].recovery)
         rec_cfg.steps = recovery_steps
         torch.manual_seed(seed * 1000)
@@ -147,7 +151,9 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
             "ratio_achieved": round(dense / block_params(clf), 4), "seed": seed, "test_snr_db": None,
             "dense_accuracy": round(dense_acc, 5), "accuracy_pruned": round(pruned, 5),
             "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
-            "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(clf),
+            "per_load_accuracy": m["per_load_accuracy"],
+            "dense_val_accuracy": round(dense_val, 5), "val_accuracy_pruned": round(pruned_val, 5),
+            "val_accuracy": round(evaluate(clf, ds, "val")["accuracy"], 5), "block_params": block_params(clf),
             "params_removed": dense - block_params(clf), "params_asked": need, "recovery_steps": rec["steps"],
             "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end,
             "score_and_cut_s": round(t_cut, 2), "wall_s": round(time.perf_counter() - t0, 1)})
@@ -157,7 +163,8 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
 def table(path: Path, model: str, front_end: str, fraction: float) -> str:
     """Markdown: one row per (granularity, criterion, mode) with the ratio, the accuracy right after the cut
     and after recovery (mean ± sd over seeds; the latest record of each seed), and the paired difference to
-    ``random`` right after the cut."""
+    ``random`` right after the cut; where records have them, the same right after the cut on the validation
+    split (the training loads)."""
     import numpy as np
 
     latest: dict[tuple, dict] = {}
@@ -169,26 +176,43 @@ def table(path: Path, model: str, front_end: str, fraction: float) -> str:
     if not latest:
         raise SystemExit(f"{path}: no records for {model}, front end {front_end}, fraction {fraction}")
     cell = lambda xs: f"{100 * np.mean(xs):.2f} ± {100 * np.std(xs, ddof=1) if len(xs) > 1 else 0:.2f}"  # noqa: E731
+
+    def val_cell(rs: dict) -> str:
+        xs = [r["val_accuracy_pruned"] for r in rs.values() if "val_accuracy_pruned" in r]
+        return cell(xs) if len(xs) == len(rs) else "–"
+
+    def vs_random(rs: dict, base: dict, key: str, crit: str) -> str:
+        """Paired mean difference to ``random`` in pp and the seeds it is ahead on; '' for random itself."""
+        both = sorted(s for s in set(rs) & set(base) if key in rs[s] and key in base[s])
+        diff = [100 * (rs[s][key] - base[s][key]) for s in both]
+        if crit == "random" or not diff:
+            return ""
+        return f"{np.mean(diff):+.2f} ({sum(d > 0 for d in diff)} of {len(diff)})"
+
+    with_val = any("val_accuracy_pruned" in r for r in latest.values())
     out = ["| granularity | criterion | ratio | after the cut | after recovery "
-           "| − random after the cut (pp; ahead on) |", "|---|---|---|---|---|---|"]
+           "| − random after the cut (pp; ahead on) |"
+           + (" after the cut, training loads (val) | − random there (pp; ahead on) |" if with_val else ""),
+           "|---|---|---|---|---|---|" + ("---|---|" if with_val else "")]
     for g in GRANULARITIES:
         for crit, mode in sorted({(k[1], k[2]) for k in latest if k[0] == g}):
             rs = {k[3]: r for k, r in latest.items() if k[:3] == (g, crit, mode)}
             base = {k[3]: r for k, r in latest.items() if k[:3] == (g, "random", "grouped")}
-            both = sorted(set(rs) & set(base))
-            diff = [100 * (rs[s]["accuracy_pruned"] - base[s]["accuracy_pruned"]) for s in both]
-            vs = "" if crit == "random" or not diff else \
-                f"{np.mean(diff):+.2f} ({sum(d > 0 for d in diff)} of {len(diff)})"
+            vs = vs_random(rs, base, "accuracy_pruned", crit)
             label = "" if mode == "grouped" else f" ({mode.replace('grouped ', '')})"
             out.append(f"| {g} | {crit}{label} | "
                        f"{np.mean([r['ratio_achieved'] for r in rs.values()]):.2f}× | "
                        f"{cell([r['accuracy_pruned'] for r in rs.values()])} | "
-                       f"{cell([r['accuracy'] for r in rs.values()])} | {vs} |")
+                       f"{cell([r['accuracy'] for r in rs.values()])} | {vs} |"
+                       + (f" {val_cell(rs)} | {vs_random(rs, base, 'val_accuracy_pruned', crit)} |"
+                          if with_val else ""))
     seeds = sorted({k[3] for k in latest})
     dense = dict((k[3], r["dense_accuracy"]) for k, r in latest.items())
     steps = sorted({r["recovery_steps"] for r in latest.values()})
-    out.append(f"\nseeds {', '.join(map(str, seeds))}; dense {cell(list(dense.values()))}; "
-               f"recovery {', '.join(map(str, steps))} LoRA steps")
+    dense_val = dict((k[3], r["dense_val_accuracy"]) for k, r in latest.items() if "dense_val_accuracy" in r)
+    out.append(f"\nseeds {', '.join(map(str, seeds))}; dense {cell(list(dense.values()))}"
+               + (f" (val {cell(list(dense_val.values()))})" if len(dense_val) == len(dense) else "")
+               + f"; recovery {', '.join(map(str, steps))} LoRA steps")
     return "\n".join(out)
 
 

@@ -3,7 +3,7 @@
     python benchmarks/table.py benchmarks/results/dense.jsonl
     python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
     python benchmarks/table.py benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03 \
-        --model gpt2-10m --protocol cwru-4class-crossload [--front-end raw]
+        --model gpt2-10m --protocol cwru-4class-crossload [--front-end raw] [--paired] [--split val]
 
 Groups records by (protocol, model and its front end, method, ratio_target, test_snr_db, speed_jitter, total
 recovery steps, budget shares); when a group was run more than once for the same seed, the newest record wins.
@@ -108,15 +108,22 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
     return "\n".join(lines)
 
 
-def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
-          model: str | None = None, protocol: str | None = None, steps: int | None = None,
-          shares: str | None = None, front_end: str = "spectrum", seeds: list[int] | None = None,
-          paired: bool = False) -> str:
-    """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds).
+def accuracy(r: dict, split: str = "test") -> float:
+    """A compression record's final accuracy on ``split``: ``test`` (for cross-load protocols the unseen load)
+    or ``val`` (the training loads' held-out windows; the last stage's ``val_accuracy_recovered``)."""
+    if split == "test":
+        return r["accuracy"]
+    if not r.get("stages") or "val_accuracy_recovered" not in r["stages"][-1]:
+        raise SystemExit(f"a {r['method']} record (seed {r['seed']}, {r['date']}) has no validation accuracy; "
+                         "filter it out (e.g. --seeds) or use --split test")
+    return r["stages"][-1]["val_accuracy_recovered"]
 
-    ``paired`` adds a column: the first method minus the second, seed by seed (same dense model),
-    as mean ± sd in pp, and on how many seeds the first is ahead."""
-    cells: dict[tuple, list[dict]] = defaultdict(list)
+
+def latest_records(path: str, methods: list[str], speed_jitter: float | None = None,
+                   ratios: list[float] | None = None, model: str | None = None, protocol: str | None = None,
+                   steps: int | None = None, shares: str | None = None, front_end: str = "spectrum",
+                   seeds: list[int] | None = None) -> dict[tuple, dict]:
+    """(ratio_target, method, seed) -> the newest record passing the filters; they must come from one setup."""
     latest: dict[tuple, dict] = {}
     setups: set[tuple[str, str]] = set()
     for r in _records(path, methods, speed_jitter, ratios, model=model, protocol=protocol, budget=steps,
@@ -126,6 +133,32 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
     if len(setups) > 1:
         raise SystemExit(f"{path}: the records that pass the filters come from several setups "
                          f"{sorted(setups)}; choose one with --model / --protocol")
+    return latest
+
+
+def paired_differences(latest: dict[tuple, dict], first: str, second: str, ratio: float,
+                       split: str = "test") -> list[float]:
+    """``first`` minus ``second`` in pp, seed by seed (same dense model), over the seeds both have."""
+    a, b = ({s: accuracy(r, split) for (q, m, s), r in latest.items() if q == ratio and m == name}
+            for name in (first, second))
+    return [100 * (a[s] - b[s]) for s in sorted(set(a) & set(b))]
+
+
+def paired_cell(d: list[float]) -> str:
+    """Mean ± sd of paired differences and on how many seeds the first method is ahead."""
+    return f"{statistics.mean(d):+.2f}{_sd(d)} ({sum(x > 0 for x in d)} of {len(d)} seeds)" if d else "–"
+
+
+def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
+          model: str | None = None, protocol: str | None = None, steps: int | None = None,
+          shares: str | None = None, front_end: str = "spectrum", seeds: list[int] | None = None,
+          paired: bool = False, split: str = "test") -> str:
+    """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds).
+
+    ``paired`` adds a column: the first method minus the second, seed by seed (same dense model),
+    as mean ± sd in pp, and on how many seeds the first is ahead. ``split``: see ``accuracy``."""
+    latest = latest_records(path, methods, speed_jitter, ratios, model, protocol, steps, shares, front_end, seeds)
+    cells: dict[tuple, list[dict]] = defaultdict(list)
     for (ratio, method, _), r in latest.items():
         cells[(ratio, method)].append(r)
     extra = [f"{methods[0]} − {methods[1]}, paired (pp; ahead on)"] if paired else []
@@ -137,15 +170,12 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
             if not rs:
                 row.append("–")
                 continue
-            acc = [100 * r["accuracy"] for r in rs]
+            acc = [100 * accuracy(r, split) for r in rs]
             got = statistics.mean(r["ratio_achieved"] for r in rs)
             note = "" if abs(got / ratio - 1) <= RATIO_TOLERANCE else f" (reached only {got:.2f}×)"
             row.append(f"{statistics.mean(acc):.2f}{_sd(acc)}{note}")
         if paired:
-            a, b = ({s: r["accuracy"] for (q, m, s), r in latest.items() if q == ratio and m == name}
-                    for name in methods[:2])
-            d = [100 * (a[s] - b[s]) for s in sorted(set(a) & set(b))]
-            row.append(f"{statistics.mean(d):+.2f}{_sd(d)} ({sum(x > 0 for x in d)} of {len(d)} seeds)" if d else "–")
+            row.append(paired_cell(paired_differences(latest, methods[0], methods[1], ratio, split)))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -166,10 +196,13 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", nargs="+", type=int, help="with --pivot: only these seeds")
     ap.add_argument("--paired", action="store_true",
                     help="with --pivot: add the seed-by-seed difference of the first two --methods")
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="with --pivot: accuracy on the test split (default) or the validation split")
     args = ap.parse_args()
     for p in args.paths:
         if args.pivot:
             print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
-                        args.recovery_steps, args.shares, args.front_end or "spectrum", args.seeds, args.paired))
+                        args.recovery_steps, args.shares, args.front_end or "spectrum", args.seeds, args.paired,
+                        args.split))
         else:
             print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
