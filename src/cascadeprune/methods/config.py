@@ -94,8 +94,10 @@ class StageConfig:
             raise RecipeError(f"{where}.mode: {self.mode!r} is not grouped or naive")
         if self.steps < 1:
             raise RecipeError(f"{where}.steps must be >= 1")
-        if self.allocation not in ("global", "uniform"):
-            raise RecipeError(f"{where}.allocation: {self.allocation!r} is not global or uniform")
+        from cascadeprune.methods.select import ALLOCATIONS
+
+        if self.allocation not in ALLOCATIONS:
+            raise RecipeError(f"{where}.allocation: {self.allocation!r} is not {' or '.join(ALLOCATIONS)}")
         if self.allocation != "global" and self.granularity != "channels":
             raise RecipeError(f"{where}.allocation: only a channels stage can set it (this one is {self.granularity})")
         self.criterion = self.criterion or DEFAULT_CRITERION[self.granularity]
