@@ -152,7 +152,10 @@ def test_compress_cli_end_to_end(ds, tmp_path, capsys):
     assert main(args) == 0
     report = json.loads((tmp_path / "c" / "report.json").read_text())
     assert abs(report["ratio_achieved"] / 3 - 1) <= 0.01
-    assert {"accuracy_pruned", "accuracy_recovered", "wall_s", "peak_rss_mb"} <= set(report["stages"][0])
+    assert {"accuracy_pruned", "accuracy_recovered", "val_accuracy_pruned", "val_accuracy_recovered", "wall_s",
+            "peak_rss_mb"} <= set(report["stages"][0])
+    assert 0.0 <= report["dense"]["val_accuracy"] <= 1.0
+    assert "validation accuracy after pruning" in (tmp_path / "c" / "report.md").read_text()
     assert (tmp_path / "c" / "report.png").stat().st_size > 1000 and "| stage |" in (tmp_path / "c" / "report.md").read_text()
     assert load_model(tmp_path / "c" / "model").classes == ("normal", "inner", "outer", "ball")
     assert main(args) == 2  # refuses to clobber without --overwrite / --resume
@@ -265,3 +268,15 @@ def test_compress_cli_refuses_a_missing_device_before_touching_anything(tmp_path
                  "--device", "cuda"]) == 2
     assert "recovery.device: device 'cuda': no CUDA device is available" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_report_of_a_run_without_validation_numbers_shows_dashes():
+    from cascadeprune.report.compress_report import markdown
+
+    stage = {"stage": 0, "granularity": "layers", "block_params": 50, "ratio": 2.0, "accuracy_pruned": 0.5,
+             "accuracy_recovered": 0.75, "recovery_steps": 3, "wall_s": 1.0, "peak_rss_mb": 10}
+    md = markdown({"model": "m", "task": "t", "method": "cascade", "ratio_target": 2.0, "ratio_achieved": 2.0,
+                   "block_params": 50, "seed": 1, "accuracy": 0.75, "dense": {"block_params": 100, "accuracy": 0.9},
+                   "stages": [stage]})
+    row = next(line for line in md.splitlines() if line.startswith("| 0 |"))
+    assert row.split(" | ")[4:8] == ["50.00 %", "75.00 %", "–", "–"]

@@ -135,7 +135,9 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
     """Compress ``clf`` (a classifier) in place; checkpoints and state go under ``out/checkpoints``.
 
     ``calib`` is (windows, labels) for importance estimation (training data only);
-    ``evaluate_fn(model, split) -> dict with accuracy`` reports accuracy before/after recovery."""
+    ``evaluate_fn(model, split) -> dict with accuracy`` reports accuracy before/after recovery on the test
+    split and on the validation split (the training data's held-out part: for a cross-load task the seen
+    loads, while test is the unseen one)."""
     from cascadeprune.storage import load_model, save_model
 
     cfg.check()
@@ -156,7 +158,8 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
             clf = load_model(ckpt / f"stage-{state['completed']:02d}")
     else:  # the dense model is evaluated once, not again on every resume
         state = {"config": cfg.to_dict(), "completed": -1, "stages": [],
-                 "dense": {"block_params": dense_blocks, "accuracy": evaluate_fn(clf, "test")["accuracy"]}}
+                 "dense": {"block_params": dense_blocks, "accuracy": evaluate_fn(clf, "test")["accuracy"],
+                           "val_accuracy": evaluate_fn(clf, "val")["accuracy"]}}
     if cfg.method == "oneshot":
         stages = [("oneshot", None)]
     else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
@@ -184,14 +187,14 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
             rec_cfg, name = stage.recovery, stage.granularity
         if i == "oneshot" or idx == len(cfg.stages) - 1:
             _check_reached(clf, dense_blocks, cfg, ckpt, state["completed"])
-        pruned_acc = evaluate_fn(clf, "test")["accuracy"]
+        pruned_acc, pruned_val = evaluate_fn(clf, "test")["accuracy"], evaluate_fn(clf, "val")["accuracy"]
         t_cut = time.perf_counter() - t0
         rec = recover(clf, ds, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
                       desc=f"stage {idx} {name}: recover")
         record = {"stage": idx, "granularity": name, "block_params_before": before,
                   "block_params": block_params(clf), "ratio": dense_blocks / block_params(clf),
                   "accuracy_pruned": pruned_acc, "accuracy_recovered": evaluate_fn(clf, "test")["accuracy"],
-                  "val_accuracy_recovered": evaluate_fn(clf, "val")["accuracy"],
+                  "val_accuracy_pruned": pruned_val, "val_accuracy_recovered": evaluate_fn(clf, "val")["accuracy"],
                   "prune_s": round(t_cut, 2), "recovery_steps": rec["steps"], "recovery_s": round(rec["wall_s"], 2),
                   "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_rss_mb())}
         save_model(clf, ckpt / f"stage-{idx:02d}", overwrite=True)
