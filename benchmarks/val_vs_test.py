@@ -31,6 +31,7 @@ SETUPS = [
     ("gpt2-10m, raw patches, the paper's 10 + 10 + 30 epochs (last state kept)", "cascade-keeplast",
      "oneshot-keeplast", "gpt2-10m", "raw", 8550, [8.7, 13.8, 20, 25]),
     ("gpt2-deep, raw patches, 300 LoRA steps", "cascade", "oneshot", "gpt2-deep", "raw", 300, [8.7, 13.8]),
+    ("gpt2-deep, raw patches, 900 LoRA steps", "cascade", "oneshot", "gpt2-deep", "raw", 900, [8.7, 13.8]),
     ("all-minilm-l6-v2, spectral, 300 LoRA steps", "cascade", "oneshot", "all-minilm-l6-v2", "spectrum", 300,
      [8.7, 13.8]),
     ("all-minilm-l6-v2, raw patches, split 0.6 / 0.05 / 0.35, 300 LoRA steps", "cascade-shares-0.6-0.05-0.35",
