@@ -106,18 +106,24 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     batches = calibration_batches(calib.x, calib.y, cfg.calibration.batch_size)
     dense = block_params(dense_clf)
     need = round(fraction * granularity_params(dense_clf, granularity))
+    n_layers = len(resolve(dense_clf).layers)
+
+    def plan_for(clf, criterion: str):
+        """Score ``clf`` with ``criterion`` as the engine does and select ``need`` parameters' worth of units."""
+        stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
+        stage.check("stage")
+        _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends)
+        return select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction,
+                      allocation=allocation)
+
     records = []
     if plans_only:
         for criterion in criteria or names(granularity):
-            stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
-            stage.check("stage")
-            _, sc = stage_scores(dense_clf, batches, stage, seed * 1000, cfg.protect_ends)
-            plan = select(granularity, resolve(dense_clf), sc, need, mode=mode,
-                          max_fraction=cfg.max_channel_fraction, allocation=allocation)
+            plan = plan_for(dense_clf, criterion)
             records.append({"benchmark": "criteria-plans", "model": model, "protocol": protocol, "seed": seed,
                             "granularity": granularity, "criterion": criterion, "mode": mode,
                             "allocation": allocation, "fraction": fraction,
-                            "removed_per_layer": removed_per_layer(plan, granularity, len(resolve(dense_clf).layers)),
+                            "removed_per_layer": removed_per_layer(plan, granularity, n_layers),
                             "units_per_layer": units_per_layer(dense_clf, granularity),
                             "speed_jitter": speed_jitter, "dense_checkpoint": name, "front_end": front_end})
         return records
@@ -125,12 +131,8 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     dense_val = evaluate(dense_clf, ds, "val")["accuracy"]  # the training loads' held-out windows
     for criterion in criteria or names(granularity):
         clf = copy.deepcopy(dense_clf)
-        stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
-        stage.check("stage")
         t0 = time.perf_counter()
-        _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends)
-        plan = select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction,
-                      allocation=allocation)
+        plan = plan_for(clf, criterion)
         apply_plan(clf, plan, inplace=True)
         t_cut = time.perf_counter() - t0
         pruned = evaluate(clf, ds, "test")["accuracy"]
@@ -140,7 +142,6 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
         torch.manual_seed(seed * 1000)
         rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)
         m = evaluate(clf, ds, "test")
-        n_layers = len(resolve(dense_clf).layers)
         records.append({
             "removed_per_layer": removed_per_layer(plan, granularity, n_layers),
             "benchmark": "criteria", "model": model, "protocol": protocol,

@@ -75,6 +75,11 @@ def _sd(v: list[float]) -> str:
     return f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
 
 
+def mean_sd(v: list[float]) -> str:
+    """'mean ± sd' with two decimals (just the mean for a single value)."""
+    return f"{statistics.mean(v):.2f}{_sd(v)}"
+
+
 def summarise(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
               prefix: str | None = None, ratios: list[float] | None = None, front_end: str | None = None) -> str:
     latest: dict[tuple, dict] = {}
@@ -173,7 +178,7 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
             acc = [100 * accuracy(r, split) for r in rs]
             got = statistics.mean(r["ratio_achieved"] for r in rs)
             note = "" if abs(got / ratio - 1) <= RATIO_TOLERANCE else f" (reached only {got:.2f}×)"
-            row.append(f"{statistics.mean(acc):.2f}{_sd(acc)}{note}")
+            row.append(f"{mean_sd(acc)}{note}")
         if paired:
             row.append(paired_cell(paired_differences(latest, methods[0], methods[1], ratio, split)))
         lines.append("| " + " | ".join(row) + " |")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from table import accuracy, latest_records, paired_cell, paired_differences  # noqa: E402
+from table import accuracy, latest_records, mean_sd, paired_cell, paired_differences  # noqa: E402
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 PROTOCOL = "cwru-4class-crossload"
@@ -57,8 +57,7 @@ def table(path: Path = RESULTS) -> str:
             test = paired_differences(latest, casc, one, ratio, "test")
             val = paired_differences(latest, casc, one, ratio, "val")
             own = [100 * accuracy(r, "val") for (q, m, _), r in latest.items() if q == ratio and m == one]
-            sd = statistics.stdev(own) if len(own) > 1 else 0.0
-            own_cell = f"{statistics.mean(own):.2f} ± {sd:.2f}" if own else "–"
+            own_cell = mean_sd(own) if own else "–"
             out.append(f"| {label if i == 0 else ''} | {ratio:g}× | {paired_cell(test)} | {t_stat(test)} "
                        f"| {paired_cell(val)} | {t_stat(val)} | {own_cell} |")
     return "\n".join(out)
