@@ -16,6 +16,11 @@ JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.json
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --frozen-frontend   # adapters + head
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --prune-steps 3,3,3
     python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --allocation uniform
+    python benchmarks/cascade.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --test-snr-db 0
+
+``--test-snr-db DB`` also scores the final model on the test windows with white noise at DB added
+(noise seeded by the run's seed, so every method of a seed sees the same noisy windows, as in
+dense.py) and appends a second record for it (``test_snr_db``: DB; its ``stages`` are the clean run's).
 
 Variants: ``cascade`` (layers -> heads -> channels, recovery after each), ``oneshot`` (scored
 once on the dense model, one recovery with the summed budget), ``cascade-reverse`` (channels ->
@@ -91,7 +96,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
             recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
             keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
-            allocation: str = "global") -> dict:
+            allocation: str = "global", test_snr_db: float | None = None) -> list[dict]:
 
     from cascadeprune.accounting import block_params
     from cascadeprune.deploy.memory import peak_rss_mb
@@ -141,7 +146,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
                    evaluate_fn=lambda m, split: evaluate(m, ds, split))
     m = evaluate(res["model"], ds, "test")
-    return {"benchmark": "cascade", "model": model, "protocol": protocol, "method": variant,
+    rec = {"benchmark": "cascade", "model": model, "protocol": protocol, "method": variant,
             "ratio_target": ratio, "ratio_achieved": round(res["ratio_achieved"], 4), "seed": seed,
             "test_snr_db": None, "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
             "per_load_accuracy": m["per_load_accuracy"], "block_params": block_params(res["model"]),
@@ -153,6 +158,12 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "keep": keep, "device": device,
             "wall_s": round(time.perf_counter() - t0, 1),
             "peak_rss_mb": round(peak_rss_mb())}
+    if test_snr_db is None:
+        return [rec]
+    noisy = build_dataset(protocol, DATA, win, snr_db=test_snr_db, noise_seed=seed, splits=("test",))
+    n = evaluate(res["model"], noisy, "test")
+    return [rec, rec | {"test_snr_db": test_snr_db, "accuracy": round(n["accuracy"], 5),
+                        "macro_f1": round(n["macro_f1"], 5), "per_load_accuracy": n["per_load_accuracy"]}]
 
 
 def main() -> None:
@@ -192,6 +203,9 @@ def main() -> None:
     ap.add_argument("--keep", choices=["best_val", "last"], default="best_val",
                     help="state each recovery ends with (method -keeplast for last)")
     ap.add_argument("--device", default="cpu", help="where recovery trains (cuda on a GPU machine)")
+    ap.add_argument("--test-snr-db", type=float, default=None,
+                    help="also score the final model with white noise at this SNR added to the test windows "
+                         "(a second record with test_snr_db set)")
     ap.add_argument("--results", type=Path, default=RESULTS, help="JSON Lines file the records are appended to")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -205,7 +219,7 @@ def main() -> None:
                                  parse(args.recovery_split) if args.recovery_split else None,
                                  not args.frozen_frontend, args.keep, args.device,
                                  tuple(int(x) for x in args.prune_steps.split(",")) if args.prune_steps else None,
-                                 args.allocation)))
+                                 args.allocation, args.test_snr_db)))
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
@@ -224,6 +238,7 @@ def main() -> None:
                     extra += [] if args.prune_steps is None else ["--prune-steps", args.prune_steps]
                     extra += ["--allocation", args.allocation]
                     extra += ["--keep", args.keep, "--device", args.device]
+                    extra += [] if args.test_snr_db is None else ["--test-snr-db", str(args.test_snr_db)]
                     child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
                                             str(seed), *extra], capture_output=True, text=True)
@@ -232,7 +247,9 @@ def main() -> None:
 
 def _record(child, args, variant, ratio, seed) -> None:
     for rec in append_child_records(child, args, args.results, "cascade.py", f"{variant} {ratio} {seed}"):
-        print(f"{rec['method']} {ratio:g}x seed {seed}: {rec['accuracy']:.4f} (dense {rec['dense_accuracy']:.4f}), "
+        noise = "" if rec["test_snr_db"] is None else f" at {rec['test_snr_db']:g} dB"
+        print(f"{rec['method']} {ratio:g}x seed {seed}{noise}: {rec['accuracy']:.4f} "
+              f"(dense {rec['dense_accuracy']:.4f} clean), "
               f"{rec['ratio_achieved']:.2f}x, {rec['wall_s']} s", flush=True)
 
 

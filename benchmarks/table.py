@@ -127,12 +127,16 @@ def accuracy(r: dict, split: str = "test") -> float:
 def latest_records(path: str, methods: list[str], speed_jitter: float | None = None,
                    ratios: list[float] | None = None, model: str | None = None, protocol: str | None = None,
                    steps: int | None = None, shares: str | None = None, front_end: str = "spectrum",
-                   seeds: list[int] | None = None) -> dict[tuple, dict]:
-    """(ratio_target, method, seed) -> the newest record passing the filters; they must come from one setup."""
+                   seeds: list[int] | None = None, snr_db: float | None = None) -> dict[tuple, dict]:
+    """(ratio_target, method, seed) -> the newest record passing the filters; they must come from one setup.
+
+    ``snr_db``: records scored with white noise at this SNR on the test windows (None: the clean ones)."""
     latest: dict[tuple, dict] = {}
     setups: set[tuple[str, str]] = set()
     for r in _records(path, methods, speed_jitter, ratios, model=model, protocol=protocol, budget=steps,
                       shares=shares, front_end=front_end, seeds=seeds):
+        if r.get("test_snr_db") != snr_db:
+            continue
         latest[(r["ratio_target"], r["method"], r["seed"])] = r  # later lines are newer
         setups.add((r["model"], r["protocol"]))
     if len(setups) > 1:
@@ -157,12 +161,16 @@ def paired_cell(d: list[float]) -> str:
 def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
           model: str | None = None, protocol: str | None = None, steps: int | None = None,
           shares: str | None = None, front_end: str = "spectrum", seeds: list[int] | None = None,
-          paired: bool = False, split: str = "test") -> str:
+          paired: bool = False, split: str = "test", snr_db: float | None = None) -> str:
     """One row per target ratio, one column per method: accuracy mean ± sd (achieved ratio, seeds).
 
     ``paired`` adds a column: the first method minus the second, seed by seed (same dense model),
-    as mean ± sd in pp, and on how many seeds the first is ahead. ``split``: see ``accuracy``."""
-    latest = latest_records(path, methods, speed_jitter, ratios, model, protocol, steps, shares, front_end, seeds)
+    as mean ± sd in pp, and on how many seeds the first is ahead. ``split``: see ``accuracy``;
+    ``snr_db``: see ``latest_records``."""
+    if snr_db is not None and split != "test":
+        raise SystemExit("--snr-db adds noise to the test windows only; use it with --split test")
+    latest = latest_records(path, methods, speed_jitter, ratios, model, protocol, steps, shares, front_end, seeds,
+                            snr_db)
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for (ratio, method, _), r in latest.items():
         cells[(ratio, method)].append(r)
@@ -203,11 +211,14 @@ if __name__ == "__main__":
                     help="with --pivot: add the seed-by-seed difference of the first two --methods")
     ap.add_argument("--split", choices=["test", "val"], default="test",
                     help="with --pivot: accuracy on the test split (default) or the validation split")
+    ap.add_argument("--snr-db", type=float,
+                    help="with --pivot: the records scored with white noise at this SNR on the test windows "
+                         "(default: clean)")
     args = ap.parse_args()
     for p in args.paths:
         if args.pivot:
             print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
                         args.recovery_steps, args.shares, args.front_end or "spectrum", args.seeds, args.paired,
-                        args.split))
+                        args.split, args.snr_db))
         else:
             print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
