@@ -12,14 +12,13 @@ Appends one JSON record per (seed, method, ratio, stage, SNR) to benchmarks/resu
 
     python benchmarks/noise.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 \
         --seeds 42 123 456 --snr-db 10 5 0 -5
-    python benchmarks/noise.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --table
+    python benchmarks/noise.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --table [--stages 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -94,7 +93,8 @@ def table(path: Path, model: str, front_end: str) -> str:
         r = json.loads(line)
         if r["model"] == model and r["front_end"] == front_end and r["final"]:
             final[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"])] = 100 * r["accuracy"]
-    lines = ["| ratio | test noise | seeds | dense | cascade | one-shot | cascade − one-shot, paired (pp; ahead on) |",
+    lines = [("| ratio | test noise | seeds | dense | cascade | one-shot "
+              "| cascade − one-shot, paired (pp; ahead on) |"),
              "|---|---|---|---|---|---|---|"]
     ratios = sorted({k[1] for k in final if k[0] != "dense"})
     snrs = sorted({k[3] for k in final}, key=lambda s: -float("inf") if s is None else -s)
@@ -114,6 +114,22 @@ def table(path: Path, model: str, front_end: str) -> str:
     return "\n".join(lines)
 
 
+def stage_table(path: Path, model: str, front_end: str, snr_db: float) -> str:
+    """Per (method, ratio, stage): accuracy clean and at ``snr_db``, mean ± sd over the seeds that have both."""
+    acc: dict[tuple, dict] = defaultdict(dict)
+    for line in open(path):  # later lines are newer
+        r = json.loads(line)
+        if r["model"] == model and r["front_end"] == front_end and r["test_snr_db"] in (None, snr_db):
+            acc[(r["method"], r["ratio_target"], r["stage"])][(r["seed"], r["test_snr_db"])] = 100 * r["accuracy"]
+    lines = [f"| method | target ratio | stage (after its recovery) | seeds | clean | {snr_db:g} dB |",
+             "|---|---|---|---|---|---|"]
+    for (method, ratio, stage), cell in sorted(acc.items(), key=lambda kv: (kv[0][0] != "dense", kv[0])):
+        seeds = sorted({s for s, n in cell if (s, None) in cell and (s, snr_db) in cell})
+        clean, noisy = (mean_sd([cell[(s, n)] for s in seeds]) for n in (None, snr_db))
+        lines.append(f"| {method} | {ratio:g}× | {stage} | {len(seeds)} | {clean} | {noisy} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gpt2-deep")
@@ -126,10 +142,13 @@ def main() -> None:
     ap.add_argument("--snr-db", nargs="+", type=float, default=[10.0, 5.0, 0.0, -5.0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the summary of --results and run nothing")
+    ap.add_argument("--stages", type=float, metavar="DB",
+                    help="with --table: every stage's accuracy clean and at this SNR instead")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.table:
-        print(table(args.results, args.model, args.front_end))
+        print(table(args.results, args.model, args.front_end) if args.stages is None
+              else stage_table(args.results, args.model, args.front_end, args.stages))
         return
     set_threads()
     for seed in args.seeds:
