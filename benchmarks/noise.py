@@ -29,6 +29,7 @@ from cascade import RESULTS as CASCADE_RESULTS  # noqa: E402
 from cascade import run_dir  # noqa: E402
 from dense import CHECKPOINTS, DATA, checkpoint_name, common, set_threads, windows  # noqa: E402
 from table import mean_sd, paired_cell  # noqa: E402
+from val_vs_test import t_stat  # noqa: E402
 
 RESULTS = HERE / "results" / "noise.jsonl"
 
@@ -94,8 +95,8 @@ def table(path: Path, model: str, front_end: str) -> str:
         if r["model"] == model and r["front_end"] == front_end and r["final"]:
             final[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"])] = 100 * r["accuracy"]
     lines = [("| ratio | test noise | seeds | dense | cascade | one-shot "
-              "| cascade − one-shot, paired (pp; ahead on) |"),
-             "|---|---|---|---|---|---|---|"]
+              "| cascade − one-shot, paired (pp; ahead on) | t |"),
+             "|---|---|---|---|---|---|---|---|"]
     ratios = sorted({k[1] for k in final if k[0] != "dense"})
     snrs = sorted({k[3] for k in final}, key=lambda s: -float("inf") if s is None else -s)
     for ratio in ratios:
@@ -108,9 +109,10 @@ def table(path: Path, model: str, front_end: str) -> str:
             if not seeds:
                 continue
             col = {m: mean_sd([cells[m][s] for s in seeds]) for m in ("dense", "cascade", "oneshot")}
-            diff = paired_cell([cells["cascade"][s] - cells["oneshot"][s] for s in seeds])
+            diff = [cells["cascade"][s] - cells["oneshot"][s] for s in seeds]
             lines.append(f"| {ratio:g}× | {'clean' if snr is None else f'{snr:g} dB'} | {len(seeds)} | "
-                         f"{col['dense']} | {col['cascade']} | {col['oneshot']} | {diff} |")
+                         f"{col['dense']} | {col['cascade']} | {col['oneshot']} | {paired_cell(diff)} | "
+                         f"{t_stat(diff)} |")
     return "\n".join(lines)
 
 
