@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from cascade import RESULTS as CASCADE_RESULTS  # noqa: E402
-from cascade import run_dir  # noqa: E402
+from cascade import recovery_steps, run_dir  # noqa: E402
 from dense import CHECKPOINTS, DATA, checkpoint_name, common, set_threads, windows  # noqa: E402
 from table import mean_sd, paired_cell  # noqa: E402
 from val_vs_test import t_stat  # noqa: E402
@@ -35,12 +35,14 @@ RESULTS = HERE / "results" / "noise.jsonl"
 
 
 def recorded_accuracy(model: str, protocol: str, method: str, ratio: float, seed: int, ckpt: str) -> float:
-    """The newest clean test accuracy cascade.py recorded for this run (same dense checkpoint)."""
-    found = None
+    """The newest clean test accuracy cascade.py recorded for this run (same dense checkpoint, and the default
+    recovery budget: the one whose run directory ``run_dir`` names without a scale)."""
+    found, budget = None, recovery_steps()
     for line in open(CASCADE_RESULTS):
         r = json.loads(line)
         if (r["model"], r["protocol"], r["method"], r["ratio_target"], r["seed"], r.get("test_snr_db"),
-                r.get("dense_checkpoint")) == (model, protocol, method, ratio, seed, None, ckpt):
+                r.get("dense_checkpoint"), r.get("recovery_steps")) == (model, protocol, method, ratio, seed, None,
+                                                                      ckpt, budget):
             found = r["accuracy"]
     if found is None:
         raise SystemExit(f"no clean {method} {ratio:g}x seed {seed} record from {ckpt} in {CASCADE_RESULTS}")
