@@ -8,19 +8,29 @@ Example::
     small = cp.apply_plan(model, plan)
     cp.compression_ratio(model, small)
     cp.save_model(small, "out/small")
+
+Names are imported on first use, so ``import cascadeprune.deploy.runtime`` (what a service or a
+benchmark of an ONNX export needs) does not pull in torch or transformers.
 """
 
-from cascadeprune.accounting import compression_ratio, param_breakdown, predict_block_params
-from cascadeprune.arch import resolve
-from cascadeprune.errors import CascadePruneError, ModelSourceError, PlanError, UnsupportedArchitectureError
-from cascadeprune.plan import PruningPlan, validate
-from cascadeprune.storage import load_model, save_model
-from cascadeprune.surgery import apply_plan, mask_plan
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CascadePruneError", "ModelSourceError", "PlanError", "PruningPlan", "UnsupportedArchitectureError",
-    "apply_plan", "compression_ratio", "load_model", "mask_plan", "param_breakdown", "predict_block_params",
-    "resolve", "save_model", "validate",
-]
+_WHERE = {
+    "compression_ratio": "accounting", "param_breakdown": "accounting", "predict_block_params": "accounting",
+    "resolve": "arch", "CascadePruneError": "errors", "ModelSourceError": "errors", "PlanError": "errors",
+    "UnsupportedArchitectureError": "errors", "PruningPlan": "plan", "validate": "plan",
+    "load_model": "storage", "save_model": "storage", "apply_plan": "surgery", "mask_plan": "surgery",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'cascadeprune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cascadeprune.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -7,6 +7,8 @@
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
     cascadeprune eval MODEL --task PROTOCOL [--snr-db DB] [--json]
     cascadeprune compress MODEL --task PROTOCOL --ratio R --out DIR [--recipe FILE.yaml] [--resume] [--dry-run]
+    cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
+    cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune demo [--out DIR]
 """
 
@@ -240,6 +242,45 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     return 0
 
 
+def cmd_export(classifier: str, out: str, int8: bool = False, opset: int | None = None, overwrite: bool = False,
+               task: str | None = None, data_dir: str | None = None, json_out: bool = False) -> int:
+    from cascadeprune.deploy.export import export_classifier
+
+    info = export_classifier(classifier, out, int8=int8, opset=opset, overwrite=overwrite, task=task,
+                             data_dir=data_dir)
+    if json_out:
+        print(json.dumps(info, indent=2))
+        return 0
+    par, acc = info["parity"], info["parity"]["accuracy"]
+    print(f"exported {classifier} -> {out}/model.onnx ({info['file_mb']:.2f} MB, opset {info['opset']}"
+          f"{', int8 dynamic' if info['int8'] else ''}); block compression {info['block_compression_ratio']:.2f}x")
+    print(f"parity on {par['windows']} windows of {par['protocol']}: max |delta logit| "
+          f"{par['fp32']['max_abs_logit_diff']:.2g}, argmax agreement {par['fp32']['argmax_agreement']:.2%}")
+    line = f"test accuracy: PyTorch {acc['torch']:.4f}, ONNX fp32 {acc['onnx_fp32']:.4f}"
+    if info["int8"]:
+        q = par["int8"]
+        line += (f", ONNX int8 {acc['onnx_int8']:.4f} ({q['accuracy_delta_pp']:+.2f} pp; target within "
+                 f"{q['target_pp']:g} pp: {'met' if q['within_target'] else 'MISSED'})")
+    print(line + f"\nwrote {out}/model.onnx and {out}/deploy.json; serve with `cascadeprune serve {out}`")
+    return 0
+
+
+def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int = 200,
+              warmup: int = 20, breakdown: bool = False, json_out: bool = False) -> int:
+    from cascadeprune.deploy.bench import bench_artifacts, breakdown_table, table
+
+    recs = bench_artifacts(artifacts, runtime=runtime, batch=batch, threads=threads, runs=runs, warmup=warmup,
+                           breakdown=breakdown)
+    if json_out:
+        print(json.dumps(recs, indent=2))
+        return 0
+    print(table(recs))
+    if breakdown:
+        print("\nkernel time per part (ONNX Runtime profiler, ms per call and share):")
+        print(breakdown_table(recs))
+    return 0
+
+
 COMMANDS = {
     "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
@@ -249,6 +290,8 @@ COMMANDS = {
     "train": (cmd_train, "train a vibration classifier on a protocol"),
     "eval": (cmd_eval, "evaluate a classifier: accuracy, macro-F1, per-load accuracy, confusion matrix"),
     "compress": (cmd_compress, "cascaded pruning with recovery to a target compression ratio"),
+    "export": (cmd_export, "export a classifier to ONNX (optionally int8) with a parity check"),
+    "bench": (cmd_bench, "latency and memory of artifacts, each in a fresh process, side by side"),
 }
 
 
@@ -323,7 +366,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=["train", "val", "test"], default="test")
     s.add_argument("--json", dest="json_out", action="store_true")
     _compress_args(sub)
+    _deploy_args(sub)
     return p
+
+
+def _deploy_args(sub) -> None:
+    s = sub.add_parser("export", help=COMMANDS["export"][1])
+    s.add_argument("classifier", help="classifier directory (from `cascadeprune train`, or compress's OUT/model)")
+    s.add_argument("--out", required=True, help="export directory: model.onnx + deploy.json (written atomically)")
+    s.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the MatMul weights")
+    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own)")
+    _data_args(s)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s.add_argument("--json", dest="json_out", action="store_true", help="print deploy.json")
+    s = sub.add_parser("bench", help=COMMANDS["bench"][1])
+    s.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="export or classifier directories; ratios are "
+                                                                    "taken against the first")
+    s.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                   help="default: onnx for an export, torch for a classifier directory")
+    s.add_argument("--batch", type=int, default=1, help="windows per call (default 1)")
+    s.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    s.add_argument("--runs", type=int, default=200, help="timed calls (default 200)")
+    s.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
+    s.add_argument("--breakdown", action="store_true", help="time per part (front end, blocks, head) from the "
+                                                           "ONNX Runtime profiler; exports only")
+    s.add_argument("--json", dest="json_out", action="store_true", help="print a list of records")
 
 
 def _compress_args(sub) -> None:

@@ -55,14 +55,14 @@ def save_model(model: nn.Module, out: str | Path, overwrite: bool = False) -> Pa
         with quiet_transformers():
             model.save_pretrained(tmp, safe_serialization=True)
         (tmp / PLAN_FILE).write_text(applied_plan(resolve(model)).to_json() + "\n")
-        _swap_into_place(tmp, out)
+        swap_into_place(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
-def _swap_into_place(tmp: Path, out: Path) -> None:
+def swap_into_place(tmp: Path, out: Path) -> None:
     if not out.exists():
         os.rename(tmp, out)
         return

@@ -1,0 +1,262 @@
+"""Export a classifier directory to the artifact a plant deploys: ``model.onnx`` + ``deploy.json``.
+
+The graph is the whole inference path, raw vibration samples in (``signal``, float32
+[batch, window], dynamic batch) and class scores out (``logits``, float32 [batch, classes]):
+per-window normalisation, the spectrum and patch projections, the (pruned, possibly
+non-uniform) transformer blocks, pooling and the head. The classifier's backbone has no token
+embedding table beyond one row and no LM head, so nothing unused is shipped.
+
+Export is refused unless ONNX Runtime reproduces PyTorch on real windows of the classifier's own
+protocol: argmax agreement 100 % and max |delta logit| <= 1e-4 on at least 256 windows. With
+``int8=True`` the graph is quantized with ONNX Runtime's dynamic quantization (MatMul weights to
+int8, activations quantized per call) and its test accuracy is recorded beside fp32's.
+
+Everything is written to a hidden sibling folder and renamed into place at the end.
+
+Example::
+
+    info = export_classifier("runs/gpt2-13.8x/model", "deploy/gpt2-13.8x", int8=True)
+    info["parity"]["fp32"]["max_abs_logit_diff"]       # e.g. 2.4e-06
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import io
+import json
+import logging
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from cascadeprune.deploy.runtime import CLASSIFIER_FILE, DEPLOY_FILE, DEPLOY_FORMAT, ONNX_FILE, onnx_session
+from cascadeprune.errors import CascadePruneError, OutputExistsError
+
+PARITY_ATOL = 1e-4  # fp32 ONNX vs PyTorch, max |delta logit|
+PARITY_MIN_WINDOWS = 256
+INT8_TARGET_PP = 0.5  # int8 test accuracy within this many points of fp32 (recorded, not enforced)
+
+
+class ExportParityError(CascadePruneError):
+    """ONNX Runtime does not reproduce PyTorch closely enough; the figures are in the message."""
+
+
+def source_digest(directory: Path) -> str:
+    """sha256 over every file of a directory (relative path and bytes), in sorted order."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(directory)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def flops_per_window(clf) -> dict[str, int]:
+    """Forward FLOPs for one window (2 per multiply-add): front-end projections, blocks, head.
+
+    The blocks use :func:`cascadeprune.accounting.flops_per_token` at a context of the window's
+    token count; the FFT and normalisation (O(window log window)) are left out, as negligible."""
+    from cascadeprune.accounting import flops_per_token
+
+    tokens = clf.frontend.cfg.tokens
+    per_token = flops_per_token(clf, context=tokens)
+    blocks = tokens * (per_token["linear"] + per_token["attention"])
+    cfg, fe = clf.frontend.cfg, clf.frontend
+    raw_tokens, spec_tokens = cfg.window // cfg.patch, (cfg.window // 2) // cfg.patch
+    front = sum(2 * lin.weight.numel() * n for lin, n in ((fe.proj, raw_tokens), (fe.spec_proj, spec_tokens),
+                                                        (fe.global_proj, 1)) if lin is not None)
+    head = 2 * clf.head.weight.numel()
+    return {"frontend": front, "blocks": blocks, "head": head, "total": front + blocks + head, "tokens": tokens}
+
+
+def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[str, np.ndarray], str]:
+    """Test windows (with labels) of the classifier's protocol, plus validation/training windows
+    when the test split has fewer than ``PARITY_MIN_WINDOWS`` (for the parity figures only)."""
+    from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+
+    protocol = task or clf.meta.get("protocol")
+    if not protocol:
+        raise CascadePruneError("the classifier does not record its protocol (classifier.json: protocol); "
+                                "name one with --task")
+    w = clf.frontend.cfg.window
+    ds = build_dataset(protocol, data_dir, WindowConfig(window=w, stride=w // 2))
+    if tuple(ds.classes) != tuple(clf.classes):
+        raise CascadePruneError(f"the classifier predicts {list(clf.classes)} but {protocol} has {list(ds.classes)}")
+    extra = np.concatenate([ds.x["val"], ds.x["train"]])[: max(0, PARITY_MIN_WINDOWS - len(ds.x["test"]))]
+    return {"test_x": ds.x["test"], "test_y": ds.y["test"], "extra_x": extra}, protocol
+
+
+def _torch_logits(clf, x: np.ndarray, batch: int = 128) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        return np.concatenate([clf(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+
+
+def _onnx_logits(session, x: np.ndarray, batch: int = 128) -> np.ndarray:
+    return np.concatenate([session.run(["logits"], {"signal": x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The dynamo exporter logs optional-op registrations and prints its steps; keep stdout ours."""
+    names = ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    finally:
+        for n, lvl in levels.items():
+            logging.getLogger(n).setLevel(lvl)
+
+
+def export_onnx(clf, path: Path, opset: int | None = None) -> int:
+    """Write ``clf`` as ONNX (dynamo exporter, dynamic batch) to ``path``; return the opset used."""
+    import torch
+
+    window = clf.frontend.cfg.window
+    # an example of batch 1 would fix the batch axis in the graph: use 2 and declare it dynamic
+    example = torch.randn(2, window)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with _quiet_exporter():
+        try:
+            prog = torch.onnx.export(clf.eval(), (example,), input_names=["signal"], output_names=["logits"],
+                                     dynamic_shapes=({0: batch},), dynamo=True, opset_version=opset, optimize=True,
+                                     verbose=False)
+        except Exception as e:  # the exporter raises many kinds; name the model and the first line
+            raise CascadePruneError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0]}") from e
+        prog.save(str(path), external_data=False)  # one self-contained file
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def quantize_int8(fp32: Path, out: Path) -> dict:
+    """Dynamic int8: MatMul weights stored as int8, activations quantized per call (no calibration)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    return {"method": "dynamic", "op_types": ["MatMul"], "weight_type": "QInt8"}
+
+
+def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(f"export: {msg}", file=sys.stderr, flush=True)
+
+
+def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool = False, opset: int | None = None,
+                      overwrite: bool = False, task: str | None = None, data_dir: str | None = None,
+                      progress: bool = True) -> dict:
+    """Export, check parity, write ``out/model.onnx`` and ``out/deploy.json``; return deploy.json's dict."""
+    from cascadeprune.accounting import block_params, dense_block_params, param_breakdown
+    from cascadeprune.storage import load_model
+    from cascadeprune.storage.save import swap_into_place
+
+    src, out = Path(classifier_dir), Path(out)
+    if not (src / CLASSIFIER_FILE).is_file():
+        raise CascadePruneError(f"{classifier_dir} is not a classifier directory (no {CLASSIFIER_FILE}); export takes "
+                                f"the output of `cascadeprune train` or `compress` (DIR/model)")
+    if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
+        raise CascadePruneError(f"--out {out} would write into the input classifier {src}; choose another directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+    except OSError as e:
+        raise CascadePruneError(f"cannot write --out {out}: {e.strerror or e}") from None
+    try:
+        clf = load_model(src).eval()
+        windows, protocol = parity_windows(clf, task, data_dir)
+        _log(f"tracing {src} ({type(clf.backbone).__name__}, {block_params(clf):,} block params)", progress)
+        fp32 = tmp / ("model.fp32.onnx" if int8 else ONNX_FILE)
+        opset_used = export_onnx(clf, fp32, opset)
+        _log(f"checking parity with PyTorch on {len(windows['test_x']) + len(windows['extra_x'])} windows of "
+             f"{protocol}", progress)
+        parity, x, fp32_logits = _parity(clf, fp32, windows, protocol)
+        quant = None
+        if int8:
+            _log("quantizing to int8 (dynamic)", progress)
+            quant = quantize_int8(fp32, tmp / ONNX_FILE)
+            parity["int8"] = _int8_figures(tmp / ONNX_FILE, x, fp32_logits, windows, parity)
+            fp32.unlink()  # the deployed file is the int8 one; the fp32 export is one command away
+        digest = source_digest(src)
+        plan_file = src / "backbone" / "plan.json"
+        info = {
+            "format": DEPLOY_FORMAT,
+            "model_id": f"{src.resolve().name if src.name != 'model' else src.resolve().parent.name}-{digest[:8]}"
+                        + ("-int8" if int8 else ""),
+            "input": "signal", "output": "logits",
+            "window": int(clf.frontend.cfg.window), "sample_rate": float(clf.meta.get("sample_rate", 12000.0)),
+            "classes": list(clf.classes),
+            "block_compression_ratio": round(dense_block_params(clf) / block_params(clf), 4),
+            "block_params": block_params(clf), "dense_block_params": dense_block_params(clf),
+            "params": param_breakdown(clf), "flops_per_window": flops_per_window(clf),
+            "source": {"path": str(src.resolve()), "sha256": digest, "protocol": protocol,
+                       "plan": json.loads(plan_file.read_text()) if plan_file.is_file() else None},
+            "int8": bool(int8), "quantization": quant, "opset": opset_used,
+            "parity": parity,
+            "file_mb": round((tmp / ONNX_FILE).stat().st_size / 2**20, 3),
+            "versions": _versions(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        (tmp / DEPLOY_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        swap_into_place(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def _parity(clf, fp32: Path, windows: dict, protocol: str) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Figures of fp32 ONNX vs PyTorch (raises when they miss), the windows and ONNX's logits."""
+    x = np.concatenate([windows["test_x"], windows["extra_x"]]) if len(windows["extra_x"]) else windows["test_x"]
+    ref = _torch_logits(clf, x)
+    got = _onnx_logits(onnx_session(fp32, threads=1), x)
+    diff = float(np.abs(ref - got).max())
+    agree = float((ref.argmax(1) == got.argmax(1)).mean())
+    n_test = len(windows["test_x"])
+    fig = {"windows": int(len(x)), "protocol": protocol, "test_windows": n_test,
+           "fp32": {"max_abs_logit_diff": diff, "argmax_agreement": agree},
+           "accuracy": {"torch": _accuracy(ref[:n_test], windows["test_y"]),
+                        "onnx_fp32": _accuracy(got[:n_test], windows["test_y"])}}
+    if len(x) < PARITY_MIN_WINDOWS or agree < 1.0 or not diff <= PARITY_ATOL:
+        raise ExportParityError(f"ONNX Runtime does not match PyTorch: max |delta logit| {diff:.3g} (limit "
+                                f"{PARITY_ATOL:g}), argmax agreement {agree:.2%} (need 100 %) on {len(x)} windows "
+                                f"(need >= {PARITY_MIN_WINDOWS}); nothing was written")
+    return fig, x, got
+
+
+def _int8_figures(int8: Path, x: np.ndarray, fp: np.ndarray, windows: dict, parity: dict) -> dict:
+    q = _onnx_logits(onnx_session(int8, threads=1), x)
+    n_test = len(windows["test_x"])
+    acc = _accuracy(q[:n_test], windows["test_y"])
+    parity["accuracy"]["onnx_int8"] = acc
+    delta_pp = 100 * (acc - parity["accuracy"]["onnx_fp32"])
+    return {"argmax_agreement_vs_fp32": float((q.argmax(1) == fp.argmax(1)).mean()),
+            "max_abs_logit_diff_vs_fp32": float(np.abs(q - fp).max()),
+            "accuracy_delta_pp": round(delta_pp, 3), "target_pp": INT8_TARGET_PP,
+            "within_target": bool(abs(delta_pp) <= INT8_TARGET_PP)}
+
+
+def _versions() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
