@@ -9,6 +9,7 @@
     cascadeprune compress MODEL --task PROTOCOL --ratio R --out DIR [--recipe FILE.yaml] [--resume] [--dry-run]
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
+    cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
     cascadeprune demo [--out DIR]
 """
 
@@ -281,6 +282,15 @@ def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, 
     return 0
 
 
+def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, topic_prefix: str = "cascadeprune",
+              client_id: str | None = None, threads: int = 1, max_batch: int = 16,
+              max_body_bytes: int = 1 << 20) -> int:
+    from cascadeprune.serve.service import run_service
+
+    return run_service(artifact, http=http, mqtt=mqtt, topic_prefix=topic_prefix, client_id=client_id,
+                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes)
+
+
 COMMANDS = {
     "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
@@ -292,6 +302,7 @@ COMMANDS = {
     "compress": (cmd_compress, "cascaded pruning with recovery to a target compression ratio"),
     "export": (cmd_export, "export a classifier to ONNX (optionally int8) with a parity check"),
     "bench": (cmd_bench, "latency and memory of artifacts, each in a fresh process, side by side"),
+    "serve": (cmd_serve, "serve diagnoses over HTTP and/or MQTT until SIGTERM, then drain"),
 }
 
 
@@ -367,7 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", dest="json_out", action="store_true")
     _compress_args(sub)
     _deploy_args(sub)
+    _serve_args(sub)
     return p
+
+
+def _serve_args(sub) -> None:
+    s = sub.add_parser("serve", help=COMMANDS["serve"][1])
+    s.add_argument("artifact", help="export directory (model.onnx + deploy.json), or a classifier directory "
+                                    "(PyTorch fallback)")
+    s.add_argument("--http", metavar="HOST:PORT", help="serve POST /v1/predict, GET /health, GET /metrics here")
+    s.add_argument("--mqtt", metavar="mqtt://HOST:PORT", help="broker to take PREFIX/+/vibration from (QoS 1)")
+    s.add_argument("--topic-prefix", default="cascadeprune", help="MQTT topic prefix (default cascadeprune)")
+    s.add_argument("--client-id", default=None, help="MQTT client id; fixed, so the broker keeps the session "
+                                                    "(default cascadeprune-MODEL_ID; one per running service)")
+    s.add_argument("--threads", type=int, default=1, help="intra-op threads of the model (default 1)")
+    s.add_argument("--max-batch", type=int, default=16, help="most windows per model call (default 16)")
+    s.add_argument("--max-body-bytes", type=int, default=1 << 20,
+                   help="larger HTTP bodies get 413 before they are read (default 1048576)")
 
 
 def _deploy_args(sub) -> None:

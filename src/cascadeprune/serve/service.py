@@ -1,0 +1,118 @@
+"""Run HTTP and/or MQTT around one loaded model until SIGTERM/SIGINT, then drain and exit 0.
+
+Shutdown order matters: HTTP stops accepting and finishes its open requests, then MQTT stops taking
+messages and waits until every accepted one is answered and acknowledged, and only then does the
+engine stop (both sides need it until their last answer).
+
+Example::
+
+    run_service("exports/gpt2-mini-8x", http="127.0.0.1:8080", mqtt="mqtt://127.0.0.1:1883")
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from cascadeprune.errors import CascadePruneError
+from cascadeprune.serve.logs import log
+
+
+def parse_hostport(value: str, what: str = "--http") -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT`` for all interfaces) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise CascadePruneError(f"{what} {value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Service:
+    """The parts of a running service; ``start`` returns once it listens, ``stop`` drains."""
+
+    def __init__(self, artifact: str, http: str | None = None, mqtt: str | None = None,
+                 topic_prefix: str = "cascadeprune", client_id: str | None = None, threads: int = 1,
+                 max_batch: int = 16, max_body_bytes: int = 1 << 20, runtime: str | None = None):
+        from cascadeprune.deploy.runtime import load_predictor
+        from cascadeprune.serve.engine import Engine
+        from cascadeprune.serve.metrics import Metrics
+
+        if not http and not mqtt:
+            raise CascadePruneError("nothing to serve: pass --http HOST:PORT and/or --mqtt mqtt://HOST:PORT")
+        if threads < 1 or max_batch < 1 or max_body_bytes < 1:
+            raise CascadePruneError(f"--threads, --max-batch and --max-body-bytes must be positive, got "
+                                    f"{threads}, {max_batch}, {max_body_bytes}")
+        self.http_addr = parse_hostport(http) if http else None
+        self.mqtt_url = mqtt
+        t0 = time.perf_counter()
+        self.predictor = load_predictor(artifact, threads=threads, runtime=runtime)
+        self.load_s = time.perf_counter() - t0
+        self.metrics = Metrics()
+        self.engine = Engine(self.predictor, max_batch=max_batch, on_batch=self.metrics.on_batch)
+        self.server = self.mqtt = None
+        self._http_thread = None
+        self.artifact, self.threads, self.max_batch = str(artifact), threads, max_batch
+        if http:
+            import uvicorn
+
+            from cascadeprune.serve.http import create_app
+
+            app = create_app(self.predictor, self.engine, self.metrics, max_body_bytes=max_body_bytes)
+            # log_config=None: uvicorn's own warnings go through the root logger; no access log, our
+            # metrics count requests and our log names each rejection
+            self.server = uvicorn.Server(uvicorn.Config(app, host=self.http_addr[0], port=self.http_addr[1],
+                                                        log_config=None, access_log=False, lifespan="off",
+                                                        timeout_graceful_shutdown=30))
+        if mqtt:
+            from cascadeprune.serve.mqtt import MqttWorker
+
+            self.mqtt = MqttWorker(mqtt, self.predictor, self.engine, self.metrics, prefix=topic_prefix,
+                                   client_id=client_id)
+
+    def start(self, timeout: float = 30.0) -> None:
+        if self.mqtt:
+            self.mqtt.start()
+        if self.server:
+            # not the main thread: uvicorn then leaves signal handling to us
+            self._http_thread = threading.Thread(target=self.server.run, name="cascadeprune-http", daemon=True)
+            self._http_thread.start()
+            deadline = time.monotonic() + timeout
+            while not self.server.started:
+                if not self._http_thread.is_alive() or time.monotonic() > deadline:
+                    raise CascadePruneError(f"could not listen on {self.http_addr[0]}:{self.http_addr[1]} "
+                                            f"(in use, or not an address of this machine?)")
+                time.sleep(0.01)
+        log("start", model=self.predictor.model_id, artifact=self.artifact, runtime=self.predictor.runtime,
+            window=self.predictor.window, sample_rate=self.predictor.sample_rate, classes=list(self.predictor.classes),
+            http=f"{self.http_addr[0]}:{self.http_addr[1]}" if self.server else None, mqtt=self.mqtt_url,
+            topic=self.mqtt.topic if self.mqtt else None, client_id=self.mqtt.client_id if self.mqtt else None,
+            threads=self.threads, max_batch=self.max_batch, load_s=round(self.load_s, 3))
+
+    def stop(self) -> dict:
+        t0 = time.perf_counter()
+        if self.server:
+            self.server.should_exit = True
+            self._http_thread.join()
+        unacked = self.mqtt.stop() if self.mqtt else 0
+        self.engine.close()
+        info = {"drain_s": round(time.perf_counter() - t0, 3), "mqtt_unacknowledged": unacked}
+        log("stop", model=self.predictor.model_id, **info)
+        return info
+
+
+def run_service(artifact: str, **kwargs) -> int:
+    """Serve until SIGTERM or SIGINT; exit code 0 after a clean drain."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        service = Service(artifact, **kwargs)
+        service.start()
+        while not stop.wait(0.5):
+            if service._http_thread is not None and not service._http_thread.is_alive():
+                log("error", where="http", kind="server_exit", message="the HTTP server stopped by itself")
+                break
+        service.stop()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return 0
