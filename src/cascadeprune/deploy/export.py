@@ -30,6 +30,7 @@ import logging
 import shutil
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,8 @@ def _quiet_exporter():
         logging.getLogger(n).setLevel(logging.ERROR)
     buf = io.StringIO()
     try:
-        with contextlib.redirect_stdout(buf):
+        with contextlib.redirect_stdout(buf), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch's own pytree deprecation, not ours
             yield
     finally:
         for n, lvl in levels.items():
@@ -145,6 +147,7 @@ def quantize_int8(fp32: Path, out: Path) -> dict:
     """Dynamic int8: MatMul weights stored as int8, activations quantized per call (no calibration)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
     quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
     return {"method": "dynamic", "op_types": ["MatMul"], "weight_type": "QInt8"}
 
