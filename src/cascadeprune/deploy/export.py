@@ -147,8 +147,13 @@ def quantize_int8(fp32: Path, out: Path) -> dict:
     """Dynamic int8: MatMul weights stored as int8, activations quantized per call (no calibration)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
-    quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # it logs a generic pre-processing hint on the root logger
+    try:
+        quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
     return {"method": "dynamic", "op_types": ["MatMul"], "weight_type": "QInt8"}
 
 
