@@ -198,3 +198,19 @@ def test_bench_torch_classifier_and_bad_paths(exported, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["bench", str(src), "--runtime", "onnx"]) == 2
     assert "cascadeprune export" in capsys.readouterr().err
+
+
+def test_empty_model_constant_is_the_one_node_model():
+    """The worker's baseline model (embedded so that the worker need not import onnx) is what it says."""
+    import base64
+
+    from onnx import TensorProto, helper
+
+    from cascadeprune.deploy.bench_worker import EMPTY_ONNX
+
+    x = helper.make_tensor_value_info("signal", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])
+    g = helper.make_graph([helper.make_node("Relu", ["signal"], ["logits"], name="relu")], "empty", [x], [y])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="cascadeprune")
+    m.ir_version = 8
+    assert base64.b64decode(EMPTY_ONNX) == m.SerializeToString()

@@ -267,11 +267,12 @@ def cmd_export(classifier: str, out: str, int8: bool = False, opset: int | None 
 
 
 def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int = 200,
-              warmup: int = 20, breakdown: bool = False, json_out: bool = False) -> int:
+              warmup: int = 20, max_seconds: float | None = None, breakdown: bool = False,
+              json_out: bool = False) -> int:
     from cascadeprune.deploy.bench import bench_artifacts, breakdown_table, table
 
     recs = bench_artifacts(artifacts, runtime=runtime, batch=batch, threads=threads, runs=runs, warmup=warmup,
-                           breakdown=breakdown)
+                           breakdown=breakdown, max_seconds=max_seconds)
     if json_out:
         print(json.dumps(recs, indent=2))
         return 0
@@ -416,6 +417,8 @@ def _deploy_args(sub) -> None:
     s.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     s.add_argument("--runs", type=int, default=200, help="timed calls (default 200)")
     s.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
+    s.add_argument("--max-seconds", type=float, default=None,
+                   help="stop the timed calls after this long (at least 20 run); the record says how many ran")
     s.add_argument("--breakdown", action="store_true", help="time per part (front end, blocks, head) from the "
                                                            "ONNX Runtime profiler; exports only")
     s.add_argument("--json", dest="json_out", action="store_true", help="print a list of records")

@@ -26,7 +26,8 @@ KEYS = ("p50_ms", "p90_ms", "p99_ms", "throughput_per_s", "peak_rss_mb", "model_
 
 
 def bench_one(path: str | Path, runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int = 200,
-              warmup: int = 20, breakdown: bool = False, timeout: float = 1800) -> dict:
+              warmup: int = 20, breakdown: bool = False, max_seconds: float | None = None,
+              timeout: float = 1800) -> dict:
     """Measure one artifact in a fresh process and return its record (see bench_worker.measure)."""
     artifact_kind(path)  # a clear error here rather than from the child
     if runtime is not None and runtime not in RUNTIMES:
@@ -35,7 +36,7 @@ def bench_one(path: str | Path, runtime: str | None = None, batch: int = 1, thre
         if v < low:
             raise CascadePruneError(f"--{name} must be >= {low}, got {v}")
     args = dict(path=str(path), runtime=runtime, batch=batch, threads=threads, runs=runs, warmup=warmup,
-                breakdown=breakdown)
+                breakdown=breakdown, max_seconds=max_seconds)
     try:
         proc = subprocess.run([sys.executable, "-m", "cascadeprune.deploy.bench_worker", json.dumps(args)],
                               capture_output=True, text=True, timeout=timeout)
@@ -50,7 +51,8 @@ def bench_one(path: str | Path, runtime: str | None = None, batch: int = 1, thre
 
 
 def bench_artifacts(paths, runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int = 200,
-                    warmup: int = 20, breakdown: bool = False, progress: bool = True) -> list[dict]:
+                    warmup: int = 20, breakdown: bool = False, max_seconds: float | None = None,
+                    progress: bool = True) -> list[dict]:
     """One record per artifact, measured one after the other, each in its own process."""
     for p in paths:
         artifact_kind(p)  # every path checked before anything runs
@@ -59,7 +61,7 @@ def bench_artifacts(paths, runtime: str | None = None, batch: int = 1, threads: 
         if progress:
             print(f"bench [{i}/{len(paths)}] {p} (batch {batch}, {threads} thread(s), {warmup} warm-up + {runs} "
                   f"runs)", file=sys.stderr, flush=True)
-        out.append(bench_one(p, runtime, batch, threads, runs, warmup, breakdown))
+        out.append(bench_one(p, runtime, batch, threads, runs, warmup, breakdown, max_seconds))
     base = out[0]
     for rec in out:
         rec["vs_first"] = {k: (rec[k] / base[k] if base.get(k) and rec.get(k) is not None else None)

@@ -6,8 +6,9 @@ Run by :func:`cascadeprune.deploy.bench.bench_artifacts`, never imported by it::
 
 The thread pools are pinned through the environment before numpy, onnxruntime or torch is
 imported. The ONNX path imports neither torch nor transformers (``import cascadeprune`` is lazy).
-Model memory = peak RSS of the whole process (VmHWM, never reset) minus the RSS right after the
-runtime's libraries were imported, before the model was loaded.
+Model memory = peak RSS of the whole process (VmHWM, never reset) minus the RSS of the same process
+with the runtime imported and initialised but no model loaded (ONNX Runtime: one call of a
+one-node model; PyTorch: torch, transformers and the family's modeling code imported, one matmul).
 """
 
 from __future__ import annotations
@@ -23,13 +24,29 @@ def _pin(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def _import_runtime(runtime: str, path: str) -> None:
-    """Import what running the artifact needs, but no weights: the baseline of model memory."""
+# A one-node ONNX model (Relu on float32 [batch, 4], opset 17), serialized. Running it once before the
+# baseline reading initialises ONNX Runtime itself (environment, allocator, thread pool), which is the
+# runtime's cost, not the model's. Built by empty_model_bytes() in the tests, which check it is equal.
+EMPTY_ONNX = ("CAgSDGNhc2NhZGVwcnVuZTpjChwKBnNpZ25hbBIGbG9naXRzGgRyZWx1IgRSZWx1EgVlbXB0eVodCgZzaWduYWwSEwoRCAESDQoHEgViYXRjaAo"
+              "CCARiHQoGbG9naXRzEhMKEQgBEg0KBxIFYmF0Y2gKAggEQgQKABAR")
+
+
+def _import_runtime(runtime: str, path: str, threads: int) -> None:
+    """Import and initialise what running the artifact needs, but load no weights: the baseline of
+    model memory."""
     if runtime == "onnx":
-        import numpy  # noqa: F401
-        import onnxruntime  # noqa: F401
+        import base64
+
+        import numpy as np
+
+        from cascadeprune.deploy.runtime import onnx_session
+
+        onnx_session(base64.b64decode(EMPTY_ONNX), threads).run(None, {"signal": np.zeros((1, 4), np.float32)})
     else:
-        import torch  # noqa: F401
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.ones(4, 4) @ torch.ones(4, 4)  # initialises the thread pool and the allocator
         import transformers  # noqa: F401
 
         from cascadeprune import storage  # noqa: F401
@@ -72,13 +89,15 @@ def _describe(pred) -> dict:
 
 
 def measure(path: str, runtime: str | None, batch: int, threads: int, runs: int, warmup: int,
-            breakdown: bool = False) -> dict:
+            breakdown: bool = False, max_seconds: float | None = None) -> dict:
+    """``runs`` timed calls after ``warmup`` untimed ones; with ``max_seconds`` the timed calls stop
+    once that much time is spent (at least 20 calls), and ``runs`` in the record says how many ran."""
     from cascadeprune.deploy.memory import peak_rss_mb, rss_mb
     from cascadeprune.deploy.runtime import artifact_kind
 
     kind = artifact_kind(path)
     runtime = runtime or ("onnx" if kind == "export" else "torch")
-    _import_runtime(runtime, path)
+    _import_runtime(runtime, path, threads)
     import numpy as np
 
     from cascadeprune.deploy.runtime import load_predictor
@@ -90,11 +109,16 @@ def measure(path: str, runtime: str | None, batch: int, threads: int, runs: int,
     x = np.random.default_rng(0).standard_normal((batch, pred.window)).astype(np.float32)
     for _ in range(warmup):
         pred.logits(x)
-    times = np.empty(runs)
+    times = []
+    start = time.perf_counter()
     for i in range(runs):
         t = time.perf_counter()
         pred.logits(x)
-        times[i] = time.perf_counter() - t
+        times.append(time.perf_counter() - t)
+        if max_seconds is not None and i >= 19 and time.perf_counter() - start > max_seconds:
+            break
+    times = np.array(times)
+    runs = len(times)
     peak = peak_rss_mb()  # read before anything else is allocated (the breakdown opens a second session)
     ms = times * 1000
     rec = {"path": str(path), "model_id": pred.model_id, "runtime": runtime, "batch": batch, "threads": threads,

@@ -96,8 +96,9 @@ class OnnxPredictor(Predictor):
         return self.session.run([self.output_name], {self.input_name: self.check_input(x)})[0]
 
 
-def onnx_session(model_file: Path, threads: int = 1, profile_prefix: str | None = None):
-    """An ONNX Runtime CPU session with a fixed thread count (intra-op ``threads``, inter-op 1)."""
+def onnx_session(model_file: Path | bytes, threads: int = 1, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session with a fixed thread count (intra-op ``threads``, inter-op 1);
+    ``model_file`` is a path or a serialized model."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -108,9 +109,11 @@ def onnx_session(model_file: Path, threads: int = 1, profile_prefix: str | None 
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
     try:
-        return ort.InferenceSession(str(model_file), so, providers=["CPUExecutionProvider"])
+        src = model_file if isinstance(model_file, bytes) else str(model_file)
+        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types; say which file failed
-        raise CascadePruneError(f"{model_file}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
+        where = "serialized model" if isinstance(model_file, bytes) else model_file
+        raise CascadePruneError(f"{where}: ONNX Runtime cannot load it ({str(e).splitlines()[0]})") from None
 
 
 class TorchPredictor(Predictor):

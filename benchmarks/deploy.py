@@ -1,0 +1,220 @@
+"""Deployed latency and memory: dense vs cascade-compressed classifiers, PyTorch vs ONNX Runtime
+(fp32 and dynamic int8), batch 1 and 8, 1 and 2 threads, all in one run.
+
+Sources (made here first when missing, by the same drivers as the other benchmarks; their
+records go to results/deploy_sources.jsonl):
+
+- ``gpt2-deep`` (12 layers, raw patches): dense, cascade 8.7x and 13.8x (benchmarks/cascade.py);
+- ``all-minilm-l6-v2`` (pretrained MiniLM, spectral front end): dense and cascade 8.7x;
+- ``smollm2-135m`` (pretrained SmolLM2, LoRA, spectral front end): dense and cascade 8.7x with a
+  fifth of the recovery budget (``--recovery-scale 0.2``: 60 LoRA steps at 4 s a step on 2 cores).
+
+Every classifier is exported with ``cascadeprune.deploy.export`` (the code behind
+``cascadeprune export``; parity checked on the protocol's test windows), fp32 and int8, into
+benchmarks/exports/ (not committed). Then, for each (batch, threads), every artifact is measured
+by ``cascadeprune.deploy.bench`` in a fresh process, dense and compressed one after the other.
+One record per (model, ratio, runtime, int8, batch, threads) goes to results/deploy.jsonl; all
+records of one invocation share a ``run_id``, and the tables use one run only.
+
+    python benchmarks/deploy.py                       # everything (about an hour on 2 cores)
+    python benchmarks/deploy.py --models gpt2-deep --batches 1 --threads 1
+    python benchmarks/deploy.py --table               # Markdown tables of the latest run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cascade import run_dir  # noqa: E402
+from dense import CHECKPOINTS, DATA, checkpoint_name, common  # noqa: E402
+
+RESULTS = HERE / "results" / "deploy.jsonl"
+SOURCES_RESULTS = HERE / "results" / "deploy_sources.jsonl"
+EXPORTS = HERE / "exports"
+PROTOCOL = "cwru-4class-crossload"
+SEED = 42
+# model -> how cascade.py makes it: front end, speed jitter, ratios, recovery scale
+MODELS = {
+    "gpt2-deep": dict(front_end="raw", speed_jitter=0.03, ratios=(8.7, 13.8), recovery_scale=1.0),
+    "all-minilm-l6-v2": dict(front_end="spectrum", speed_jitter=0.0, ratios=(8.7,), recovery_scale=1.0),
+    "smollm2-135m": dict(front_end="spectrum", speed_jitter=0.0, ratios=(8.7,), recovery_scale=0.2),
+}
+
+
+def sources(model: str) -> dict[float, Path]:
+    """ratio -> classifier directory (1.0 is the dense checkpoint); made with cascade.py if missing."""
+    spec = MODELS[model]
+    ckpt = CHECKPOINTS / checkpoint_name(model, PROTOCOL, SEED, spec["speed_jitter"], spec["front_end"])
+    out = {1.0: ckpt}
+    for r in spec["ratios"]:
+        out[r] = run_dir(ckpt.name, "cascade", r, spec["recovery_scale"]) / "model"
+    missing = [r for r, p in out.items() if r != 1.0 and not (p / "classifier.json").is_file()]
+    if missing:
+        cmd = [sys.executable, str(HERE / "cascade.py"), "--model", model, "--protocol", PROTOCOL,
+               "--front-end", spec["front_end"], "--speed-jitter", str(spec["speed_jitter"]),
+               "--recovery-scale", str(spec["recovery_scale"]), "--variants", "cascade", "--seeds", str(SEED),
+               "--ratios", *[f"{r:g}" for r in missing], "--results", str(SOURCES_RESULTS)]
+        print("making sources:", " ".join(cmd[1:]), file=sys.stderr, flush=True)
+        subprocess.run(cmd, check=True)
+    return out
+
+
+def exports(model: str, ratio: float, src: Path, redo: bool) -> dict[str, Path]:
+    """{"fp32": dir, "int8": dir}: exported once, reused while the source's digest is unchanged."""
+    from cascadeprune.deploy.export import export_classifier, source_digest
+
+    out = {}
+    digest = None
+    for kind in ("fp32", "int8"):
+        d = EXPORTS / f"{model}_{ratio:g}x_{kind}"
+        info_file = d / "deploy.json"
+        if not redo and info_file.is_file():
+            digest = digest or source_digest(src)
+            if json.loads(info_file.read_text())["source"]["sha256"] == digest:
+                out[kind] = d
+                continue
+        print(f"exporting {src} ({kind})", file=sys.stderr, flush=True)
+        export_classifier(src, d, int8=kind == "int8", overwrite=True, data_dir=DATA)
+        out[kind] = d
+    return out
+
+
+def run(args) -> None:
+    from cascadeprune.deploy.bench import bench_one
+
+    base = common(args, "deploy.py") | {"benchmark": "deploy", "protocol": PROTOCOL, "seed": SEED,
+                                        "run_id": uuid.uuid4().hex[:12]}
+    artifacts = []  # (model, ratio, runtime, int8, path, export info)
+    for model in args.models:
+        for ratio, src in sources(model).items():
+            ex = exports(model, ratio, src, args.redo_exports)
+            info = {k: json.loads((p / "deploy.json").read_text()) for k, p in ex.items()}
+            artifacts += [(model, ratio, "torch", False, src, info["fp32"]),
+                          (model, ratio, "onnx", False, ex["fp32"], info["fp32"]),
+                          (model, ratio, "onnx", True, ex["int8"], info["int8"])]
+    t0 = time.perf_counter()
+    n = len(artifacts) * len(args.batches) * len(args.threads)
+    i = 0
+    for batch in args.batches:
+        for threads in args.threads:
+            for model, ratio, runtime, int8, path, info in artifacts:
+                i += 1
+                print(f"[{i}/{n}] {model} {ratio:g}x {runtime}{' int8' if int8 else ''} batch {batch} "
+                      f"threads {threads} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                breakdown = runtime == "onnx" and batch == 1 and threads == 1
+                r = bench_one(path, runtime, batch, threads, args.runs, args.warmup, breakdown, args.max_seconds)
+                acc = info["parity"]["accuracy"]
+                rec = base | {
+                    "model": model, "ratio": ratio, "ratio_achieved": info["block_compression_ratio"],
+                    "runtime": runtime, "int8": int8, "batch": batch, "threads": threads,
+                    "accuracy": acc["onnx_int8"] if int8 else acc["onnx_fp32" if runtime == "onnx" else "torch"],
+                    "test_windows": info["parity"]["test_windows"],
+                    **{k: r[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s", "peak_rss_mb",
+                                         "base_rss_mb", "model_mem_mb", "file_mb", "block_params", "flops_per_window",
+                                         "block_flops_per_window", "runs", "warmup", "load_s")},
+                    "breakdown": r.get("breakdown"), "artifact": str(Path(path).relative_to(HERE.parent))}
+                with open(args.results, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+
+
+def latest(results: Path) -> list[dict]:
+    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    run_id = rows[-1]["run_id"]
+    return [r for r in rows if r["run_id"] == run_id]
+
+
+def _rt(r: dict) -> str:
+    return "ONNX int8" if r["int8"] else ("ONNX fp32" if r["runtime"] == "onnx" else "PyTorch")
+
+
+def table(rows: list[dict]) -> str:
+    """One table per model: every runtime and ratio at each (batch, threads), ratios vs dense."""
+    out = [f"Run {rows[0]['run_id']} ({rows[0]['date']}, {rows[0]['machine']}, commit {rows[0]['commit']}): "
+           f"`{rows[0]['command']}`", ""]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        out += [f"**{model}**", "",
+                "| batch | threads | runtime | ratio | accuracy | p50 ms | p90 ms | p99 ms | windows/s | peak RSS MB "
+                "| model MB | file MB | p50 vs dense | model MB vs dense |", "|" + "---|" * 14]
+        mine = [r for r in rows if r["model"] == model]
+        for r in mine:
+            dense = next(d for d in mine if d["ratio"] == 1.0 and d["runtime"] == r["runtime"] and
+                         d["int8"] == r["int8"] and d["batch"] == r["batch"] and d["threads"] == r["threads"])
+            out.append(f"| {r['batch']} | {r['threads']} | {_rt(r)} | {r['ratio']:g}x | {100 * r['accuracy']:.2f} % | "
+                       f"{r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['throughput_per_s']:.0f} | "
+                       f"{r['peak_rss_mb']:.0f} | {r['model_mem_mb']:.1f} | {r['file_mb']:.2f} | "
+                       f"{r['p50_ms'] / dense['p50_ms']:.3f} | {r['model_mem_mb'] / dense['model_mem_mb']:.3f} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def targets(rows: list[dict]) -> str:
+    """The issue's targets at 13.8x on gpt2-deep, batch 1, 1 thread, from the same run."""
+    def pick(ratio, runtime, int8):
+        return next((r for r in rows if r["model"] == "gpt2-deep" and r["ratio"] == ratio and r["runtime"] == runtime
+                     and r["int8"] == int8 and r["batch"] == 1 and r["threads"] == 1), None)
+
+    lines = ["| comparison (gpt2-deep, batch 1, 1 thread) | dense | 13.8x | change | target | met |", "|---|---|---|---|---|---|"]
+    for label, rt, q in (("PyTorch", "torch", False), ("ONNX fp32", "onnx", False), ("ONNX int8", "onnx", True)):
+        d, c = pick(1.0, rt, q), pick(13.8, rt, q)
+        if not (d and c):
+            continue
+        for key, name, goal in (("p50_ms", "p50 latency ms", -85), ("model_mem_mb", "model memory MB", -80)):
+            ch = 100 * (c[key] / d[key] - 1)
+            lines.append(f"| {label} {name} | {d[key]:.3f} | {c[key]:.3f} | {ch:+.1f} % | <= {goal} % | "
+                         f"{'yes' if ch <= goal else 'no'} |")
+    d, c = pick(1.0, "torch", False), pick(13.8, "onnx", True)
+    if d and c:
+        ch = 100 * (c["p50_ms"] / d["p50_ms"] - 1)
+        lines.append(f"| deployed (ONNX int8 13.8x) vs dense PyTorch, p50 ms | {d['p50_ms']:.3f} | {c['p50_ms']:.3f} "
+                     f"| {ch:+.1f} % | <= -95 % | {'yes' if ch <= -95 else 'no'} |")
+    d = pick(1.0, "onnx", False)
+    c = pick(13.8, "onnx", False)
+    if d and c:
+        lines.append(f"| block FLOPs per window (the latency floor) | {d['block_flops_per_window']:,} | "
+                     f"{c['block_flops_per_window']:,} | {100 * (c['block_flops_per_window'] / d['block_flops_per_window'] - 1):+.1f} % | | |")
+    return "\n".join(lines)
+
+
+def breakdowns(rows: list[dict]) -> str:
+    from cascadeprune.deploy.profile import PARTS
+
+    out = ["| model | ratio | runtime | " + " | ".join(PARTS) + " | kernel ms |", "|" + "---|" * (len(PARTS) + 4)]
+    for r in rows:
+        b = r.get("breakdown")
+        if b:
+            out.append(f"| {r['model']} | {r['ratio']:g}x | {_rt(r)} | " + " | ".join(
+                f"{b['ms'][p]:.3f} ({100 * b['share'][p]:.0f} %)" for p in PARTS) + f" | {b['kernel_ms']:.3f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--max-seconds", type=float, default=10.0, help="per artifact and setting (at least 20 calls)")
+    ap.add_argument("--redo-exports", action="store_true")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--table", action="store_true", help="print the tables of the latest run and stop")
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.table:
+        rows = latest(args.results)
+        print(table(rows) + "\n\nTargets:\n\n" + targets(rows) + "\n\nWhere the time goes (ONNX Runtime kernel time, "
+              "batch 1, 1 thread):\n\n" + breakdowns(rows))
+        return
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
