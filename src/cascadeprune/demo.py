@@ -76,7 +76,7 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: i
     torch.manual_seed(seed)
     clf = VibrationClassifier(load_backbone("gpt2-mini", seed=seed), ds.classes, FrontEndConfig(512, 16),
                               meta={"protocol": "synthetic", "backbone": "gpt2-mini", "seed": seed})
-    print(f"[1/3] training gpt2-mini on the synthetic bearing protocol ({len(ds.x['train'])} windows)")
+    print(f"[1/4] training gpt2-mini on the synthetic bearing protocol ({len(ds.x['train'])} windows)")
     train_classifier(clf, ds, TrainConfig(max_steps=train_steps, lr=2e-3, seed=seed, warmup_steps=20, eval_every=50,
                                           speed_jitter=0.03), desc="train")
     save_model(clf, root / "dense", overwrite=True)
@@ -89,19 +89,44 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: i
                                                          StageConfig("channels", steps=2,
                                                                      recovery=rec(r_channels))]).check()
     calib = build_calibration({"synthetic": 0.8, "synthetic@snr=0": 0.2}, 256, ds.classes, seed=0, windows=windows)
-    print(f"[2/3] compressing {ratio:g}x: layers -> heads -> channels with LoRA recovery between stages")
+    print(f"[2/4] compressing {ratio:g}x: layers -> heads -> channels with LoRA recovery between stages")
     result = run_compression(clf, ds, cfg, root / "compressed", (calib.x, calib.y), name="gpt2-mini (demo)",
                              task="synthetic")
     report, paths = result["report"], result["paths"]
     return {"report": report, "paths": paths, "dense_accuracy": dense_acc["accuracy"]}
 
 
+def deploy_demo(root: Path) -> bool:
+    """Export dense and compressed to ONNX (compressed also int8), bench all in fresh processes."""
+    from cascadeprune.deploy.bench import bench_artifacts, table
+    from cascadeprune.deploy.export import export_classifier
+
+    print("[4/4] on-device: ONNX export (parity-checked on the test windows) and batch-1 latency / memory, "
+          "each artifact in a fresh process, 1 thread\n")
+    jobs = {"dense.onnx": (root / "dense", False), "compressed.onnx": (root / "compressed" / "model", False),
+            "compressed.int8.onnx": (root / "compressed" / "model", True)}
+    infos = {name: export_classifier(src, root / "deploy" / name, int8=q, overwrite=True, progress=False)
+             for name, (src, q) in jobs.items()}
+    for name, info in infos.items():
+        acc, par = info["parity"]["accuracy"], info["parity"]
+        vs = (f"argmax agreement with fp32 {100 * par['int8']['argmax_agreement_vs_fp32']:.1f} %" if info["int8"] else
+              f"max |delta logit| vs PyTorch {par['fp32']['max_abs_logit_diff']:.1e}")
+        print(f"  {name:<22} {info['file_mb']:6.2f} MB, {vs}, test accuracy "
+              f"{100 * acc['onnx_int8' if info['int8'] else 'onnx_fp32']:.2f} %")
+    paths = [root / "dense", root / "compressed" / "model"] + [root / "deploy" / n for n in jobs]
+    recs = bench_artifacts(paths, runs=300, warmup=30, progress=False)
+    print("\n" + table(recs) + "\n")
+    (root / "deploy" / "bench.json").write_text(json.dumps(recs, indent=2) + "\n")
+    return all(i["parity"]["fp32"]["argmax_agreement"] == 1.0 for i in infos.values())
+
+
 def run_demo(out: str) -> int:
     root = Path(out)
     result = compress_demo(root)
-    print("\n[3/3] result\n")
+    print("\n[3/4] result\n")
     print(result["paths"]["markdown"].read_text())
     print(f"report: {result['paths']['markdown']}, {result['paths']['json']}, {result['paths']['plot']}\n")
+    deploy_ok = deploy_demo(root)
     print("surgery check on a tiny model of every supported family:\n")
     rows = [demo_family(f, root / "surgery") for f in TINY_CONFIGS]
     header = f"{'family':<9} {'attention':<10} {'ffn':<7} {'SIA':<9} {'blocks dense->pruned':>22} {'ratio':>6} " \
@@ -121,4 +146,6 @@ def run_demo(out: str) -> int:
     print(f"{'OK' if ratio_ok else 'FAILED'}: compressed {result['report']['ratio_achieved']:.2f}x "
           f"(target {result['report']['ratio_target']:g}x); dense {100 * result['dense_accuracy']:.2f} % -> "
           f"compressed {100 * result['report']['accuracy']:.2f} % test accuracy")
-    return 0 if ok and ratio_ok else 1
+    print(f"{'OK' if deploy_ok else 'FAILED'}: ONNX exports equal PyTorch (argmax 100 %, |delta| <= 1e-4); "
+          f"artifacts and bench.json in {root / 'deploy'}/")
+    return 0 if ok and ratio_ok and deploy_ok else 1

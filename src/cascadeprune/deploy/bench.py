@@ -69,6 +69,12 @@ def bench_artifacts(paths, runtime: str | None = None, batch: int = 1, threads: 
     return out
 
 
+def label(path: str | Path) -> str:
+    """A short name for a table row: compress writes OUT/model, so name that by OUT."""
+    p = Path(path)
+    return f"{p.parent.name}/{p.name}" if p.name == "model" else p.name
+
+
 def _num(v, fmt: str) -> str:
     return "–" if v is None else format(v, fmt)
 
@@ -81,7 +87,7 @@ def table(recs: list[dict]) -> str:
     for r in recs:
         v = r.get("vs_first", {})
         rows.append(
-            f"| {Path(r['path']).name} | {r['runtime']} | {'yes' if r.get('int8') else 'no'} | {r['batch']} | "
+            f"| {label(r['path'])} | {r['runtime']} | {'yes' if r.get('int8') else 'no'} | {r['batch']} | "
             f"{r['threads']} | {r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | "
             f"{r['throughput_per_s']:.0f} | {r['peak_rss_mb']:.0f} | {r['model_mem_mb']:.1f} | {r['file_mb']:.2f} | "
             f"{_num(r.get('block_params'), ',')} | {_num(r.get('flops_per_window'), ',')} | "
@@ -97,6 +103,6 @@ def breakdown_table(recs: list[dict]) -> str:
     for r in recs:
         b = r.get("breakdown")
         if b:
-            rows.append(f"| {Path(r['path']).name} | " + " | ".join(
+            rows.append(f"| {label(r['path'])} | " + " | ".join(
                 f"{b['ms'][p]:.3f} ({100 * b['share'][p]:.0f} %)" for p in PARTS) + f" | {b['kernel_ms']:.3f} |")
     return "\n".join(rows)
