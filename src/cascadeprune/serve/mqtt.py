@@ -11,7 +11,7 @@ Why it loses nothing: the session is persistent (fixed client id, ``clean_sessio
 broker keeps queueing while the service is away; and an incoming message is acknowledged (manual
 PUBACK) only after the broker has acknowledged its answer, so a crash or a broker restart at any
 point makes the broker deliver it again rather than drop it. QoS 1 may therefore deliver twice:
-messages with an ``id`` are answered once per (device, id) while the service runs.
+messages with an ``id`` are answered once per (device, id) within an hour while the service runs.
 
 Example::
 
@@ -35,7 +35,8 @@ from cascadeprune.serve.http import predictions
 from cascadeprune.serve.logs import log
 from cascadeprune.serve.payload import BadInput, parse_mqtt
 
-REMEMBERED_IDS = 100_000  # answered (device, id) pairs kept for deduplication
+REMEMBERED_IDS = 100_000  # answered (device, id) pairs kept for deduplication ...
+REMEMBER_S = 3600.0  # ... for this long: a device whose counter restarts is answered again after an hour
 
 
 def parse_mqtt_url(url: str) -> tuple[str, int]:
@@ -74,7 +75,7 @@ class MqttWorker:
         self.client = c
         self._lock = threading.Condition()
         self._inflight: dict = {}  # key -> _Work being answered
-        self._answered: OrderedDict = OrderedDict()  # key -> None, oldest first
+        self._answered: OrderedDict = OrderedDict()  # key -> time answered, oldest first
         self._waiting: dict[int, _Work] = {}  # outgoing mid -> work acknowledged when the broker has it
         self._early: set[int] = set()  # PUBACKs that beat the registration of their mid
         self._pending = 0  # accepted messages not yet acknowledged
@@ -144,12 +145,13 @@ class MqttWorker:
         rid = parsed.id if parsed.id is not None else msg.mid
         key = (device, parsed.id) if parsed.id is not None else None
         with self._lock:
-            if key is not None and key in self._answered:
+            if key is not None and time.monotonic() - self._answered.get(key, -REMEMBER_S) < REMEMBER_S:
                 self.metrics.mqtt.labels(direction="in", kind="duplicate").inc()
                 client.ack(msg.mid, msg.qos)
                 return
             delivery = (msg.mid, msg.qos, self._connection)
             if key is not None and key in self._inflight:  # redelivered while we work on it
+                self.metrics.mqtt.labels(direction="in", kind="duplicate").inc()
                 if delivery not in self._inflight[key].acks:
                     self._inflight[key].acks.append(delivery)
                 return
@@ -209,7 +211,8 @@ class MqttWorker:
             if work.key is not None:
                 self._inflight.pop(work.key, None)
                 if ack:
-                    self._answered[work.key] = None
+                    self._answered[work.key] = time.monotonic()
+                    self._answered.move_to_end(work.key)
                     while len(self._answered) > REMEMBERED_IDS:
                         self._answered.popitem(last=False)
             acks = [(mid, qos) for mid, qos, conn in work.acks if ack and conn == self._connection]
