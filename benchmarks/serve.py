@@ -1,0 +1,270 @@
+"""End-to-end throughput and latency of `cascadeprune serve` over HTTP and MQTT, loopback only.
+
+Each artifact gets its own fresh `cascadeprune serve` process (HTTP and MQTT on one model, as
+deployed) and one Mosquitto broker serves them all, with the no-loss settings the README gives.
+Clients are closed loops: at concurrency C there are always C requests (or MQTT messages) waiting
+for their answer; latency runs from sending to receiving the answer. Artifacts are measured in
+turn within each (transport, concurrency) cell, so a slow spell on a shared machine hits all of
+them. Every run is bounded by --requests and --max-seconds. One JSON record per (artifact,
+transport, concurrency) goes to benchmarks/results/serve.jsonl.
+
+    python benchmarks/serve.py deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from dense import common  # noqa: E402
+
+RESULTS = HERE / "results" / "serve.jsonl"
+PREFIX = "bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+BROKERS = {  # mosquitto.conf lines beyond the listener: the README's no-loss settings, and the defaults
+    "no-loss": ["persistence true", "autosave_interval 1", "autosave_on_changes true", "max_queued_messages 0"],
+    "default": [],
+}
+
+
+def start_broker(folder: Path, kind: str) -> tuple[subprocess.Popen, int]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.access(binary, os.X_OK):
+        raise SystemExit("mosquitto is not installed: apt-get install mosquitto (or pass --no-mqtt)")
+    port = free_port()
+    conf = [f"listener {port} 127.0.0.1", "allow_anonymous true", f"persistence_location {folder}/",
+            *BROKERS[kind]] + (["user root"] if os.geteuid() == 0 else [])
+    (folder / "mosquitto.conf").write_text("\n".join(conf) + "\n")
+    proc = subprocess.Popen([binary, "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port
+
+
+class Server:
+    """A fresh `cascadeprune serve` process for one artifact."""
+
+    def __init__(self, artifact: str, broker_port: int | None, threads: int, max_batch: int, tag: str):
+        self.prefix = f"{PREFIX}/{tag}"  # one prefix per service: each must see only its own windows
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "cascadeprune", "serve", artifact, "--http", f"127.0.0.1:{self.port}",
+               "--threads", str(threads), "--max-batch", str(max_batch), "--max-body-bytes", str(1 << 24)]
+        if broker_port:
+            cmd += ["--mqtt", f"mqtt://127.0.0.1:{broker_port}", "--topic-prefix", self.prefix, "--client-id", tag]
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+        self.subscribed = threading.Event()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_port(self.port)
+        if broker_port and not self.subscribed.wait(30):
+            raise SystemExit(f"{artifact}: the service did not subscribe:\n" + "".join(self.log[-5:]))
+
+    def _read(self):
+        for line in iter(self.proc.stderr.readline, ""):
+            self.log.append(line)
+            if '"event": "subscribed"' in line:
+                self.subscribed.set()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+
+def summary(lat: list[float], errors: int, wall: float) -> dict:
+    ms = np.array(lat) * 1e3
+    p50, p90, p99 = (np.percentile(ms, [50, 90, 99]) if len(ms) else (float("nan"),) * 3)
+    return {"requests": len(lat), "errors": errors, "wall_s": round(wall, 3),
+            "throughput_per_s": round(len(lat) / wall, 1) if wall else None,
+            "p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3)}
+
+
+def bench_http(port: int, bodies: list[bytes], conc: int, n: int, max_s: float, warmup: int) -> dict:
+    import httpx
+
+    lat: list[float] = []
+    errors = 0
+
+    async def run():
+        nonlocal errors
+        limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60, limits=limits) as ac:
+            for i in range(warmup):
+                await ac.post("/v1/predict", content=bodies[i % len(bodies)], headers=JSON)
+            deadline = time.perf_counter() + max_s
+            counter = iter(range(n))
+
+            async def worker():
+                nonlocal errors
+                for i in counter:
+                    if time.perf_counter() > deadline:
+                        return
+                    t0 = time.perf_counter()
+                    r = await ac.post("/v1/predict", content=bodies[i % len(bodies)], headers=JSON)
+                    if r.status_code == 200:
+                        lat.append(time.perf_counter() - t0)
+                    else:
+                        errors += 1
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(conc)))
+            return time.perf_counter() - t0
+
+    wall = asyncio.run(run())
+    return summary(lat, errors, wall)
+
+
+JSON = {"content-type": "application/json"}
+
+
+def bench_mqtt(broker_port: int, prefix: str, bodies: list[list[float]], conc: int, n: int, max_s: float,
+               warmup: int) -> dict:
+    """Closed loop over the broker: ``conc`` messages outstanding, the next sent when an answer lands."""
+    import paho.mqtt.client as mqtt
+
+    sent: dict[str, float] = {}
+    lat: list[float] = []
+    errors = 0
+    done = threading.Event()
+    lock = threading.Lock()
+    state = {"next": 0, "deadline": float("inf"), "total": warmup + n}
+    device = f"sensor-c{conc}"  # ids differ per run: the service answers an id once per device
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-client-{os.getpid()}", clean_session=True,
+                    protocol=mqtt.MQTTv311)
+    subscribed = threading.Event()
+
+    def send():
+        with lock:
+            i = state["next"]
+            if i >= state["total"] or time.perf_counter() > state["deadline"]:
+                if not sent:
+                    done.set()
+                return
+            state["next"] += 1
+            if i == warmup:
+                state["deadline"] = time.perf_counter() + max_s
+                state["t0"] = time.perf_counter()
+            key = f"{device}-{i}"
+            sent[key] = time.perf_counter()
+        c.publish(f"{prefix}/{device}/vibration", json.dumps({"id": key, "signal": bodies[i % len(bodies)]}), qos=1)
+
+    def on_message(client, userdata, msg):
+        nonlocal errors
+        d = json.loads(msg.payload)
+        with lock:
+            t0 = sent.pop(d["id"], None)
+            if t0 is None:
+                return  # a QoS-1 duplicate
+            i = int(d["id"].rsplit("-", 1)[1])
+            if msg.topic.endswith("/error"):
+                errors += 1
+                if errors == 1:
+                    print(f"first error: {d['error']}", file=sys.stderr)
+            elif i >= warmup:
+                lat.append(time.perf_counter() - t0)
+        send()
+
+    c.on_message = on_message
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.connect("127.0.0.1", broker_port)
+    c.subscribe([(f"{prefix}/{device}/diagnosis", 1), (f"{prefix}/{device}/error", 1)])
+    c.loop_start()
+    subscribed.wait(10)
+    for _ in range(conc):
+        send()
+    done.wait(max_s + 120)
+    wall = time.perf_counter() - state.get("t0", time.perf_counter())
+    c.disconnect()
+    c.loop_stop()
+    return summary(lat, errors, wall)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("artifacts", nargs="+", help="export directories (from `cascadeprune export`)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--requests", type=int, default=2000, help="per (artifact, transport, concurrency)")
+    ap.add_argument("--max-seconds", type=float, default=20.0, help="per (artifact, transport, concurrency)")
+    ap.add_argument("--warmup", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1, help="the service's --threads")
+    ap.add_argument("--max-batch", type=int, default=16, help="the service's --max-batch")
+    ap.add_argument("--no-mqtt", action="store_true", help="HTTP only (no broker needed)")
+    ap.add_argument("--broker", choices=sorted(BROKERS), default="no-loss",
+                    help="Mosquitto settings: no-loss (persistence saved on every change; default) or default "
+                         "(no persistence: what the no-loss settings cost)")
+    ap.add_argument("--out", default=str(RESULTS))
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    infos = [json.loads((Path(a) / "deploy.json").read_text()) for a in args.artifacts]
+    rng = np.random.default_rng(0)
+    tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
+    broker, broker_port = (None, None) if args.no_mqtt else start_broker(tmp, args.broker)
+    servers = [Server(a, broker_port, args.threads, args.max_batch, f"serve{k}")
+               for k, a in enumerate(args.artifacts)]
+    prov = common(args, "serve.py")
+    try:
+        for transport in ["http"] + ([] if args.no_mqtt else ["mqtt"]):
+            for conc in args.concurrency:
+                for k, (a, info, srv) in enumerate(zip(args.artifacts, infos, servers)):
+                    sigs = [rng.standard_normal(info["window"]).astype(np.float32).tolist() for _ in range(32)]
+                    if transport == "http":
+                        bodies = [json.dumps({"signal": s}).encode() for s in sigs]
+                        res = bench_http(srv.port, bodies, conc, args.requests, args.max_seconds, args.warmup)
+                    else:
+                        res = bench_mqtt(broker_port, srv.prefix, sigs, conc, args.requests, args.max_seconds,
+                                         args.warmup)
+                    rec = {"bench": "serve", "artifact": a, "model_id": info["model_id"],
+                           "block_compression_ratio": info.get("block_compression_ratio"),
+                           "int8": info.get("int8"), "window": info["window"], "transport": transport,
+                           "payload": "json", "concurrency": conc, "service_threads": args.threads,
+                           "max_batch": args.max_batch, "broker": None if transport == "http" else
+                           f"mosquitto {args.broker}", **res} | prov
+                    print(f"{transport:<4} c={conc:<2} {info['model_id']:<32} {res['throughput_per_s']:>8} /s  "
+                          f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  ({res['requests']} ok, "
+                          f"{res['errors']} errors)", flush=True)
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(rec) + "\n")
+    finally:
+        codes = [s.stop() for s in servers]
+        if broker:
+            broker.terminate()
+            broker.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if any(codes):
+        raise SystemExit(f"a service exited with {codes}")
+
+
+if __name__ == "__main__":
+    main()
