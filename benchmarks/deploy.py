@@ -68,12 +68,13 @@ def sources(model: str) -> dict[float, Path]:
 
 
 def exports(model: str, ratio: float, src: Path, redo: bool) -> dict[str, Path]:
-    """{"fp32": dir, "int8": dir}: exported once, reused while the source's digest is unchanged."""
+    """{"fp32": dir, "dynamic": dir, "static": dir} (int8 methods): exported once, reused while the
+    source's digest is unchanged."""
     from cascadeprune.deploy.export import export_classifier, source_digest
 
     out = {}
     digest = None
-    for kind in ("fp32", "int8"):
+    for kind in ("fp32", "dynamic", "static"):
         d = EXPORTS / f"{model}_{ratio:g}x_{kind}"
         info_file = d / "deploy.json"
         if not redo and info_file.is_file():
@@ -82,7 +83,7 @@ def exports(model: str, ratio: float, src: Path, redo: bool) -> dict[str, Path]:
                 out[kind] = d
                 continue
         print(f"exporting {src} ({kind})", file=sys.stderr, flush=True)
-        export_classifier(src, d, int8=kind == "int8", overwrite=True, data_dir=DATA)
+        export_classifier(src, d, int8=None if kind == "fp32" else kind, overwrite=True, data_dir=DATA)
         out[kind] = d
     return out
 
@@ -92,14 +93,14 @@ def run(args) -> None:
 
     base = common(args, "deploy.py") | {"benchmark": "deploy", "protocol": PROTOCOL, "seed": SEED,
                                         "run_id": uuid.uuid4().hex[:12]}
-    artifacts = []  # (model, ratio, runtime, int8, path, export info)
+    artifacts = []  # (model, ratio, runtime, int8 method or None, path, export info)
     for model in args.models:
         for ratio, src in sources(model).items():
             ex = exports(model, ratio, src, args.redo_exports)
             info = {k: json.loads((p / "deploy.json").read_text()) for k, p in ex.items()}
-            artifacts += [(model, ratio, "torch", False, src, info["fp32"]),
-                          (model, ratio, "onnx", False, ex["fp32"], info["fp32"]),
-                          (model, ratio, "onnx", True, ex["int8"], info["int8"])]
+            artifacts += [(model, ratio, "torch", None, src, info["fp32"]),
+                          (model, ratio, "onnx", None, ex["fp32"], info["fp32"])]
+            artifacts += [(model, ratio, "onnx", m, ex[m], info[m]) for m in ("dynamic", "static")]
     t0 = time.perf_counter()
     n = len(artifacts) * len(args.batches) * len(args.threads)
     i = 0
@@ -107,15 +108,16 @@ def run(args) -> None:
         for threads in args.threads:
             for model, ratio, runtime, int8, path, info in artifacts:
                 i += 1
-                print(f"[{i}/{n}] {model} {ratio:g}x {runtime}{' int8' if int8 else ''} batch {batch} "
+                print(f"[{i}/{n}] {model} {ratio:g}x {runtime}{' int8 ' + int8 if int8 else ''} batch {batch} "
                       f"threads {threads} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-                breakdown = runtime == "onnx" and batch == 1 and threads == 1
+                breakdown = runtime == "onnx" and int8 != "static" and batch == 1 and threads == 1
                 r = bench_one(path, runtime, batch, threads, args.runs, args.warmup, breakdown, args.max_seconds)
-                acc = info["parity"]["accuracy"]
+                acc, val = info["parity"]["accuracy"], info["parity"]["val_accuracy"]
+                which = "onnx_int8" if int8 else ("onnx_fp32" if runtime == "onnx" else "torch")
                 rec = base | {
                     "model": model, "ratio": ratio, "ratio_achieved": info["block_compression_ratio"],
-                    "runtime": runtime, "int8": int8, "batch": batch, "threads": threads,
-                    "accuracy": acc["onnx_int8"] if int8 else acc["onnx_fp32" if runtime == "onnx" else "torch"],
+                    "runtime": runtime, "int8": bool(int8), "int8_method": int8, "batch": batch, "threads": threads,
+                    "accuracy": acc[which], "val_accuracy": val[which],
                     "test_windows": info["parity"]["test_windows"],
                     **{k: r[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s", "peak_rss_mb",
                                          "base_rss_mb", "model_mem_mb", "file_mb", "block_params", "flops_per_window",
@@ -132,7 +134,7 @@ def latest(results: Path) -> list[dict]:
 
 
 def _rt(r: dict) -> str:
-    return "ONNX int8" if r["int8"] else ("ONNX fp32" if r["runtime"] == "onnx" else "PyTorch")
+    return f"ONNX int8 {r['int8_method']}" if r["int8"] else ("ONNX fp32" if r["runtime"] == "onnx" else "PyTorch")
 
 
 def table(rows: list[dict]) -> str:
@@ -141,13 +143,15 @@ def table(rows: list[dict]) -> str:
            f"`{rows[0]['command']}`", ""]
     for model in dict.fromkeys(r["model"] for r in rows):
         out += [f"**{model}**", "",
-                "| batch | threads | runtime | ratio | accuracy | p50 ms | p90 ms | p99 ms | windows/s | peak RSS MB "
-                "| model MB | file MB | p50 vs dense | model MB vs dense |", "|" + "---|" * 14]
+                "| batch | threads | runtime | ratio | val acc. | test acc. | p50 ms | p90 ms | p99 ms | windows/s "
+                "| peak RSS MB | model MB | file MB | p50 vs dense | model MB vs dense |", "|" + "---|" * 15]
         mine = [r for r in rows if r["model"] == model]
         for r in mine:
             dense = next(d for d in mine if d["ratio"] == 1.0 and d["runtime"] == r["runtime"] and
-                         d["int8"] == r["int8"] and d["batch"] == r["batch"] and d["threads"] == r["threads"])
-            out.append(f"| {r['batch']} | {r['threads']} | {_rt(r)} | {r['ratio']:g}x | {100 * r['accuracy']:.2f} % | "
+                         d["int8_method"] == r["int8_method"] and d["batch"] == r["batch"] and
+                         d["threads"] == r["threads"])
+            out.append(f"| {r['batch']} | {r['threads']} | {_rt(r)} | {r['ratio']:g}x | {100 * r['val_accuracy']:.2f} % | "
+                       f"{100 * r['accuracy']:.2f} % | "
                        f"{r['p50_ms']:.3f} | {r['p90_ms']:.3f} | {r['p99_ms']:.3f} | {r['throughput_per_s']:.0f} | "
                        f"{r['peak_rss_mb']:.0f} | {r['model_mem_mb']:.1f} | {r['file_mb']:.2f} | "
                        f"{r['p50_ms'] / dense['p50_ms']:.3f} | {r['model_mem_mb'] / dense['model_mem_mb']:.3f} |")
@@ -159,10 +163,11 @@ def targets(rows: list[dict]) -> str:
     """The issue's targets at 13.8x on gpt2-deep, batch 1, 1 thread, from the same run."""
     def pick(ratio, runtime, int8):
         return next((r for r in rows if r["model"] == "gpt2-deep" and r["ratio"] == ratio and r["runtime"] == runtime
-                     and r["int8"] == int8 and r["batch"] == 1 and r["threads"] == 1), None)
+                     and r["int8_method"] == int8 and r["batch"] == 1 and r["threads"] == 1), None)
 
     lines = ["| comparison (gpt2-deep, batch 1, 1 thread) | dense | 13.8x | change | target | met |", "|---|---|---|---|---|---|"]
-    for label, rt, q in (("PyTorch", "torch", False), ("ONNX fp32", "onnx", False), ("ONNX int8", "onnx", True)):
+    for label, rt, q in (("PyTorch", "torch", None), ("ONNX fp32", "onnx", None), ("ONNX int8 dynamic", "onnx", "dynamic"),
+                         ("ONNX int8 static", "onnx", "static")):
         d, c = pick(1.0, rt, q), pick(13.8, rt, q)
         if not (d and c):
             continue
@@ -170,13 +175,13 @@ def targets(rows: list[dict]) -> str:
             ch = 100 * (c[key] / d[key] - 1)
             lines.append(f"| {label} {name} | {d[key]:.3f} | {c[key]:.3f} | {ch:+.1f} % | <= {goal} % | "
                          f"{'yes' if ch <= goal else 'no'} |")
-    d, c = pick(1.0, "torch", False), pick(13.8, "onnx", True)
+    d, c = pick(1.0, "torch", None), pick(13.8, "onnx", "dynamic")
     if d and c:
         ch = 100 * (c["p50_ms"] / d["p50_ms"] - 1)
-        lines.append(f"| deployed (ONNX int8 13.8x) vs dense PyTorch, p50 ms | {d['p50_ms']:.3f} | {c['p50_ms']:.3f} "
+        lines.append(f"| deployed (ONNX int8 dynamic 13.8x) vs dense PyTorch, p50 ms | {d['p50_ms']:.3f} | {c['p50_ms']:.3f} "
                      f"| {ch:+.1f} % | <= -95 % | {'yes' if ch <= -95 else 'no'} |")
-    d = pick(1.0, "onnx", False)
-    c = pick(13.8, "onnx", False)
+    d = pick(1.0, "onnx", None)
+    c = pick(13.8, "onnx", None)
     if d and c:
         lines.append(f"| block FLOPs per window (the latency floor) | {d['block_flops_per_window']:,} | "
                      f"{c['block_flops_per_window']:,} | {100 * (c['block_flops_per_window'] / d['block_flops_per_window'] - 1):+.1f} % | | |")

@@ -214,3 +214,16 @@ def test_empty_model_constant_is_the_one_node_model():
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="cascadeprune")
     m.ir_version = 8
     assert base64.b64decode(EMPTY_ONNX) == m.SerializeToString()
+
+
+def test_static_int8_calibrates_on_training_windows(exported, tmp_path):
+    src, _, fp32 = exported["gpt2", True]
+    info = export_classifier(src, tmp_path / "static", int8="static", progress=False)
+    q = info["quantization"]
+    assert q["method"] == "static" and q["calibration_split"] == "train" and q["calibration_windows"] == 256
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "static" / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert set(info["parity"]["val_accuracy"]) == {"torch", "onnx_fp32", "onnx_int8"}
+    assert info["parity"]["accuracy"]["torch"] == fp32["parity"]["accuracy"]["torch"]
+    with pytest.raises(CascadePruneError, match="choose one of"):
+        export_classifier(src, tmp_path / "bad", int8="float4", progress=False)

@@ -243,7 +243,7 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     return 0
 
 
-def cmd_export(classifier: str, out: str, int8: bool = False, opset: int | None = None, overwrite: bool = False,
+def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | None = None, overwrite: bool = False,
                task: str | None = None, data_dir: str | None = None, json_out: bool = False) -> int:
     from cascadeprune.deploy.export import export_classifier
 
@@ -254,7 +254,7 @@ def cmd_export(classifier: str, out: str, int8: bool = False, opset: int | None 
         return 0
     par, acc = info["parity"], info["parity"]["accuracy"]
     print(f"exported {classifier} -> {out}/model.onnx ({info['file_mb']:.2f} MB, opset {info['opset']}"
-          f"{', int8 dynamic' if info['int8'] else ''}); block compression {info['block_compression_ratio']:.2f}x")
+          f"{', int8 ' + info['quantization']['method'] if info['int8'] else ''}); block compression {info['block_compression_ratio']:.2f}x")
     print(f"parity on {par['windows']} windows of {par['protocol']}: max |delta logit| "
           f"{par['fp32']['max_abs_logit_diff']:.2g}, argmax agreement {par['fp32']['argmax_agreement']:.2%}")
     line = f"test accuracy: PyTorch {acc['torch']:.4f}, ONNX fp32 {acc['onnx_fp32']:.4f}"
@@ -402,7 +402,9 @@ def _deploy_args(sub) -> None:
     s = sub.add_parser("export", help=COMMANDS["export"][1])
     s.add_argument("classifier", help="classifier directory (from `cascadeprune train`, or compress's OUT/model)")
     s.add_argument("--out", required=True, help="export directory: model.onnx + deploy.json (written atomically)")
-    s.add_argument("--int8", action="store_true", help="dynamic int8 quantization of the MatMul weights")
+    s.add_argument("--int8", nargs="?", const="dynamic", choices=["dynamic", "static"], default=None,
+                   help="int8 MatMul weights; activations quantized per call (dynamic, the default) or with ranges "
+                        "calibrated on 256 training windows (static)")
     s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own)")
     _data_args(s)

@@ -8,8 +8,10 @@ embedding table beyond one row and no LM head, so nothing unused is shipped.
 
 Export is refused unless ONNX Runtime reproduces PyTorch on real windows of the classifier's own
 protocol: argmax agreement 100 % and max |delta logit| <= 1e-4 on at least 256 windows. With
-``int8=True`` the graph is quantized with ONNX Runtime's dynamic quantization (MatMul weights to
-int8, activations quantized per call) and its test accuracy is recorded beside fp32's.
+``int8="dynamic"`` (or ``True``) the graph is quantized with ONNX Runtime's dynamic quantization
+(MatMul weights to int8, activations quantized per call from their own range); ``int8="static"``
+quantizes activations too, with fixed ranges calibrated on training windows of the protocol
+(QDQ format). Either way the int8 test accuracy is recorded beside fp32's.
 
 Everything is written to a hidden sibling folder and renamed into place at the end.
 
@@ -77,8 +79,9 @@ def flops_per_window(clf) -> dict[str, int]:
 
 
 def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[str, np.ndarray], str]:
-    """Test windows (with labels) of the classifier's protocol, plus validation/training windows
-    when the test split has fewer than ``PARITY_MIN_WINDOWS`` (for the parity figures only)."""
+    """Test and validation windows (with labels) of the classifier's protocol, training windows when
+    those are fewer than ``PARITY_MIN_WINDOWS`` (parity only), and calibration windows for static
+    int8 (training split; never test)."""
     from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
 
     protocol = task or clf.meta.get("protocol")
@@ -89,8 +92,10 @@ def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[st
     ds = build_dataset(protocol, data_dir, WindowConfig(window=w, stride=w // 2))
     if tuple(ds.classes) != tuple(clf.classes):
         raise CascadePruneError(f"the classifier predicts {list(clf.classes)} but {protocol} has {list(ds.classes)}")
-    extra = np.concatenate([ds.x["val"], ds.x["train"]])[: max(0, PARITY_MIN_WINDOWS - len(ds.x["test"]))]
-    return {"test_x": ds.x["test"], "test_y": ds.y["test"], "extra_x": extra}, protocol
+    extra = ds.x["train"][: max(0, PARITY_MIN_WINDOWS - len(ds.x["test"]) - len(ds.x["val"]))]
+    pick = np.random.default_rng(0).permutation(len(ds.x["train"]))[:CALIBRATION_WINDOWS]
+    return {"test_x": ds.x["test"], "test_y": ds.y["test"], "val_x": ds.x["val"], "val_y": ds.y["val"],
+            "extra_x": extra, "calib_x": ds.x["train"][pick]}, protocol
 
 
 def _torch_logits(clf, x: np.ndarray, batch: int = 128) -> np.ndarray:
@@ -143,22 +148,46 @@ def export_onnx(clf, path: Path, opset: int | None = None) -> int:
     return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def quantize_int8(fp32: Path, out: Path) -> dict:
-    """Dynamic int8: MatMul weights stored as int8, activations quantized per call (no calibration)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+INT8_METHODS = ("dynamic", "static")
+CALIBRATION_WINDOWS = 256  # static int8: training windows whose activation ranges fix the scales
+
+
+class _Windows:
+    """ONNX Runtime's CalibrationDataReader protocol over a few windows, one per call."""
+
+    def __init__(self, x: np.ndarray):
+        self.items = iter([{"signal": x[i:i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def quantize_int8(fp32: Path, out: Path, method: str = "dynamic", calib_x: np.ndarray | None = None) -> dict:
+    """int8 MatMul weights; activations per call (dynamic) or with calibrated fixed ranges (static)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # it logs a generic pre-processing hint on the root logger
     try:
-        quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+        if method == "dynamic":
+            quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
+            return {"method": "dynamic", "op_types": ["MatMul"], "weight_type": "QInt8"}
+        quantize_static(str(fp32), str(out), _Windows(calib_x), quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=["MatMul"], activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8, per_channel=True)
+        return {"method": "static", "op_types": ["MatMul"], "weight_type": "QInt8", "activation_type": "QInt8",
+                "format": "QDQ", "per_channel": True, "calibration_windows": int(len(calib_x)),
+                "calibration_split": "train"}
     finally:
         root.setLevel(level)
-    return {"method": "dynamic", "op_types": ["MatMul"], "weight_type": "QInt8"}
 
 
-def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    return float((logits.argmax(1) == y).mean()) if len(y) else float("nan")
+def _split_accuracy(logits: np.ndarray, windows: dict, split: str) -> float | None:
+    """Accuracy on one split; ``logits`` are for [test, val, extra] windows in that order."""
+    start = 0 if split == "test" else len(windows["test_x"])
+    y = windows[f"{split}_y"]
+    return float((logits[start:start + len(y)].argmax(1) == y).mean()) if len(y) else None
 
 
 def _log(msg: str, progress: bool) -> None:
@@ -166,7 +195,7 @@ def _log(msg: str, progress: bool) -> None:
         print(f"export: {msg}", file=sys.stderr, flush=True)
 
 
-def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool = False, opset: int | None = None,
+def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | str = False, opset: int | None = None,
                       overwrite: bool = False, task: str | None = None, data_dir: str | None = None,
                       progress: bool = True) -> dict:
     """Export, check parity, write ``out/model.onnx`` and ``out/deploy.json``; return deploy.json's dict."""
@@ -175,6 +204,9 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool = 
     from cascadeprune.storage.save import swap_into_place
 
     src, out = Path(classifier_dir), Path(out)
+    int8 = "dynamic" if int8 is True else (int8 or None)
+    if int8 is not None and int8 not in INT8_METHODS:
+        raise CascadePruneError(f"--int8 {int8!r}: choose one of {', '.join(INT8_METHODS)}")
     if not (src / CLASSIFIER_FILE).is_file():
         raise CascadePruneError(f"{classifier_dir} is not a classifier directory (no {CLASSIFIER_FILE}); export takes "
                                 f"the output of `cascadeprune train` or `compress` (DIR/model)")
@@ -199,8 +231,8 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool = 
         parity, x, fp32_logits = _parity(clf, fp32, windows, protocol)
         quant = None
         if int8:
-            _log("quantizing to int8 (dynamic)", progress)
-            quant = quantize_int8(fp32, tmp / ONNX_FILE)
+            _log(f"quantizing to int8 ({int8})", progress)
+            quant = quantize_int8(fp32, tmp / ONNX_FILE, int8, windows["calib_x"])
             parity["int8"] = _int8_figures(tmp / ONNX_FILE, x, fp32_logits, windows, parity)
             fp32.unlink()  # the deployed file is the int8 one; the fp32 export is one command away
         digest = source_digest(src)
@@ -233,16 +265,16 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool = 
 
 def _parity(clf, fp32: Path, windows: dict, protocol: str) -> tuple[dict, np.ndarray, np.ndarray]:
     """Figures of fp32 ONNX vs PyTorch (raises when they miss), the windows and ONNX's logits."""
-    x = np.concatenate([windows["test_x"], windows["extra_x"]]) if len(windows["extra_x"]) else windows["test_x"]
+    x = np.concatenate([windows["test_x"], windows["val_x"], windows["extra_x"]])
     ref = _torch_logits(clf, x)
     got = _onnx_logits(onnx_session(fp32, threads=1), x)
     diff = float(np.abs(ref - got).max())
     agree = float((ref.argmax(1) == got.argmax(1)).mean())
-    n_test = len(windows["test_x"])
-    fig = {"windows": int(len(x)), "protocol": protocol, "test_windows": n_test,
-           "fp32": {"max_abs_logit_diff": diff, "argmax_agreement": agree},
-           "accuracy": {"torch": _accuracy(ref[:n_test], windows["test_y"]),
-                        "onnx_fp32": _accuracy(got[:n_test], windows["test_y"])}}
+    fig = {"windows": int(len(x)), "protocol": protocol, "test_windows": len(windows["test_x"]),
+           "val_windows": len(windows["val_x"]), "fp32": {"max_abs_logit_diff": diff, "argmax_agreement": agree},
+           "accuracy": {"torch": _split_accuracy(ref, windows, "test"), "onnx_fp32": _split_accuracy(got, windows, "test")},
+           "val_accuracy": {"torch": _split_accuracy(ref, windows, "val"),
+                            "onnx_fp32": _split_accuracy(got, windows, "val")}}
     if len(x) < PARITY_MIN_WINDOWS or agree < 1.0 or not diff <= PARITY_ATOL:
         raise ExportParityError(f"ONNX Runtime does not match PyTorch: max |delta logit| {diff:.3g} (limit "
                                 f"{PARITY_ATOL:g}), argmax agreement {agree:.2%} (need 100 %) on {len(x)} windows "
@@ -252,9 +284,9 @@ def _parity(clf, fp32: Path, windows: dict, protocol: str) -> tuple[dict, np.nda
 
 def _int8_figures(int8: Path, x: np.ndarray, fp: np.ndarray, windows: dict, parity: dict) -> dict:
     q = _onnx_logits(onnx_session(int8, threads=1), x)
-    n_test = len(windows["test_x"])
-    acc = _accuracy(q[:n_test], windows["test_y"])
+    acc = _split_accuracy(q, windows, "test")
     parity["accuracy"]["onnx_int8"] = acc
+    parity["val_accuracy"]["onnx_int8"] = _split_accuracy(q, windows, "val")
     delta_pp = 100 * (acc - parity["accuracy"]["onnx_fp32"])
     return {"argmax_agreement_vs_fp32": float((q.argmax(1) == fp.argmax(1)).mean()),
             "max_abs_logit_diff_vs_fp32": float(np.abs(q - fp).max()),
