@@ -53,10 +53,8 @@ def sources(model: str) -> dict[float, Path]:
     """ratio -> classifier directory (1.0 is the dense checkpoint); made with cascade.py if missing."""
     spec = MODELS[model]
     ckpt = CHECKPOINTS / checkpoint_name(model, PROTOCOL, SEED, spec["speed_jitter"], spec["front_end"])
-    out = {1.0: ckpt}
-    for r in spec["ratios"]:
-        out[r] = run_dir(ckpt.name, "cascade", r, spec["recovery_scale"]) / "model"
-    missing = [r for r, p in out.items() if r != 1.0 and not (p / "classifier.json").is_file()]
+    runs = {r: run_dir(ckpt.name, "cascade", r, spec["recovery_scale"]) for r in spec["ratios"]}
+    missing = [r for r, d in runs.items() if final_stage(d) is None]
     if missing:
         cmd = [sys.executable, str(HERE / "cascade.py"), "--model", model, "--protocol", PROTOCOL,
                "--front-end", spec["front_end"], "--speed-jitter", str(spec["speed_jitter"]),
@@ -64,7 +62,17 @@ def sources(model: str) -> dict[float, Path]:
                "--ratios", *[f"{r:g}" for r in missing], "--results", str(SOURCES_RESULTS)]
         print("making sources:", " ".join(cmd[1:]), file=sys.stderr, flush=True)
         subprocess.run(cmd, check=True)
-    return out
+    return {1.0: ckpt} | {r: final_stage(d) for r, d in runs.items()}
+
+
+def final_stage(run: Path) -> Path | None:
+    """The last completed stage's checkpoint of a cascade.py run (what its record measured)."""
+    state = run / "checkpoints" / "state.json"
+    if not state.is_file():
+        return None
+    st = json.loads(state.read_text())
+    last = run / "checkpoints" / f"stage-{st['completed']:02d}"
+    return last if st["completed"] == len(st["stages"]) - 1 == 2 and (last / "classifier.json").is_file() else None
 
 
 def exports(model: str, ratio: float, src: Path, redo: bool) -> dict[str, Path]:
