@@ -125,7 +125,7 @@ def test_broker_restart_midway_loses_nothing(artifact, broker, windows):
         for topic, d in sink.messages:
             i = int(d["id"][1:])
             assert topic == f"{PREFIX}/pump-{i % 5}/diagnosis" and d["device"] == f"pump-{i % 5}"
-            assert d["label"] in d["probabilities"] and abs(sum(d["probabilities"].values()) - 1) < 1e-6
+            assert d["label"] in d["probabilities"] and abs(sum(d["probabilities"].values()) - 1) < 1e-5
         print(f"\nbroker restart: {n} ids answered, {len(got) - n} duplicate answer(s)")
     finally:
         src.close()

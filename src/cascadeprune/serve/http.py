@@ -53,7 +53,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def predictions(probs, classes) -> list[dict]:
-    return [{"label": classes[int(p.argmax())], "probabilities": dict(zip(classes, map(float, p)))} for p in probs]
+    """One {"label", "probabilities"} per row; probabilities rounded to 6 decimals (readable, and finer
+    than any decision made on them)."""
+    return [{"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)}}
+            for p in probs]
 
 
 def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Starlette:
