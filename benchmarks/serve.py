@@ -214,9 +214,32 @@ def bench_mqtt(broker_port: int, prefix: str, bodies: list[list[float]], conc: i
     return summary(lat, errors, wall)
 
 
+def table(path: Path, date_prefix: str | None = None) -> str:
+    """Markdown: one row per (transport, broker, concurrency), one column per model, newest records."""
+    recs = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    recs = [r for r in recs if date_prefix is None or r["date"].startswith(date_prefix)]
+    cells, models = {}, []
+    for r in recs:  # later records replace earlier ones
+        name = f"{r['model_id']} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''})"
+        if name not in models:
+            models.append(name)
+        cells[(r["transport"], r.get("broker") or "", r["concurrency"], name)] = r
+    rows = sorted({k[:3] for k in cells})
+    out = ["| transport | broker | concurrency | " + " | ".join(f"{m}: per s, p50 / p99 ms" for m in models) + " |",
+           "|---|---|---|" + "---|" * len(models)]
+    for t, b, c in rows:
+        vals = [cells.get((t, b, c, m)) for m in models]
+        out.append(f"| {t} | {b.replace('mosquitto ', '') or '–'} | {c} | " + " | ".join(
+            "–" if v is None else f"{v['throughput_per_s']:.0f}, {v['p50_ms']:.1f} / {v['p99_ms']:.1f}"
+            + (f" ({v['errors']} errors)" if v["errors"] else "") for v in vals) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("artifacts", nargs="+", help="export directories (from `cascadeprune export`)")
+    ap.add_argument("artifacts", nargs="*", help="export directories (from `cascadeprune export`)")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --out and stop")
+    ap.add_argument("--date", default=None, help="with --table: only records whose date starts with this")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--requests", type=int, default=2000, help="per (artifact, transport, concurrency)")
     ap.add_argument("--max-seconds", type=float, default=20.0, help="per (artifact, transport, concurrency)")
@@ -230,6 +253,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    if args.table:
+        print(table(Path(args.out), args.date))
+        return
+    if not args.artifacts:
+        ap.error("give at least one export directory")
     infos = [json.loads((Path(a) / "deploy.json").read_text()) for a in args.artifacts]
     rng = np.random.default_rng(0)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
