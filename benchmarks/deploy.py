@@ -109,6 +109,8 @@ def run(args) -> None:
             artifacts += [(model, ratio, "torch", None, src, info["fp32"]),
                           (model, ratio, "onnx", None, ex["fp32"], info["fp32"])]
             artifacts += [(model, ratio, "onnx", m, ex[m], info[m]) for m in ("dynamic", "static")]
+    if args.exports_only:
+        return
     t0 = time.perf_counter()
     n = len(artifacts) * len(args.batches) * len(args.threads)
     i = 0
@@ -217,6 +219,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=10.0, help="per artifact and setting (at least 20 calls)")
     ap.add_argument("--redo-exports", action="store_true")
+    ap.add_argument("--exports-only", action="store_true", help="make the sources and exports, measure nothing")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the tables of the latest run and stop")
     args = ap.parse_args()

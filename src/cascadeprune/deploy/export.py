@@ -226,8 +226,8 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
         _log(f"tracing {src} ({type(clf.backbone).__name__}, {block_params(clf):,} block params)", progress)
         fp32 = tmp / ("model.fp32.onnx" if int8 else ONNX_FILE)
         opset_used = export_onnx(clf, fp32, opset)
-        _log(f"checking parity with PyTorch on {len(windows['test_x']) + len(windows['extra_x'])} windows of "
-             f"{protocol}", progress)
+        n = sum(len(windows[k]) for k in ("test_x", "val_x", "extra_x"))
+        _log(f"checking parity with PyTorch on {n} windows of {protocol}", progress)
         parity, x, fp32_logits = _parity(clf, fp32, windows, protocol)
         quant = None
         if int8:
