@@ -268,3 +268,23 @@ def test_bad_arguments_are_one_line_errors(artifact, tmp_path, capsys):
         assert main(["serve", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("cascadeprune: error:") and words in err and "\n" not in err, err
+
+
+def test_classifier_directory_is_served_through_pytorch(artifact, client):
+    """The fallback: a classifier directory, no export; same answers as the ONNX service."""
+    from cascadeprune.serve.service import Service
+
+    port = free_port()
+    svc = Service(str(artifact[0]), http=f"127.0.0.1:{port}")
+    svc.start()
+    try:
+        x = synthetic_dataset().x["test"][::400][:5]  # 5 windows: under the test server's body limit
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
+            assert c.get("/health").json()["runtime"] == "torch"
+            torch_answer = c.post("/v1/predict", json={"signals": x.tolist()}).json()["predictions"]
+        onnx_answer = client.post("/v1/predict", json={"signals": x.tolist()}).json()["predictions"]
+        assert [p["label"] for p in torch_answer] == [p["label"] for p in onnx_answer]
+        for a, b in zip(torch_answer, onnx_answer):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
+    finally:
+        svc.stop()

@@ -232,3 +232,29 @@ def test_service_restart_midway_answers_what_came_while_it_was_down(artifact, br
         sink.close()
         if serve.proc.poll() is None:
             assert serve.terminate() == 0
+
+
+def test_service_killed_midway_loses_nothing(artifact, broker, windows):
+    """SIGKILL, no drain: a message is acknowledged only once its answer is with the broker, so every
+    message the dead service had taken is delivered again to the next one."""
+    sink = Client(broker, "sink", (f"{PREFIX}/+/diagnosis", f"{PREFIX}/+/error"))
+    src = Client(broker, "sensors")
+    serve = ServeProcess(artifact[1], broker, "line3-killed")
+    try:
+        assert sink.subscribed.wait(10)
+        n = 300
+        for i in range(n):
+            src.publish(*vibration(i, windows[i % len(windows)]))
+        sink.wait(lambda s: len(s.ids()) >= 30, what="the first answers")
+        serve.proc.kill()
+        serve.proc.wait(10)
+        assert len(set(sink.ids())) < n
+        serve = ServeProcess(artifact[1], broker, "line3-killed")
+        sink.wait(lambda s: len(set(s.ids())) >= n, timeout=90,
+                  what=f"all {n} ids answered (have {len(set(sink.ids()))})")
+        assert set(sink.ids()) == {f"m{i}" for i in range(n)}
+    finally:
+        src.close()
+        sink.close()
+        if serve.proc.poll() is None:
+            assert serve.terminate() == 0

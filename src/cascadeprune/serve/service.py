@@ -101,8 +101,8 @@ class Service:
 
 
 def run_service(artifact: str, **kwargs) -> int:
-    """Serve until SIGTERM or SIGINT; exit code 0 after a clean drain."""
-    stop = threading.Event()
+    """Serve until SIGTERM or SIGINT; exit code 0 after a clean drain, 1 if the HTTP server died."""
+    stop, code = threading.Event(), 0
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         service = Service(artifact, **kwargs)
@@ -110,9 +110,10 @@ def run_service(artifact: str, **kwargs) -> int:
         while not stop.wait(0.5):
             if service._http_thread is not None and not service._http_thread.is_alive():
                 log("error", where="http", kind="server_exit", message="the HTTP server stopped by itself")
+                code = 1
                 break
         service.stop()
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-    return 0
+    return code
