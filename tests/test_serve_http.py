@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import struct
 import subprocess
 import sys
 import threading

@@ -18,7 +18,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -82,6 +82,8 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Sta
             probs = await asyncio.wrap_future(engine.submit(x))
         except BadInput as e:
             return reject(e)
+        except ClientDisconnect:  # the client gave up mid-upload: nobody to answer, not our error
+            return Response(status_code=400)
         except CascadePruneError as e:  # the engine refuses work once shutdown began
             return JSONResponse({"error": str(e)}, status_code=503)
         dt = time.perf_counter() - t0
