@@ -223,6 +223,10 @@ def test_static_int8_calibrates_on_training_windows(exported, tmp_path):
     assert q["method"] == "static" and q["calibration_split"] == "train" and q["calibration_windows"] == 256
     ops = {n.op_type for n in onnx.load(str(tmp_path / "static" / "model.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    # the weights are stored as int8 (GPT-2's projections are Gemm: quantized too), so most elements are int8
+    inits = onnx.load(str(tmp_path / "static" / "model.onnx")).graph.initializer
+    size = {dt: sum(int(np.prod(t.dims)) for t in inits if t.data_type == dt) for dt in (1, 3)}  # float, int8
+    assert size[3] > 2 * size[1], size
     assert set(info["parity"]["val_accuracy"]) == {"torch", "onnx_fp32", "onnx_int8"}
     assert info["parity"]["accuracy"]["torch"] == fp32["parity"]["accuracy"]["torch"]
     with pytest.raises(CascadePruneError, match="choose one of"):

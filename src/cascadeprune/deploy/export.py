@@ -173,10 +173,11 @@ def quantize_int8(fp32: Path, out: Path, method: str = "dynamic", calib_x: np.nd
         if method == "dynamic":
             quantize_dynamic(str(fp32), str(out), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
             return {"method": "dynamic", "op_types": ["MatMul"], "weight_type": "QInt8"}
+        # Gemm too: GPT-2's Conv1D projections export as Gemm, and static QDQ handles it (dynamic does not)
         quantize_static(str(fp32), str(out), _Windows(calib_x), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul"], activation_type=QuantType.QInt8,
+                        op_types_to_quantize=["MatMul", "Gemm"], activation_type=QuantType.QInt8,
                         weight_type=QuantType.QInt8, per_channel=True)
-        return {"method": "static", "op_types": ["MatMul"], "weight_type": "QInt8", "activation_type": "QInt8",
+        return {"method": "static", "op_types": ["MatMul", "Gemm"], "weight_type": "QInt8", "activation_type": "QInt8",
                 "format": "QDQ", "per_channel": True, "calibration_windows": int(len(calib_x)),
                 "calibration_split": "train"}
     finally:
