@@ -75,14 +75,14 @@ def final_stage(run: Path) -> Path | None:
     return last if st["completed"] == len(st["stages"]) - 1 == 2 and (last / "classifier.json").is_file() else None
 
 
-def exports(model: str, ratio: float, src: Path, redo: bool) -> dict[str, Path]:
+def exports(model: str, ratio: float, src: Path, redo: bool, kinds=("fp32", "dynamic", "static")) -> dict[str, Path]:
     """{"fp32": dir, "dynamic": dir, "static": dir} (int8 methods): exported once, reused while the
     source's digest is unchanged."""
     from cascadeprune.deploy.export import export_classifier, source_digest
 
     out = {}
     digest = None
-    for kind in ("fp32", "dynamic", "static"):
+    for kind in kinds:
         d = EXPORTS / f"{model}_{ratio:g}x_{kind}"
         info_file = d / "deploy.json"
         if not redo and info_file.is_file():
@@ -104,11 +104,12 @@ def run(args) -> None:
     artifacts = []  # (model, ratio, runtime, int8 method or None, path, export info)
     for model in args.models:
         for ratio, src in sources(model).items():
-            ex = exports(model, ratio, src, args.redo_exports)
+            methods = ("dynamic", "static") if model in args.static_for else ("dynamic",)
+            ex = exports(model, ratio, src, args.redo_exports, ("fp32", *methods))
             info = {k: json.loads((p / "deploy.json").read_text()) for k, p in ex.items()}
             artifacts += [(model, ratio, "torch", None, src, info["fp32"]),
                           (model, ratio, "onnx", None, ex["fp32"], info["fp32"])]
-            artifacts += [(model, ratio, "onnx", m, ex[m], info[m]) for m in ("dynamic", "static")]
+            artifacts += [(model, ratio, "onnx", m, ex[m], info[m]) for m in methods]
     if args.exports_only:
         return
     t0 = time.perf_counter()
@@ -219,6 +220,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=10.0, help="per artifact and setting (at least 20 calls)")
     ap.add_argument("--redo-exports", action="store_true")
+    ap.add_argument("--static-for", nargs="*", default=["gpt2-deep"],
+                    help="models also exported with static int8 (each export pass over the protocol costs minutes "
+                         "for SmolLM2 on 2 cores; the int8 method is chosen on gpt2-deep's validation split)")
     ap.add_argument("--exports-only", action="store_true", help="make the sources and exports, measure nothing")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the tables of the latest run and stop")

@@ -98,7 +98,22 @@ def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[st
             "extra_x": extra, "calib_x": ds.x["train"][pick]}, protocol
 
 
-def _torch_logits(clf, x: np.ndarray, batch: int = 128) -> np.ndarray:
+_REFERENCE: dict[tuple, np.ndarray] = {}  # (source digest, protocol, windows) -> PyTorch logits, this process only
+
+
+def _torch_logits(clf, x: np.ndarray, batch: int = 128, key: tuple | None = None) -> np.ndarray:
+    """PyTorch's logits; with ``key`` (the source's digest and the windows) reused within a process,
+    so exporting one classifier as fp32 and int8 runs the reference once."""
+    if key is not None and key in _REFERENCE:
+        return _REFERENCE[key]
+    out = _torch_pass(clf, x, batch)
+    if key is not None:
+        _REFERENCE.clear()  # one source at a time: a big model's logits are not kept around
+        _REFERENCE[key] = out
+    return out
+
+
+def _torch_pass(clf, x: np.ndarray, batch: int) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
@@ -229,19 +244,18 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
         opset_used = export_onnx(clf, fp32, opset)
         n = sum(len(windows[k]) for k in ("test_x", "val_x", "extra_x"))
         _log(f"checking parity with PyTorch on {n} windows of {protocol}", progress)
-        parity, x, fp32_logits = _parity(clf, fp32, windows, protocol)
+        digest = source_digest(src)
+        parity, x, fp32_logits = _parity(clf, fp32, windows, protocol, key=(digest, protocol, str(data_dir)))
         quant = None
         if int8:
             _log(f"quantizing to int8 ({int8})", progress)
             quant = quantize_int8(fp32, tmp / ONNX_FILE, int8, windows["calib_x"])
             parity["int8"] = _int8_figures(tmp / ONNX_FILE, x, fp32_logits, windows, parity)
             fp32.unlink()  # the deployed file is the int8 one; the fp32 export is one command away
-        digest = source_digest(src)
         plan_file = src / "backbone" / "plan.json"
         info = {
             "format": DEPLOY_FORMAT,
-            "model_id": f"{src.resolve().name if src.name != 'model' else src.resolve().parent.name}-{digest[:8]}"
-                        + ("-int8" if int8 else ""),
+            "model_id": f"{_name(src)}-{digest[:8]}" + ("-int8" if int8 else ""),
             "input": "signal", "output": "logits",
             "window": int(clf.frontend.cfg.window), "sample_rate": float(clf.meta.get("sample_rate", 12000.0)),
             "classes": list(clf.classes),
@@ -264,10 +278,11 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
     return info
 
 
-def _parity(clf, fp32: Path, windows: dict, protocol: str) -> tuple[dict, np.ndarray, np.ndarray]:
+def _parity(clf, fp32: Path, windows: dict, protocol: str, key: tuple | None = None
+            ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Figures of fp32 ONNX vs PyTorch (raises when they miss), the windows and ONNX's logits."""
     x = np.concatenate([windows["test_x"], windows["val_x"], windows["extra_x"]])
-    ref = _torch_logits(clf, x)
+    ref = _torch_logits(clf, x, key=None if key is None else key + (len(x),))
     got = _onnx_logits(onnx_session(fp32, threads=1), x)
     diff = float(np.abs(ref - got).max())
     agree = float((ref.argmax(1) == got.argmax(1)).mean())
@@ -293,6 +308,15 @@ def _int8_figures(int8: Path, x: np.ndarray, fp: np.ndarray, windows: dict, pari
             "max_abs_logit_diff_vs_fp32": float(np.abs(q - fp).max()),
             "accuracy_delta_pp": round(delta_pp, 3), "target_pp": INT8_TARGET_PP,
             "within_target": bool(abs(delta_pp) <= INT8_TARGET_PP)}
+
+
+def _name(src: Path) -> str:
+    """The folder that names a classifier: compress writes OUT/model, stage checkpoints are
+    OUT/checkpoints/stage-NN; both are named by OUT."""
+    p = src.resolve()
+    while p.parent != p and (p.name in ("model", "checkpoints") or p.name.startswith("stage-")):
+        p = p.parent
+    return p.name
 
 
 def _versions() -> dict:
