@@ -6,8 +6,11 @@ records go to results/deploy_sources.jsonl):
 
 - ``gpt2-deep`` (12 layers, raw patches): dense, cascade 8.7x and 13.8x (benchmarks/cascade.py);
 - ``all-minilm-l6-v2`` (pretrained MiniLM, spectral front end): dense and cascade 8.7x;
-- ``smollm2-135m`` (pretrained SmolLM2, LoRA, spectral front end): dense and cascade 8.7x with a
-  fifth of the recovery budget (``--recovery-scale 0.2``: 60 LoRA steps at 4 s a step on 2 cores).
+- ``smollm2-135m`` (pretrained SmolLM2-135M, spectral front end): made with the CLI itself, sized
+  for 2 shared cores: ``cascadeprune train --lora --max-steps 40`` (dense.py's recipe is 200
+  steps, about 15 minutes alone on this machine) and ``cascadeprune compress --recipe
+  recipes/cpu-fast.yaml --recovery-steps 20`` (20 LoRA steps per stage instead of 60/60/180). Its
+  accuracy is that of a short run; its latency and memory are those of the real 135M architecture.
 
 Every classifier is exported with ``cascadeprune.deploy.export`` (the code behind
 ``cascadeprune export``; parity checked on the protocol's test windows), fp32 and int8, into
@@ -45,13 +48,37 @@ SEED = 42
 MODELS = {
     "gpt2-deep": dict(front_end="raw", speed_jitter=0.03, ratios=(8.7, 13.8), recovery_scale=1.0),
     "all-minilm-l6-v2": dict(front_end="spectrum", speed_jitter=0.0, ratios=(8.7,), recovery_scale=1.0),
-    "smollm2-135m": dict(front_end="spectrum", speed_jitter=0.0, ratios=(8.7,), recovery_scale=0.2),
+    "smollm2-135m": dict(cli=True, ratios=(8.7,), train_steps=40, recovery_steps=20),
 }
+ROOT = HERE.parent
+
+
+def cli_sources(model: str) -> dict[float, Path]:
+    """Dense and compressed classifiers made by `cascadeprune train` and `compress` (short budgets)."""
+    spec = MODELS[model]
+    dense = CHECKPOINTS / f"{model}_{PROTOCOL}_seed{SEED}_deploy{spec['train_steps']}"
+    cli = [sys.executable, "-m", "cascadeprune"]
+    if not (dense / "classifier.json").is_file():
+        subprocess.run(cli + ["train", "--task", PROTOCOL, "--backbone", model, "--lora", "--max-steps",
+                              str(spec["train_steps"]), "--seed", str(SEED), "--out", str(dense), "--data-dir", DATA,
+                              "--overwrite"], check=True)
+    out = {1.0: dense}
+    for r in spec["ratios"]:
+        run = HERE / "runs" / f"{dense.name}_cascade_{r:g}x_rec{spec['recovery_steps']}"
+        if not (run / "model" / "classifier.json").is_file():
+            subprocess.run(cli + ["compress", str(dense), "--task", PROTOCOL, "--ratio", f"{r:g}", "--recipe",
+                                  str(ROOT / "recipes" / "cpu-fast.yaml"), "--recovery-steps",
+                                  str(spec["recovery_steps"]), "--seed", str(SEED), "--out", str(run), "--data-dir",
+                                  DATA, "--overwrite"], check=True)
+        out[r] = run / "model"
+    return out
 
 
 def sources(model: str) -> dict[float, Path]:
     """ratio -> classifier directory (1.0 is the dense checkpoint); made with cascade.py if missing."""
     spec = MODELS[model]
+    if spec.get("cli"):
+        return cli_sources(model)
     ckpt = CHECKPOINTS / checkpoint_name(model, PROTOCOL, SEED, spec["speed_jitter"], spec["front_end"])
     runs = {r: run_dir(ckpt.name, "cascade", r, spec["recovery_scale"]) for r in spec["ratios"]}
     missing = [r for r, d in runs.items() if final_stage(d) is None]
