@@ -220,7 +220,7 @@ def table(path: Path, date_prefix: str | None = None) -> str:
     recs = [r for r in recs if date_prefix is None or r["date"].startswith(date_prefix)]
     cells, models = {}, []
     for r in recs:  # later records replace earlier ones
-        name = f"{r['model_id']} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''})"
+        name = f"{Path(r['artifact']).name} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''})"
         if name not in models:
             models.append(name)
         cells[(r["transport"], r.get("broker") or "", r["concurrency"], name)] = r
