@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -160,7 +161,9 @@ def run(args) -> None:
                     **{k: r[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s", "peak_rss_mb",
                                          "base_rss_mb", "model_mem_mb", "file_mb", "block_params", "flops_per_window",
                                          "block_flops_per_window", "runs", "warmup", "load_s")},
-                    "breakdown": r.get("breakdown"), "artifact": str(Path(path).relative_to(HERE.parent))}
+                    "breakdown": r.get("breakdown"), "artifact": str(Path(path).relative_to(HERE.parent)),
+                    # other work on the machine inflates latency (2-thread rows most): say how busy it was
+                    "load_avg_1m": round(os.getloadavg()[0], 2)}
                 with open(args.results, "a") as f:
                     f.write(json.dumps(rec) + "\n")
 
@@ -177,7 +180,9 @@ def _rt(r: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     """One table per model: every runtime and ratio at each (batch, threads), ratios vs dense."""
-    out = [f"Run {rows[0]['run_id']} ({rows[0]['date']}, {rows[0]['machine']}, commit {rows[0]['commit']}): "
+    loads = [r["load_avg_1m"] for r in rows if r.get("load_avg_1m") is not None]
+    busy = f"; 1-minute load average {min(loads):.1f}-{max(loads):.1f} during the run" if loads else ""
+    out = [f"Run {rows[0]['run_id']} ({rows[0]['date']}, {rows[0]['machine']}, commit {rows[0]['commit']}{busy}): "
            f"`{rows[0]['command']}`", ""]
     for model in dict.fromkeys(r["model"] for r in rows):
         out += [f"**{model}**", "",

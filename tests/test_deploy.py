@@ -231,3 +231,14 @@ def test_static_int8_calibrates_on_training_windows(exported, tmp_path):
     assert info["parity"]["accuracy"]["torch"] == fp32["parity"]["accuracy"]["torch"]
     with pytest.raises(CascadePruneError, match="choose one of"):
         export_classifier(src, tmp_path / "bad", int8="float4", progress=False)
+
+
+def test_breakdown_attributes_quantized_nodes(exported):
+    """Dynamic quantization renames and adds nodes without the exporter's scopes: they still land in a part."""
+    from cascadeprune.deploy.profile import node_parts, profile_parts
+
+    _, exp, _ = exported["int8"]
+    parts = node_parts(exp / "model.onnx")
+    assert list(parts.values()).count("unattributed") <= 0.05 * len(parts)
+    b = profile_parts(exp, np.zeros((1, 512), np.float32), runs=10)
+    assert b["share"]["blocks"] > 0.3 and b["share"]["unattributed"] < 0.1, b

@@ -31,6 +31,7 @@ from cascadeprune.deploy.runtime import ONNX_FILE, onnx_session, read_deploy
 PARTS = ("frontend", "blocks", "backbone_other", "head", "unattributed")
 WARMUP = 5
 _LAYER = re.compile(r"^backbone(\.\w+)*\.\d+$")  # backbone.layers.3, backbone.h.3, backbone.encoder.layer.3
+_LAYER_WEIGHT = re.compile(r"^backbone(\.\w+)*?\.\d+\.")  # a tensor inside one of those
 
 
 def part_of_scope(scopes: list[str]) -> str:
@@ -48,12 +49,15 @@ def part_of_scope(scopes: list[str]) -> str:
 
 
 def node_parts(model_file: Path) -> dict[str, str]:
-    """Graph node name -> part, from the exporter's name scopes."""
+    """Graph node name -> part: the exporter's name scopes first; nodes without them (added by
+    quantization or renamed by its pre-optimisation) by the weights they read, then by the
+    nodes they feed or are fed by."""
     import onnx
 
     model = onnx.load(str(model_file), load_external_data=False)
+    nodes = list(model.graph.node)
     out = {}
-    for node in model.graph.node:
+    for node in nodes:
         meta = {p.key: p.value for p in node.metadata_props}
         raw = meta.get("pkg.torch.onnx.name_scopes")
         try:
@@ -61,11 +65,37 @@ def node_parts(model_file: Path) -> dict[str, str]:
         except json.JSONDecodeError:
             scopes = []
         out[node.name] = part_of_scope(scopes)
-    # quantization: a new node named after what it feeds/quantizes takes that node's part
-    for node in model.graph.node:
         if out[node.name] == "unattributed":
-            out[node.name] = _guess(node.name, out)
+            out[node.name] = _part_of_weights(node.input)
+    producer = {t: n.name for n in nodes for t in n.output}
+    consumers: dict[str, list[str]] = {}
+    for n in nodes:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n.name)
+    for _ in range(20):  # propagate along the data flow until nothing changes
+        changed = False
+        for n in nodes:
+            if out[n.name] != "unattributed":
+                continue
+            after = {out[c] for t in n.output for c in consumers.get(t, ())} - {"unattributed"}
+            before = {out[producer[t]] for t in n.input if t in producer} - {"unattributed"}
+            guess = next(iter(after)) if len(after) == 1 else (next(iter(before)) if len(before) == 1 else None)
+            if guess:
+                out[n.name], changed = guess, True
+        if not changed:
+            break
     return out
+
+
+def _part_of_weights(inputs) -> str:
+    """A node reading ``backbone.h.3.attn.c_attn.weight_quantized`` belongs to the blocks, and so on."""
+    for name in inputs:
+        root = name.split(".")[0]
+        if root in ("frontend", "head"):
+            return root
+        if root == "backbone":
+            return "blocks" if _LAYER_WEIGHT.match(name) else "backbone_other"
+    return "unattributed"
 
 
 def _guess(name: str, known: dict[str, str]) -> str:
