@@ -75,6 +75,7 @@ def test_onnx_equals_pytorch_with_dynamic_batch(exported, family, pruned):
     assert par["fp32"]["max_abs_logit_diff"] <= 1e-4
     assert par["accuracy"]["torch"] == par["accuracy"]["onnx_fp32"]
     assert (info["block_compression_ratio"] > 1.0) == pruned
+    assert any(info["source"]["plan"]["remove"].values()) == pruned  # the cumulative plan travels with the artifact
     assert info["classes"] == list(CLASSES) and info["window"] == 512 and info["input"] == "signal"
     g = onnx.load(str(exp / "model.onnx")).graph
     assert [i.name for i in g.input] == ["signal"] and [o.name for o in g.output] == ["logits"]

@@ -252,7 +252,7 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
             quant = quantize_int8(fp32, tmp / ONNX_FILE, int8, windows["calib_x"])
             parity["int8"] = _int8_figures(tmp / ONNX_FILE, x, fp32_logits, windows, parity)
             fp32.unlink()  # the deployed file is the int8 one; the fp32 export is one command away
-        plan_file = src / "backbone" / "plan.json"
+        plan_file = next((f for f in (src / "plan.json", src / "backbone" / "plan.json") if f.is_file()), src / "plan.json")
         info = {
             "format": DEPLOY_FORMAT,
             "model_id": f"{_name(src)}-{digest[:8]}" + ("-int8" if int8 else ""),
