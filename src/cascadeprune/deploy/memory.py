@@ -39,3 +39,8 @@ def rss_mb() -> float:
 def peak_rss_mb() -> float:
     peak = _status_mb("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def process_peak_rss_mb() -> float:
+    """Peak resident memory over the whole life of this process (never reset by reset_peak_rss)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
