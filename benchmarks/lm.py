@@ -6,6 +6,7 @@ run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process),
     python benchmarks/lm.py                                   # the grid below, seed 42
     python benchmarks/lm.py --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
     python benchmarks/lm.py --list                            # the runs and their commands
+    python benchmarks/lm.py --table                           # Markdown table of results/lm.jsonl
 
 Appends one JSON record per run to benchmarks/results/lm.jsonl (model, task, method, ratio_target,
 ratio_achieved, seed, calibration, recovery_steps, perplexity per domain, dense perplexity, stages,
@@ -32,7 +33,9 @@ MODEL = "smollm2-135m"
 TASK = "lm@seq=64,eval=16,val=4"  # every shipped domain; 64-token windows, 16 test / 4 val windows per domain
 MIX = "prose:1,code:1,technical:1"
 RECIPES = {"cascade": "recipes/lm-cpu.yaml", "oneshot": "recipes/lm-cpu.yaml",
-           "iterative-channels": "recipes/lm-iterative-channels.yaml"}
+           "iterative-channels": "recipes/lm-iterative-channels.yaml",
+           "iterative-channels-norecovery": "recipes/lm-iterative-channels.yaml"}
+SETS = {"iterative-channels-norecovery": ["stages.*.recovery.method=none"]}
 
 
 def runs(ratios=(1.5, 2.0)) -> list[dict]:
@@ -44,6 +47,10 @@ def runs(ratios=(1.5, 2.0)) -> list[dict]:
         if ratio == ratios[0]:
             for single in ("prose:1", "code:1", "technical:1"):
                 out.append({"method": "cascade", "calibration": single, "ratio": ratio})
+    # the calibration question alone, cheaply: channels removed in 4 re-scored steps, no recovery at all, so the
+    # perplexities show what each calibration set chose to remove and nothing else
+    for cal in (MIX, "prose:1", "code:1", "technical:1"):
+        out.append({"method": "iterative-channels-norecovery", "calibration": cal, "ratio": ratios[0]})
     return out
 
 
@@ -56,6 +63,8 @@ def command(r: dict, seed: int, out: Path) -> list[str]:
     cmd = ["cascadeprune", "compress", MODEL, "--task", TASK, "--ratio", f"{r['ratio']:g}", "--recipe",
            RECIPES[r["method"]], "--seed", str(seed), "--calibration", r["calibration"], "--out", str(out),
            "--overwrite"]
+    for item in SETS.get(r["method"], []):
+        cmd += ["--set", item]
     return cmd + (["--method", "oneshot"] if r["method"] == "oneshot" else [])
 
 
@@ -108,6 +117,38 @@ def run(r: dict, seed: int, results: Path) -> dict | None:
     return rec
 
 
+def table(results: Path = RESULTS) -> str:
+    """One row per (ratio, method, calibration): achieved ratio, test perplexity per domain (mean, and sd
+    over seeds when there are several), the seeds; the dense row first."""
+    import statistics as st
+
+    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    if not recs:
+        return "(no records)"
+    domains = list(recs[0]["perplexity"])
+    fmt = lambda xs: f"{st.mean(xs):.1f}" + (f" ± {st.stdev(xs):.1f}" if len(xs) > 1 else "")  # noqa: E731
+    head = "| ratio | method | calibration | achieved | " + " | ".join(f"{d} ppl" for d in domains) + \
+        " | mean ppl | recovery steps | seeds |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    dense = {}
+    for r in recs:
+        dense.setdefault(r["seed"], r)
+    lines.append("| 1.00x | dense | – | 1.00x | " + " | ".join(
+        fmt([d["dense_perplexity"][k] for d in dense.values()]) for k in domains) +
+        f" | {fmt([d['dense_perplexity_mean'] for d in dense.values()])} | – | {', '.join(map(str, sorted(dense)))} |")
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["ratio_target"], r["method"], r["calibration"]), []).append(r)
+    for (ratio, method, cal), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "cascade",
+                                                                          kv[0][1], kv[0][2] != MIX, kv[0][2])):
+        lines.append(f"| {ratio:g}x | {method} | {'mix (equal)' if cal == MIX else cal.split(':')[0] + ' only'} | "
+                     f"{st.mean(r['ratio_achieved'] for r in rs):.2f}x | " +
+                     " | ".join(fmt([r["perplexity"][k] for r in rs]) for k in domains) +
+                     f" | {fmt([r['perplexity_mean'] for r in rs])} | {rs[0]['recovery_steps']} | "
+                     f"{', '.join(str(r['seed']) for r in rs)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", nargs="+", type=int, default=[42])
@@ -115,7 +156,11 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
     args = ap.parse_args()
+    if args.table:
+        print(table(args.results))
+        return
     grid = [r for r in runs(tuple(args.ratios)) if args.only is None or name(r) in args.only]
     for seed in args.seeds:
         for r in grid:
