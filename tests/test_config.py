@@ -74,3 +74,13 @@ def test_the_seed_rule_calibration_follows_the_run_seed_unless_set():
 
     assert calibration_seed(build_config(None, ratio=2, seed=123)) == 123
     assert calibration_seed(build_config(None, ["calibration.seed=0"], ratio=2, seed=123)) == 0
+
+
+def test_a_calibration_domain_the_lm_task_lacks_is_refused_before_loading(tmp_path, capsys, monkeypatch):
+    import cascadeprune
+
+    monkeypatch.setattr(cascadeprune, "load_model", lambda *a, **k: pytest.fail("a model was loaded"), raising=False)
+    code = main(["compress", "tiny-llama", "--task", "lm:prose,code", "--ratio", "2", "--out", str(tmp_path / "o"),
+                 "--calibration", "prose:0.5,poetry:0.5"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("calibration.mix: domain 'poetry' is not in task lm:prose,code (domains: prose, code)")

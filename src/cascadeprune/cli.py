@@ -234,12 +234,16 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     from cascadeprune.methods.cascade import dry_run as plan_stages
     from cascadeprune.methods.cascade import run_compression
     from cascadeprune.methods.config import build_config
-    from cascadeprune.tasks import get_task
+    from cascadeprune.tasks import get_task, task_kind
 
     _refuse_input_overwrite(model, out)
     # the same construction as the benchmarks: recipe, then flags, then --set, then validation
     cfg = build_config(recipe, sets, ratio=ratio, method=method, seed=seed, recovery_steps=recovery_steps,
                        device=device, calibration=calibration)
+    if task_kind(task) == "lm":  # the task's own checks that need no model, before loading one
+        from cascadeprune.tasks.lm.task import check_mix
+
+        check_mix(task, cfg.calibration.mix)
     m = load_model(model)
     if dry_run:
         rows = plan_stages(m, cfg)

@@ -49,6 +49,14 @@ def parse_spec(spec: str) -> tuple[tuple[str, ...], dict[str, int]]:
     return parse_domains(names), options
 
 
+def check_mix(spec: str, mix: dict[str, float] | None) -> None:
+    """Refuse calibration domains the task spec does not have, before any model is loaded."""
+    domains, _ = parse_spec(spec)
+    bad = [d for d in (mix or {}) if d not in domains]
+    if bad:
+        raise CorpusError(f"calibration.mix: domain {bad[0]!r} is not in task {spec} (domains: {', '.join(domains)})")
+
+
 def _windows(token_lists: list[list[int]], seq: int) -> torch.Tensor:
     """Non-overlapping windows of ``seq`` tokens, each inside one block (no window spans two splits)."""
     rows = [ids[i : i + seq] for ids in token_lists for i in range(0, len(ids) - seq + 1, seq)]
@@ -123,7 +131,8 @@ class LMTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str, batch_size: int = 8) -> dict:
-        split = {"val": "val", "test": "test"}.get(split, split)
+        if split not in ("val", "test"):
+            raise CorpusError(f"lm split {split!r}: evaluate on val or test (train and calibration feed the engine)")
         was_training = model.training
         model.eval()
         dev = next(model.parameters()).device
