@@ -183,6 +183,14 @@ def _where(loc) -> str:
     return out or "recipe"
 
 
+def _one_line(e: ValidationError) -> str:
+    err = e.errors()[0]
+    if err["type"] == "extra_forbidden":
+        return f"{_where(err['loc'])}: unknown key"
+    value = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+    return f"{_where(err['loc'])}: {err['msg']}{value}"
+
+
 def config_from_dict(data: dict | None) -> CompressConfig:
     """Validate ``data`` (a recipe's mapping) into a CompressConfig; RecipeError names the first bad key."""
     if data is not None and not isinstance(data, dict):
@@ -190,11 +198,7 @@ def config_from_dict(data: dict | None) -> CompressConfig:
     try:
         return CompressConfig.model_validate(data or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        if err["type"] == "extra_forbidden":
-            raise RecipeError(f"{_where(err['loc'])}: unknown key") from None
-        value = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-        raise RecipeError(f"{_where(err['loc'])}: {err['msg']}{value}") from None
+        raise RecipeError(_one_line(e)) from None
 
 
 def read_recipe(path: str | Path) -> dict:
