@@ -64,30 +64,52 @@ def recovery_steps(scale: float = 1.0, split: tuple[float, float, float] | None 
     return {**first, "channels": total - sum(first.values())}
 
 
-def variant_config(variant: str, ratio: float, seed: int, shares: tuple[float, float, float] | None = None,
-                   speed_jitter: float = 0.0, recovery_scale: float = 1.0, holdout_load: float | None = None,
-                   recovery: str = "lora", lora_targets: str = "attention", recovery_lr: float | None = None,
-                   recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
-                   keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
-                   allocation: str = "global"):
-    from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
-
+def variant_overrides(variant: str, shares: tuple[float, float, float] | None = None, speed_jitter: float = 0.0,
+                      recovery_scale: float = 1.0, holdout_load: float | None = None, recovery: str = "lora",
+                      lora_targets: str = "attention", recovery_lr: float | None = None,
+                      recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
+                      keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
+                      allocation: str = "global") -> tuple[str, list[str]]:
+    """The variant as ``cascadeprune compress`` arguments: (method, ``--set`` overrides)."""
     order = ["layers", "heads", "channels"]
     if variant == "cascade-reverse":
         order = order[::-1]
     method = {"oneshot": "oneshot", "cascade-simultaneous": "simultaneous"}.get(variant, "cascade")
     steps = recovery_steps(recovery_scale, recovery_split)
-    lr = {} if recovery_lr is None else {"lr": recovery_lr}  # else the engine's default
     stages = []
     for g in order:
-        rec = RecoveryConfig(method="none" if variant == "cascade-norecovery" else recovery, steps=steps[g],
-                             speed_jitter=speed_jitter, holdout_load=holdout_load, targets=lora_targets,
-                             train_frontend=train_frontend, keep=keep, device=device, **lr)
-        share = None if shares is None else dict(zip(("layers", "heads", "channels"), shares))[g]
-        n_steps = dict(zip(("layers", "heads", "channels"), prune_steps or PRUNE_STEPS))[g]
-        stages.append(StageConfig(g, steps=n_steps, share=share, recovery=rec,
-                                  allocation=allocation if g == "channels" else "global"))
-    return CompressConfig(ratio=ratio, method=method, seed=seed, stages=stages).check()
+        rec = {"method": "none" if variant == "cascade-norecovery" else recovery, "steps": steps[g],
+               "speed_jitter": speed_jitter, "holdout_load": holdout_load, "targets": lora_targets,
+               "train_frontend": train_frontend, "keep": keep, "device": device}
+        if recovery_lr is not None:  # else the engine's default
+            rec["lr"] = recovery_lr
+        stage = {"granularity": g, "steps": dict(zip(("layers", "heads", "channels"), prune_steps or PRUNE_STEPS))[g],
+                 "recovery": rec}
+        if shares is not None:
+            stage["share"] = dict(zip(("layers", "heads", "channels"), shares))[g]
+        if g == "channels":
+            stage["allocation"] = allocation
+        stages.append(stage)
+    return method, ["stages=" + json.dumps(stages, separators=(",", ":"))]
+
+
+def variant_config(variant: str, ratio: float, seed: int, *args, **kw):
+    """The run's configuration, built exactly as the CLI builds it from ``compress_command``'s arguments."""
+    from cascadeprune.methods.config import build_config
+
+    method, sets = variant_overrides(variant, *args, **kw)
+    return build_config(None, sets, ratio=ratio, method=method, seed=seed)
+
+
+def compress_command(checkpoint: Path, protocol: str, variant: str, ratio: float, seed: int, out: Path, *args,
+                     **kw) -> list[str]:
+    """The ``cascadeprune compress`` command that reproduces a run (same config, same seed rule)."""
+    method, sets = variant_overrides(variant, *args, **kw)
+    cmd = ["cascadeprune", "compress", str(checkpoint), "--task", protocol, "--ratio", f"{ratio:g}", "--seed",
+           str(seed), "--method", method, "--out", str(out)]
+    for item in sets:
+        cmd += ["--set", item]
+    return cmd
 
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
@@ -98,12 +120,14 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
             allocation: str = "global", test_snr_db: float | None = None) -> list[dict]:
 
+    import shlex
+
     from cascadeprune.accounting import block_params
-    from cascadeprune.deploy.memory import peak_rss_mb
+    from cascadeprune.deploy.memory import process_peak_rss_mb
     from cascadeprune.methods.cascade import compress
     from cascadeprune.storage import load_model
-    from cascadeprune.tasks.bearing.calibration import build_calibration
     from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.task import BearingTask
     from cascadeprune.tasks.bearing.train import evaluate
 
     set_threads()
@@ -116,9 +140,10 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     clf = load_model(ckpt)
     win = windows()
     ds = build_dataset(protocol, DATA, win)
-    cfg = variant_config(variant, ratio, seed, shares, speed_jitter, recovery_scale, holdout_load, recovery,
-                         lora_targets, recovery_lr, recovery_split, train_frontend, keep, device, prune_steps,
-                         allocation)
+    knobs = (shares, speed_jitter, recovery_scale, holdout_load, recovery, lora_targets, recovery_lr, recovery_split,
+             train_frontend, keep, device, prune_steps, allocation)
+    cfg = variant_config(variant, ratio, seed, *knobs)
+    base_variant = variant
     if recovery != "lora":
         variant = f"{variant}-{recovery}"
     if lora_targets != "attention" and recovery != "full":
@@ -140,11 +165,12 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
         variant = f"{variant}-holdout{holdout_load:g}"
     if shares is not None:
         variant = f"{variant}-shares-{'-'.join(f'{x:g}' for x in shares)}"
-    calib = build_calibration({protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA, windows=win)
     t0 = time.perf_counter()
     out = run_dir(ckpt.name, variant, ratio, recovery_scale)
-    res = compress(clf, ds, cfg, out, (calib.x, calib.y), progress=False,
-                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
+    # the engine and seed rule of `cascadeprune compress` (calibration drawn with the run seed)
+    task = BearingTask(protocol, clf.classes, DATA, win, dataset=ds)
+    res = compress(clf, task, cfg, out, progress=False)
+    command = compress_command(ckpt, protocol, base_variant, ratio, seed, out, *knobs)
     m = evaluate(res["model"], ds, "test")
     rec = {"benchmark": "cascade", "model": model, "protocol": protocol, "method": variant,
             "ratio_target": ratio, "ratio_achieved": round(res["ratio_achieved"], 4), "seed": seed,
@@ -157,7 +183,8 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             "lora_targets": lora_targets, "recovery_lr": cfg.stages[0].recovery.lr, "train_frontend": train_frontend,
             "keep": keep, "device": device,
             "wall_s": round(time.perf_counter() - t0, 1),
-            "peak_rss_mb": round(peak_rss_mb())}
+            "peak_rss_mb": round(process_peak_rss_mb()),  # the whole process, every stage included
+            "command": shlex.join(command) + (f" --data-dir {DATA}" if DATA else "")}
     if test_snr_db is None:
         return [rec]
     noisy = build_dataset(protocol, DATA, win, snr_db=test_snr_db, noise_seed=seed, splits=("test",))

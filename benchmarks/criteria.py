@@ -82,15 +82,15 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
 
     from cascadeprune.accounting import block_params
     from cascadeprune.arch.resolve import resolve
-    from cascadeprune.importance import names
-    from cascadeprune.methods.cascade import calibration_batches, stage_scores
+    from cascadeprune.importance import SPECS, names
+    from cascadeprune.methods.cascade import stage_scores
     from cascadeprune.methods.config import StageConfig
     from cascadeprune.methods.select import select
     from cascadeprune.recovery.recover import recover
     from cascadeprune.storage import load_model
     from cascadeprune.surgery import apply_plan
-    from cascadeprune.tasks.bearing.calibration import build_calibration
     from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.task import BearingTask
     from cascadeprune.tasks.bearing.train import evaluate
 
     set_threads()
@@ -101,24 +101,24 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     win = windows()
     ds = build_dataset(protocol, DATA, win)
     cfg = variant_config("cascade", 8.7, seed, speed_jitter=speed_jitter)  # the cascade's calibration & recovery
-    calib = build_calibration({protocol: 1.0}, cfg.calibration.n, dense_clf.classes, seed=seed, data_dir=DATA,
-                              windows=win)
-    batches = calibration_batches(calib.x, calib.y, cfg.calibration.batch_size)
+    task = BearingTask(protocol, dense_clf.classes, DATA, win, dataset=ds)
+    batches = task.calibration_batches(None, cfg.calibration.n, cfg.calibration.batch_size, seed)
+    # naive mode only for the criteria that implement it (the others would score exactly as grouped)
+    criteria = criteria or [n for n in names(granularity) if mode != "naive" or SPECS[(granularity, n)].naive]
     dense = block_params(dense_clf)
     need = round(fraction * granularity_params(dense_clf, granularity))
     n_layers = len(resolve(dense_clf).layers)
 
     def plan_for(clf, criterion: str):
         """Score ``clf`` with ``criterion`` as the engine does and select ``need`` parameters' worth of units."""
-        stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation)
-        stage.check("stage")
-        _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends)
+        stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation).check("stage")
+        _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends, task.loss)
         return select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction,
                       allocation=allocation)
 
     records = []
     if plans_only:
-        for criterion in criteria or names(granularity):
+        for criterion in criteria:
             plan = plan_for(dense_clf, criterion)
             records.append({"benchmark": "criteria-plans", "model": model, "protocol": protocol, "seed": seed,
                             "granularity": granularity, "criterion": criterion, "mode": mode,
@@ -129,7 +129,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
         return records
     dense_acc = evaluate(dense_clf, ds, "test")["accuracy"]
     dense_val = evaluate(dense_clf, ds, "val")["accuracy"]  # the training loads' held-out windows
-    for criterion in criteria or names(granularity):
+    for criterion in criteria:
         clf = copy.deepcopy(dense_clf)
         t0 = time.perf_counter()
         plan = plan_for(clf, criterion)
@@ -140,7 +140,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
         rec_cfg = copy.deepcopy(cfg.stages[GRANULARITIES.index(granularity)].recovery)
         rec_cfg.steps = recovery_steps
         torch.manual_seed(seed * 1000)
-        rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)
+        rec = recover(clf, task, rec_cfg, seed=seed * 1000 + 1, progress=False)
         m = evaluate(clf, ds, "test")
         records.append({
             "removed_per_layer": removed_per_layer(plan, granularity, n_layers),

@@ -54,16 +54,15 @@ def _plan_of(run: Path):
 def _rewind_cascade(clf, ds, name: str, ratio: float, seed: int, speed_jitter: float, k: int):
     """Run a cascade that recovers k steps after layers and heads and none after channels; its plan."""
     from cascadeprune.methods.cascade import compress
-    from cascadeprune.tasks.bearing.calibration import build_calibration
+    from cascadeprune.tasks.bearing.task import BearingTask
 
     cfg = variant_config("cascade", ratio, seed, speed_jitter=speed_jitter)
     for st in cfg.stages[:-1]:
         st.recovery.steps = k
     cfg.stages[-1].recovery.method = "none"
-    calib = build_calibration({ds.protocol: 1.0}, cfg.calibration.n, clf.classes, seed=seed, data_dir=DATA,
-                              windows=ds.windows)
     out = run_dir(name, f"cascade-rewind{k}", ratio)
-    compress(clf, ds, cfg.check(), out, (calib.x, calib.y), progress=False)
+    task = BearingTask(ds.protocol, clf.classes, DATA, ds.windows, dataset=ds)  # calibration seed = run seed
+    compress(clf, task, cfg.check(), out, progress=False)
     return _plan_of(out)
 
 
@@ -105,7 +104,10 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
     pruned = evaluate(clf, ds, "test")["accuracy"]
     rec_cfg = cfg.stages[-1].recovery
     rec_cfg.steps = steps
-    rec = recover(clf, ds, rec_cfg, seed=seed * 1000 + 1, progress=False)  # one-shot's recovery seed
+    from cascadeprune.tasks.bearing.task import BearingTask
+
+    task = BearingTask(protocol, clf.classes, DATA, win, dataset=ds)
+    rec = recover(clf, task, rec_cfg, seed=seed * 1000 + 1, progress=False)  # one-shot's recovery seed
     m = evaluate(clf, ds, "test")
     a, b = _units(cascade_plan), _units(oneshot_plan)
     return {"benchmark": "cascade", "model": model, "protocol": protocol, "method": method,

@@ -19,6 +19,10 @@ import importlib
 
 __version__ = "0.1.0"
 
+# Modules that register directory formats (storage.formats) on import; storage imports them on
+# first use, so loading a task's directory never needs the caller to import the task.
+FORMAT_PROVIDERS = ("cascadeprune.tasks",)
+
 _WHERE = {
     "compression_ratio": "accounting", "param_breakdown": "accounting", "predict_block_params": "accounting",
     "resolve": "arch", "CascadePruneError": "errors", "ModelSourceError": "errors", "PlanError": "errors",

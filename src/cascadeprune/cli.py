@@ -3,10 +3,11 @@
     cascadeprune inspect MODEL [--json]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
-    cascadeprune data describe PROTOCOL [--data-dir DIR] [--json]
+    cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
-    cascadeprune eval MODEL --task PROTOCOL [--snr-db DB] [--json]
-    cascadeprune compress MODEL --task PROTOCOL --ratio R --out DIR [--recipe FILE.yaml] [--resume] [--dry-run]
+    cascadeprune eval MODEL --task PROTOCOL|lm[:DOMAINS] [--snr-db DB] [--json]
+    cascadeprune compress MODEL --task PROTOCOL|lm[:DOMAINS] --ratio R --out DIR [--recipe FILE.yaml] [--set K=V ...]
+                          [--calibration "prose:0.5,code:0.3"] [--resume] [--dry-run]
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
@@ -102,6 +103,10 @@ def cmd_data_fetch(dataset: str, to: str, files: list[int] | None = None, base_u
 
 def cmd_data_describe(protocol: str, data_dir: str | None = None, json_out: bool = False, window: int = 1024,
                       stride: int = 512, eval_stride: int | None = None) -> int:
+    from cascadeprune.tasks import task_kind
+
+    if task_kind(protocol) == "lm":
+        return _describe_lm(protocol, json_out)
     from cascadeprune.tasks.bearing.protocols import describe
 
     info = describe(protocol, data_dir, _windows(window, stride, eval_stride))
@@ -113,6 +118,24 @@ def cmd_data_describe(protocol: str, data_dir: str | None = None, json_out: bool
     for split in ("train", "val", "test"):
         segs = [x for x in info["segments"] if x["split"] == split]
         print(f"  {split:<5} {sum(x['n_windows'] for x in segs):>6} windows from {len(segs)} segment(s)")
+    return 0
+
+
+def _describe_lm(spec: str, json_out: bool) -> int:
+    from cascadeprune.tasks.lm.corpus import describe
+    from cascadeprune.tasks.lm.task import parse_spec
+
+    domains, _ = parse_spec(spec)
+    info = describe(domains)
+    if json_out:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{spec}: corpus {info['corpus']}; blocks of {info['block_chars']} characters, split by {info['split_rule']}")
+    for d, v in info["domains"].items():
+        docs = v["documents"]
+        print(f"  {d:<10} {len(docs)} documents ({', '.join(sorted({x['licence'].split(' ')[0] for x in docs}))}): " +
+              ", ".join(f"{s} {x['blocks']} blocks / {x['chars']:,} chars" for s, x in v["splits"].items()))
+    print("every block's document, character range and split: --json")
     return 0
 
 
@@ -163,11 +186,22 @@ def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, l
 
 def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float | None = None,
              json_out: bool = False, split: str = "test", noise_seed: int = 0) -> int:
-    from cascadeprune.storage import load_model
+    from cascadeprune import load_model
+    from cascadeprune.tasks import get_task, task_kind
     from cascadeprune.tasks.bearing.classifier import VibrationClassifier
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
 
+    if task_kind(task) == "lm":
+        lm = load_model(model)
+        m = get_task(task, lm, source=model).evaluate(lm, split) | {"task": task}
+        if json_out:
+            print(json.dumps(m, indent=2))
+        else:
+            print(f"{task} [{split}]: perplexity {m['perplexity']:.3f} (geometric mean over domains)")
+            for d, v in m["perplexity_per_domain"].items():
+                print(f"  {d:<10} {v:10.3f}  ({m['tokens_per_domain'][d]:,} predicted tokens)")
+        return 0
     clf = load_model(model)
     if not isinstance(clf, VibrationClassifier):
         raise CascadePruneError(f"{model} is not a classifier directory (train one with `cascadeprune train`)")
@@ -194,31 +228,25 @@ def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float |
 def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: str | None = None,
                  data_dir: str | None = None, method: str | None = None, seed: int | None = None,
                  recovery_steps: int | None = None, resume: bool = False, dry_run: bool = False,
-                 overwrite: bool = False, json_out: bool = False, device: str | None = None) -> int:
+                 overwrite: bool = False, json_out: bool = False, device: str | None = None,
+                 calibration: str | None = None, sets: list[str] | None = None) -> int:
+    from cascadeprune import load_model
     from cascadeprune.methods.cascade import dry_run as plan_stages
     from cascadeprune.methods.cascade import run_compression
-    from cascadeprune.methods.config import CompressConfig, load_recipe
-    from cascadeprune.storage import load_model
-    from cascadeprune.tasks.bearing.calibration import build_calibration
-    from cascadeprune.tasks.bearing.classifier import VibrationClassifier
-    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.methods.config import build_config
+    from cascadeprune.tasks import get_task, task_kind
 
     _refuse_input_overwrite(model, out)
-    cfg = load_recipe(recipe) if recipe else CompressConfig()
-    cfg.ratio = ratio or cfg.ratio
-    cfg.method = method or cfg.method
-    cfg.seed = cfg.seed if seed is None else seed
-    if recovery_steps is not None:
-        for st in cfg.stages:
-            st.recovery.steps, st.recovery.epochs = recovery_steps, None
-    for st in cfg.stages if device is not None else ():
-        st.recovery.device = device
-    cfg.check()
-    clf = load_model(model)
-    if not isinstance(clf, VibrationClassifier):
-        raise CascadePruneError(f"{model} is not a classifier directory (train one with `cascadeprune train`)")
+    # the same construction as the benchmarks: recipe, then flags, then --set, then validation
+    cfg = build_config(recipe, sets, ratio=ratio, method=method, seed=seed, recovery_steps=recovery_steps,
+                       device=device, calibration=calibration)
+    if task_kind(task) == "lm":  # the task's own checks that need no model, before loading one
+        from cascadeprune.tasks.lm.task import check_mix
+
+        check_mix(task, cfg.calibration.mix)
+    m = load_model(model)
     if dry_run:
-        rows = plan_stages(clf, cfg)
+        rows = plan_stages(m, cfg)
         print(json.dumps(rows, indent=2) if json_out else "\n".join(
             f"stage {r['stage']} {r['granularity']:<8} {r['criterion']:<12} remove {r['remove_params']:>11,} params "
             f"-> {r['block_params_after']:>11,} ({r['ratio_after']:.2f}x), recovery {r['recovery']}" for r in rows))
@@ -226,17 +254,14 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     final = Path(out) / "model"
     if final.exists() and not (overwrite or resume):
         raise CascadePruneError(f"{final} exists; pass --resume to continue or --overwrite to replace it")
-    w = clf.frontend.cfg.window
-    windows = _windows(w, w // 2, None)
-    ds = build_dataset(task, data_dir, windows)
-    if tuple(ds.classes) != clf.classes:
-        raise CascadePruneError(f"{model} predicts classes {list(clf.classes)} but {task} has {list(ds.classes)}")
-    calib = build_calibration(cfg.calibration.mix or {task: 1.0}, cfg.calibration.n, clf.classes,
-                              seed=cfg.calibration.seed, data_dir=data_dir, windows=windows)
-    result = run_compression(clf, ds, cfg, out, (calib.x, calib.y), name=model, task=task, resume=resume)
+    the_task = get_task(task, m, source=model, data_dir=data_dir)
+    tokenizer = getattr(the_task, "tokenizer", None)  # an LM's output carries its tokenizer
+    result = run_compression(m, the_task, cfg, out, name=model, resume=resume,
+                             save_extra=tokenizer.save_pretrained if tokenizer is not None else None)
     report, paths = result["report"], result["paths"]
     if json_out:
-        print(json.dumps({k: report[k] for k in ("ratio_target", "ratio_achieved", "accuracy", "macro_f1")}, indent=2))
+        keys = ("ratio_target", "ratio_achieved", report["metric"], "macro_f1")
+        print(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
     else:
         print(paths["markdown"].read_text())
         print(f"wrote {final}/, {Path(out) / 'plan.json'}, {paths['json']}, {paths['markdown']}, {paths['plot']}")
@@ -370,12 +395,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", dest="json_out", action="store_true")
 
     s = sub.add_parser("eval", help=COMMANDS["eval"][1])
-    s.add_argument("model", help="classifier directory")
-    s.add_argument("--task", required=True)
+    s.add_argument("model", help="classifier directory, or a causal LM with --task lm[:DOMAINS]")
+    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N]")
     _data_args(s)
     s.add_argument("--snr-db", type=float, default=None, help="add white noise at this SNR to the test windows")
     s.add_argument("--noise-seed", type=int, default=0)
-    s.add_argument("--split", choices=["train", "val", "test"], default="test")
+    s.add_argument("--split", choices=["train", "val", "test"], default="test", help="lm tasks: val or test")
     s.add_argument("--json", dest="json_out", action="store_true")
     _compress_args(sub)
     _deploy_args(sub)
@@ -428,11 +453,18 @@ def _deploy_args(sub) -> None:
 
 def _compress_args(sub) -> None:
     s = sub.add_parser("compress", help=COMMANDS["compress"][1])
-    s.add_argument("model", help="classifier directory (from `cascadeprune train`)")
-    s.add_argument("--task", required=True, help="protocol whose training data recovers and calibrates")
+    s.add_argument("model", help="classifier directory (bearing protocols) or causal LM (--task lm): a built-in "
+                                 "name (smollm2-135m, tiny-llama), .gguf file or Hugging Face directory")
+    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N] "
+                                                 "(perplexity per text domain; see `data describe lm`)")
     s.add_argument("--ratio", type=float, default=None, help="target compression ratio on block parameters")
     s.add_argument("--out", required=True, help="output folder: model/, plan.json, report.*, checkpoints/")
     s.add_argument("--recipe", help="YAML recipe (keys map 1:1 to cascadeprune.methods.config)")
+    s.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=None,
+                   help="override a recipe key after the flags, e.g. stages.*.recovery.steps=20 (repeatable)")
+    s.add_argument("--calibration", default=None, metavar="MIX",
+                   help='calibration domains and weights, e.g. "prose:0.5,code:0.3,technical:0.2" (default: the '
+                        "task's own; a bearing domain is a protocol[@load=L][@snr=DB])")
     _data_args(s)
     s.add_argument("--method", choices=["cascade", "oneshot", "simultaneous"], default=None)
     s.add_argument("--seed", type=int, default=None)

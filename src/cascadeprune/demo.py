@@ -64,11 +64,11 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: i
                   recovery_steps: tuple[int, int, int] = (60, 60, 180)) -> dict:
     """Train gpt2-mini on `synthetic`, compress it `ratio`x with the cascade, write everything."""
     from cascadeprune.methods.cascade import run_compression
-    from cascadeprune.methods.config import CompressConfig, RecoveryConfig, StageConfig
+    from cascadeprune.methods.config import CalibrationConfig, CompressConfig, RecoveryConfig, StageConfig
     from cascadeprune.storage.load import load_backbone
-    from cascadeprune.tasks.bearing.calibration import build_calibration
     from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
     from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
+    from cascadeprune.tasks.bearing.task import BearingTask
     from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
 
     windows = WindowConfig(window=512, stride=256)
@@ -87,11 +87,12 @@ def compress_demo(root: Path, ratio: float = 8.0, seed: int = 42, train_steps: i
     cfg = CompressConfig(ratio=ratio, seed=seed, stages=[StageConfig("layers", recovery=rec(r_layers)),
                                                          StageConfig("heads", recovery=rec(r_heads)),
                                                          StageConfig("channels", steps=2,
-                                                                     recovery=rec(r_channels))]).check()
-    calib = build_calibration({"synthetic": 0.8, "synthetic@snr=0": 0.2}, 256, ds.classes, seed=0, windows=windows)
+                                                                     recovery=rec(r_channels))],
+                         calibration=CalibrationConfig(mix={"synthetic": 0.8, "synthetic@snr=0": 0.2}, n=256,
+                                                       seed=0)).check()
     print(f"[2/4] compressing {ratio:g}x: layers -> heads -> channels with LoRA recovery between stages")
-    result = run_compression(clf, ds, cfg, root / "compressed", (calib.x, calib.y), name="gpt2-mini (demo)",
-                             task="synthetic")
+    task = BearingTask("synthetic", ds.classes, windows=windows, dataset=ds)
+    result = run_compression(clf, task, cfg, root / "compressed", name="gpt2-mini (demo)")
     report, paths = result["report"], result["paths"]
     return {"report": report, "paths": paths, "dense_accuracy": dense_acc["accuracy"]}
 

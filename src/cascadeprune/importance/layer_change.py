@@ -21,17 +21,17 @@ def protect_layer_ends(stats, values: list[float], protect_ends: bool) -> dict[i
     return out
 
 
-@register("layers", "lcr")
+@register("layers", "lcr", options=("protect_ends",))
 def lcr(stats, protect_ends: bool = True, **_) -> dict[int, float]:
     return protect_layer_ends(stats, [c.lcr for c in stats.layers], protect_ends)
 
 
-@register("layers", "block_influence")
+@register("layers", "block_influence", options=("protect_ends",))
 def block_influence(stats, protect_ends: bool = True, **_) -> dict[int, float]:
     return protect_layer_ends(stats, [c.block_influence for c in stats.layers], protect_ends)
 
 
-@register("layers", "ablation")
+@register("layers", "ablation", options=("protect_ends",))
 def ablation(stats, protect_ends: bool = True, **_) -> dict[int, float]:
     """Measured calibration-loss increase when the layer is skipped (needs ``stats.ablation``)."""
     if not getattr(stats, "ablation", None):

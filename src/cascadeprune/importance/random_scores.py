@@ -12,7 +12,7 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@register("layers", "random")
+@register("layers", "random", options=("protect_ends",))
 def random_layers(stats, seed: int = 0, protect_ends: bool = True, **_) -> dict[int, float]:
     g = _gen(seed)  # the ends are protected as for every layer criterion, so random is a fair floor
     return protect_layer_ends(stats, [float(torch.rand(1, generator=g)) for _ in stats.structure.layers],

@@ -1,6 +1,8 @@
 """The cascade engine: coarse-to-fine structured pruning with recovery between stages.
 
-For each stage (default layers -> heads -> channels): collect calibration statistics on the
+The engine knows the model's purpose only through a :class:`cascadeprune.task.Task` (calibration
+batches, loss, evaluation, recovery steps), so the same code compresses a vibration classifier and a
+causal LM. For each stage (default layers -> heads -> channels): collect calibration statistics on the
 CURRENT model (already pruned and recovered), score, remove the stage's share of the parameter
 budget in ``steps`` iterations (re-scoring in between), recover (LoRA merged back, full
 fine-tuning, or distillation), evaluate, checkpoint. ``method: oneshot`` scores every
@@ -14,7 +16,8 @@ The budget is a compression ratio on transformer-block parameters: the stages re
 
 Example::
 
-    result = compress(clf, ds, CompressConfig(ratio=8.0).check(), out="runs/c8")
+    task = get_task("lm:prose,code", model, source="smollm2-135m")     # cascadeprune.tasks
+    result = compress(model, task, CompressConfig(ratio=1.5).check(), out="runs/lm1.5")
     result["ratio_achieved"]
 """
 
@@ -26,14 +29,13 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from cascadeprune.accounting import block_params, dense_block_params, predict_block_params
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
-from cascadeprune.deploy.memory import peak_rss_mb, reset_peak_rss
+from cascadeprune.deploy.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
 from cascadeprune.importance import score
 from cascadeprune.methods.config import CompressConfig, StageConfig
@@ -74,48 +76,37 @@ def dry_run(model: nn.Module, cfg: CompressConfig) -> list[dict]:
     return rows
 
 
-# -- calibration ------------------------------------------------------------------------------
+# -- scoring ----------------------------------------------------------------------------------
 
-def calibration_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(torch.from_numpy(x[i : i + batch_size]), torch.from_numpy(y[i : i + batch_size]))
-            for i in range(0, len(x), batch_size)]
+def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, loss_fn,
+                 granularity: str | None = None):
+    """Collect calibration statistics on ``model`` as it is now and score ``stage``'s units; (stats, scores).
 
-
-def classification_loss(model: nn.Module, batch) -> torch.Tensor:
-    """Cross-entropy on windows whose class the model has (label -1 windows only feed activations)."""
-    x, y = batch
-    logits = model(x)
-    keep = y >= 0
-    if not keep.any():
-        return logits.sum() * 0.0
-    return nn.functional.cross_entropy(logits[keep], y[keep])
-
-
-def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, granularity: str | None = None):
-    """Collect calibration statistics on ``model`` as it is now and score ``stage``'s units; (stats, scores)."""
+    ``loss_fn(model, batch)`` is the task's loss (``Task.loss``)."""
     granularity = granularity or stage.granularity
     need_grads = stage.criterion == "taylor"
-    stats = collect(model, batches, loss_fn=classification_loss, gradients=need_grads)
+    stats = collect(model, batches, loss_fn=loss_fn, gradients=need_grads)
     if stage.criterion == "ablation":
-        collect_ablation(model, batches, classification_loss, stats)
-    return stats, score(granularity, stage.criterion, stats, mode=stage.mode, seed=seed, protect_ends=protect_ends)
+        collect_ablation(model, batches, loss_fn, stats)
+    return stats, score(granularity, stage.criterion, stats, seed=seed, protect_ends=protect_ends,
+                        **stage.criterion_options())
 
 
-def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool) -> None:
+def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
+               loss_fn) -> None:
     """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
     for step in range(stage.steps):
         now = block_params(model)
         step_target = round(now - (now - target) / (stage.steps - step))
-        _, sc = stage_scores(model, batches, stage, seed + step, cfg.protect_ends)
+        _, sc = stage_scores(model, batches, stage, seed + step, cfg.protect_ends, loss_fn)
         plan = select(stage.granularity, resolve(model), sc, now - step_target, mode=stage.mode,
                       max_fraction=cfg.max_channel_fraction, allocation=stage.allocation)
         apply_plan(model, plan, inplace=True)
     gap = block_params(model) - target
     if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
-        trim = StageConfig("channels", criterion="wanda_sp" if stage.criterion in ("lcr", "block_influence",
-                                                                                     "ablation") else stage.criterion)
-        trim.check("trim")
-        _, sc = stage_scores(model, batches, trim, seed + 99, cfg.protect_ends)
+        trim = StageConfig(granularity="channels", criterion="wanda_sp" if stage.criterion in (
+            "lcr", "block_influence", "ablation") else stage.criterion).check("trim")
+        _, sc = stage_scores(model, batches, trim, seed + 99, cfg.protect_ends, loss_fn)
         apply_plan(model, select("channels", resolve(model), sc, gap, max_fraction=cfg.max_channel_fraction),
                    inplace=True)
 
@@ -130,36 +121,48 @@ def _write_json(path: Path, data) -> None:
 
 # -- the engine -------------------------------------------------------------------------------
 
-def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tuple[np.ndarray, np.ndarray],
-             resume: bool = False, progress: bool = True, evaluate_fn=None) -> dict:
-    """Compress ``clf`` (a classifier) in place; checkpoints and state go under ``out/checkpoints``.
+def calibration_seed(cfg: CompressConfig) -> int:
+    """The one seed rule: calibration draws with ``calibration.seed`` when a recipe sets it, else the run seed."""
+    return cfg.seed if cfg.calibration.seed is None else cfg.calibration.seed
 
-    ``calib`` is (windows, labels) for importance estimation (training data only);
-    ``evaluate_fn(model, split) -> dict with accuracy`` reports accuracy before/after recovery on the test
-    split and on the validation split (the training data's held-out part: for a cross-load task the seen
-    loads, while test is the unseen one)."""
+
+def _scores(task, model, split: str) -> dict:
+    m = task.evaluate(model, split)
+    return {"primary": m[task.metric], "all": m}
+
+
+def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resume: bool = False,
+             progress: bool = True) -> dict:
+    """Compress ``model`` in place for ``task`` (a :class:`cascadeprune.task.Task`); checkpoints and
+    state go under ``out/checkpoints``.
+
+    Calibration batches come from ``task.calibration_batches`` (training data only, mixed by
+    ``cfg.calibration.mix``); every stage records the task's primary metric (``task.metric``) right
+    after pruning and after recovery on the test and the validation split, plus the full test metrics."""
     from cascadeprune.storage import load_model, save_model
 
     cfg.check()
     out = Path(out)
     ckpt = out / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
-    dense_blocks = dense_block_params(clf)
-    targets = stage_targets(clf, cfg)
-    batches = calibration_batches(*calib, cfg.calibration.batch_size)
-    teacher = copy.deepcopy(clf).eval() if any(st.recovery.method == "distill" for st in cfg.stages) else None
-    evaluate_fn = evaluate_fn or (lambda m, split: {"accuracy": float("nan")})
+    metric = task.metric
+    dense_blocks = dense_block_params(model)
+    targets = stage_targets(model, cfg)
+    batches = task.calibration_batches(cfg.calibration.mix, cfg.calibration.n, cfg.calibration.batch_size,
+                                       calibration_seed(cfg))
+    teacher = copy.deepcopy(model).eval() if any(st.recovery.method == "distill" for st in cfg.stages) else None
     if resume and (ckpt / STATE_FILE).is_file():
         state = json.loads((ckpt / STATE_FILE).read_text())
         if state["config"] != cfg.to_dict():
             raise CascadePruneError(f"{ckpt / STATE_FILE}: the checkpoint was made with another configuration; "
                                     "use the same recipe and ratio, or start without --resume")
         if state["completed"] >= 0:
-            clf = load_model(ckpt / f"stage-{state['completed']:02d}")
+            model = load_model(ckpt / f"stage-{state['completed']:02d}")
     else:  # the dense model is evaluated once, not again on every resume
-        state = {"config": cfg.to_dict(), "completed": -1, "stages": [],
-                 "dense": {"block_params": dense_blocks, "accuracy": evaluate_fn(clf, "test")["accuracy"],
-                           "val_accuracy": evaluate_fn(clf, "val")["accuracy"]}}
+        test, val = _scores(task, model, "test"), _scores(task, model, "val")
+        state = {"config": cfg.to_dict(), "task": task.name, "metric": metric, "completed": -1, "stages": [],
+                 "dense": {"block_params": dense_blocks, metric: test["primary"], f"val_{metric}": val["primary"],
+                           "test": test["all"]}}
     if cfg.method == "oneshot":
         stages = [("oneshot", None)]
     else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
@@ -172,61 +175,70 @@ def compress(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib: tu
         t0 = time.perf_counter()
         seed = cfg.seed * 1000 + idx * 10
         torch.manual_seed(seed)
-        before = block_params(clf)
+        before = block_params(model)
         if i == "oneshot":
-            _joint_cut(clf, batches, cfg, seed, round(dense_blocks / cfg.ratio))
-            rec_cfg = copy.deepcopy(cfg.stages[-1].recovery)
-            rec_cfg.epochs = sum(st.recovery.epochs or 0 for st in cfg.stages) or None
-            rec_cfg.steps = sum(st.recovery.steps or 0 for st in cfg.stages) or None
+            _joint_cut(model, batches, cfg, seed, round(dense_blocks / cfg.ratio), task.loss)
+            rec_cfg = cfg.stages[-1].recovery.model_copy(update={
+                "epochs": sum(st.recovery.epochs or 0 for st in cfg.stages) or None,
+                "steps": sum(st.recovery.steps or 0 for st in cfg.stages) or None})
             name = "oneshot"
         elif cfg.method == "simultaneous":
-            _joint_cut(clf, batches, cfg, seed, targets[i])  # iteration i ends where stage i would
+            _joint_cut(model, batches, cfg, seed, targets[i], task.loss)  # iteration i ends where stage i would
             rec_cfg, name = stage.recovery, f"all ({i + 1}/{len(cfg.stages)})"
         else:
-            _cut_stage(clf, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1)
+            _cut_stage(model, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1, loss_fn=task.loss)
             rec_cfg, name = stage.recovery, stage.granularity
         if i == "oneshot" or idx == len(cfg.stages) - 1:
-            _check_reached(clf, dense_blocks, cfg, ckpt, state["completed"])
-        pruned_acc, pruned_val = evaluate_fn(clf, "test")["accuracy"], evaluate_fn(clf, "val")["accuracy"]
+            _check_reached(model, dense_blocks, cfg, ckpt, state["completed"])
+        pruned, pruned_val = _scores(task, model, "test"), _scores(task, model, "val")
         t_cut = time.perf_counter() - t0
-        rec = recover(clf, ds, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
+        rec = recover(model, task, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
                       desc=f"stage {idx} {name}: recover")
+        recovered, recovered_val = _scores(task, model, "test"), _scores(task, model, "val")
         record = {"stage": idx, "granularity": name, "block_params_before": before,
-                  "block_params": block_params(clf), "ratio": dense_blocks / block_params(clf),
-                  "accuracy_pruned": pruned_acc, "accuracy_recovered": evaluate_fn(clf, "test")["accuracy"],
-                  "val_accuracy_pruned": pruned_val, "val_accuracy_recovered": evaluate_fn(clf, "val")["accuracy"],
+                  "block_params": block_params(model), "ratio": dense_blocks / block_params(model),
+                  f"{metric}_pruned": pruned["primary"], f"{metric}_recovered": recovered["primary"],
+                  f"val_{metric}_pruned": pruned_val["primary"], f"val_{metric}_recovered": recovered_val["primary"],
+                  "test_pruned": pruned["all"], "test_recovered": recovered["all"],
                   "prune_s": round(t_cut, 2), "recovery_steps": rec["steps"], "recovery_s": round(rec["wall_s"], 2),
-                  "wall_s": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(peak_rss_mb())}
-        save_model(clf, ckpt / f"stage-{idx:02d}", overwrite=True)
+                  "wall_s": round(time.perf_counter() - t0, 2),
+                  # this stage's own peak, and the whole process's so far (what a run must be provisioned for)
+                  "peak_rss_mb": round(peak_rss_mb()), "process_peak_rss_mb": round(process_peak_rss_mb())}
+        save_model(model, ckpt / f"stage-{idx:02d}", overwrite=True)
         state["stages"].append(record)
         state["completed"] = idx
-        state["plan"] = applied_plan(resolve(clf)).to_dict()
+        state["plan"] = applied_plan(resolve(model)).to_dict()
         _write_json(ckpt / STATE_FILE, state)  # only after the checkpoint is complete
-    achieved = dense_blocks / block_params(clf)
-    return {"model": clf, "state": state, "ratio_target": cfg.ratio, "ratio_achieved": achieved}
+    achieved = dense_blocks / block_params(model)
+    return {"model": model, "state": state, "ratio_target": cfg.ratio, "ratio_achieved": achieved}
 
 
-def run_compression(clf: nn.Module, ds, cfg: CompressConfig, out: str | Path, calib, name: str, task: str,
-                    resume: bool = False, progress: bool = True) -> dict:
-    """compress() plus the deliverables: ``out/model/``, ``out/plan.json`` and the report files."""
+def run_compression(model: nn.Module, task, cfg: CompressConfig, out: str | Path, name: str,
+                    resume: bool = False, progress: bool = True, save_extra=None) -> dict:
+    """compress() plus the deliverables: ``out/model/``, ``out/plan.json`` and the report files.
+
+    ``save_extra(directory)`` writes what the task needs beside the weights (e.g. a tokenizer)."""
     from cascadeprune.accounting import param_breakdown
     from cascadeprune.report import write_report
     from cascadeprune.storage import save_model
-    from cascadeprune.tasks.bearing.train import evaluate
 
     out = Path(out)
-    before = param_breakdown(clf)
-    res = compress(clf, ds, cfg, out, calib, resume=resume, progress=progress,
-                   evaluate_fn=lambda m, split: evaluate(m, ds, split))
+    before = param_breakdown(model)
+    res = compress(model, task, cfg, out, resume=resume, progress=progress)
     small = res["model"]
     save_model(small, out / "model", overwrite=True)
+    if save_extra is not None:
+        save_extra(out / "model")
     (out / "plan.json").write_text(applied_plan(resolve(small)).to_json() + "\n")
-    test = evaluate(small, ds, "test")
-    report = {"model": name, "task": task, "method": cfg.method, "seed": cfg.seed, "ratio_target": cfg.ratio,
-              "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
-              "accuracy": test["accuracy"], "macro_f1": test["macro_f1"], "dense": res["state"]["dense"],
-              "stages": res["state"]["stages"], "params_before": before, "params_after": param_breakdown(small),
-              "config": cfg.to_dict(), "test": test}
+    test = task.evaluate(small, "test")
+    report = {"model": name, "task": task.name, "metric": task.metric, "method": cfg.method, "seed": cfg.seed,
+              "ratio_target": cfg.ratio, "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
+              task.metric: test[task.metric], "dense": res["state"]["dense"], "stages": res["state"]["stages"],
+              "params_before": before, "params_after": param_breakdown(small), "config": cfg.to_dict(),
+              "calibration_seed": calibration_seed(cfg), "process_peak_rss_mb": round(process_peak_rss_mb()),
+              "test": test}
+    if "macro_f1" in test:
+        report["macro_f1"] = test["macro_f1"]
     return {"model": small, "report": report, "paths": write_report(report, out)}
 
 
@@ -248,12 +260,13 @@ def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckp
             f"Ask for a lower ratio, give layers a larger share{steps}; {last}")
 
 
-def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> None:
+def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int, loss_fn) -> None:
     """Score every granularity once on the model as it is, then remove all of them together down
     to ``target`` block params, each granularity taking its share of the cut."""
     s = resolve(clf)
     start = block_params(clf)
-    scored = {st.granularity: stage_scores(clf, batches, st, seed, cfg.protect_ends)[1] for st in cfg.stages}
+    scored = {st.granularity: stage_scores(clf, batches, st, seed, cfg.protect_ends, loss_fn)[1]
+              for st in cfg.stages}
     plan, cum = PruningPlan(), 0.0
     for k, st in enumerate(cfg.stages):
         cum += st.share
@@ -263,9 +276,8 @@ def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int) -> Non
                              max_fraction=cfg.max_channel_fraction, allocation=st.allocation)
     gap = predict_block_params(clf, plan) - target
     if gap > 0:  # coarse last stage: close the gap with channels, scored on the same model
-        trim = StageConfig("channels", criterion="wanda_sp")
-        trim.check("trim")
-        sc = stage_scores(clf, batches, trim, seed + 99, cfg.protect_ends)[1]
+        trim = StageConfig(granularity="channels", criterion="wanda_sp").check("trim")
+        sc = stage_scores(clf, batches, trim, seed + 99, cfg.protect_ends, loss_fn)[1]
         plan = plan | select("channels", s, _restrict(sc, s, plan), gap, max_fraction=cfg.max_channel_fraction)
     apply_plan(clf, plan, inplace=True)
 

@@ -1,21 +1,25 @@
-"""LoRA adapters via PEFT on a classifier's backbone, and merging them back.
+"""LoRA adapters via PEFT, injected in place into any model the architecture table resolves, and
+merged back into plain weights.
 
-Targets come from the architecture table (the attention projections q/k/v/o, or fused qkv + o),
-never from guessing module names. The paper's recovery: rank 4, alpha 16, attention only. The
-classification head always trains; the front end too unless ``train_frontend=False``.
+Targets come from the architecture table (the attention projections q/k/v/o, or fused qkv + o;
+optionally the FFN too), never from guessing module names. The paper's recovery: rank 4, alpha 16,
+attention only. Everything else is frozen, except the modules the model itself names through an
+optional ``trainable_with_adapters(train_frontend) -> list[nn.Module]`` method (a classifier's head
+and front end); a plain causal LM trains only its adapters.
 
 Example::
 
-    clf = add_lora(clf, LoRAConfig(rank=4, alpha=16))
+    model = add_lora(model, LoRAConfig(rank=4, alpha=16))
     ...train...
-    clf = merge_lora(clf)       # plain weights again: prunable, savable, loadable
+    model = merge_lora(model)       # plain weights again: prunable, savable, loadable
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from cascadeprune.arch.resolve import resolve
@@ -27,38 +31,42 @@ class LoRAConfig:
     alpha: int = 16
     dropout: float = 0.0
     targets: str = "attention"  # "attention" (q/k/v/o) or "all" (attention + FFN)
-    train_frontend: bool = True  # False: only the adapters and the head train
+    train_frontend: bool = True  # passed to the model's trainable_with_adapters, if it has one
 
 
-def attention_module_names(backbone_owner: nn.Module, include_ffn: bool = False) -> list[str]:
-    """Full names (relative to the backbone) of the projections LoRA should wrap."""
-    s = resolve(backbone_owner)
+def attention_module_names(model: nn.Module, include_ffn: bool = False) -> list[str]:
+    """Full names (relative to ``model``) of the projections LoRA should wrap."""
+    s = resolve(model)
     wanted = set()
     for l in s.layers:
         mods = [l.q, l.k, l.v, l.qkv, l.o] + ([l.up, l.gate, l.down] if include_ffn else [])
         wanted |= {id(m) for m in mods if m is not None}
-    backbone = backbone_owner.backbone
-    return [name for name, m in backbone.named_modules() if id(m) in wanted]
+    return [name for name, m in model.named_modules() if id(m) in wanted]
 
 
-def add_lora(clf: nn.Module, cfg: LoRAConfig = LoRAConfig()) -> nn.Module:
-    """Freeze the backbone, wrap its attention projections with LoRA; the head (and front end) train."""
-    targets = attention_module_names(clf, include_ffn=cfg.targets == "all")
-    fan_in_fan_out = resolve(clf).family.weight_layout == "conv1d"  # GPT-2's Conv1D stores (in, out)
+def add_lora(model: nn.Module, cfg: LoRAConfig = LoRAConfig()) -> nn.Module:
+    """Freeze ``model``, wrap its attention projections with LoRA adapters (in place); returns ``model``."""
+    targets = attention_module_names(model, include_ffn=cfg.targets == "all")
+    fan_in_fan_out = resolve(model).family.weight_layout == "conv1d"  # GPT-2's Conv1D stores (in, out)
     peft_cfg = LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets,
                           fan_in_fan_out=fan_in_fan_out, bias="none")
-    clf.backbone = get_peft_model(clf.backbone, peft_cfg)
-    for p in clf.head.parameters():
-        p.requires_grad = True
-    for p in clf.frontend.parameters():
-        p.requires_grad = cfg.train_frontend
-    return clf
+    inject_adapter_in_model(peft_cfg, model)  # freezes every non-adapter parameter
+    extra = getattr(model, "trainable_with_adapters", None)
+    for module in extra(cfg.train_frontend) if callable(extra) else ():
+        for p in module.parameters():
+            p.requires_grad = True
+    return model
 
 
-def merge_lora(clf: nn.Module) -> nn.Module:
-    """Fold the adapters into the weights and drop PEFT's wrappers."""
-    if hasattr(clf.backbone, "merge_and_unload"):
-        clf.backbone = clf.backbone.merge_and_unload()
-    for p in clf.parameters():
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold the adapters into the weights, put the plain layers back, unfreeze everything."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attr, module.get_base_layer())
+    if hasattr(model, "peft_config"):  # PEFT's bookkeeping; a second add_lora would otherwise warn
+        del model.peft_config
+    for p in model.parameters():
         p.requires_grad = True
-    return clf
+    return model

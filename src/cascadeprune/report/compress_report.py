@@ -1,7 +1,9 @@
 """The `compress` report: JSON (everything), Markdown (the table), PNG (the sawtooth).
 
-Per stage: block parameters, compression ratio, accuracy right after pruning and after
-recovery (the paper's sawtooth) on the test and the validation split, time and peak memory.
+Per stage: block parameters, compression ratio, the task's primary metric (``report["metric"]``:
+accuracy for the bearing task, perplexity for the LM task) right after pruning and after recovery
+(the paper's sawtooth) on the test and the validation split, time and peak memory. Per-domain
+perplexities of an LM run are in the JSON (``test_recovered``) and listed under the table.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ import json
 from pathlib import Path
 
 
-def _pct(x) -> str:
-    """A fraction as a percentage; '–' where a record has no such number (e.g. made before it was kept)."""
-    return "–" if x is None else f"{100 * x:.2f} %"
+def _fmt(metric: str):
+    """Accuracy as a percentage, anything else (perplexity) as a number; '–' where a record has none."""
+    if metric == "accuracy":
+        return lambda x: "–" if x is None else f"{100 * x:.2f} %"
+    return lambda x: "–" if x is None else f"{x:.4g}"
 
 
 def markdown(report: dict) -> str:
-    d = report["dense"]
+    d, m = report["dense"], report.get("metric", "accuracy")
+    f = _fmt(m)
     lines = [
         f"# cascadeprune compress: {report['model']} on {report['task']}",
         "",
@@ -24,23 +29,27 @@ def markdown(report: dict) -> str:
         f"**{report['ratio_achieved']:.3f}x** on transformer-block parameters "
         f"({d['block_params']:,} -> {report['block_params']:,}). Seed {report['seed']}.",
         "",
-        "| stage | granularity | block params | ratio | test accuracy after pruning | after recovery | "
-        "validation accuracy after pruning | after recovery | recovery steps | wall s | peak RSS MB |",
+        f"| stage | granularity | block params | ratio | test {m} after pruning | after recovery | "
+        f"validation {m} after pruning | after recovery | recovery steps | wall s | peak RSS MB (stage / process) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| dense | – | {d['block_params']:,} | 1.00x | {_pct(d['accuracy'])} | – | {_pct(d.get('val_accuracy'))} "
-        "| – | – | – | – |",
+        f"| dense | – | {d['block_params']:,} | 1.00x | {f(d[m])} | – | {f(d.get(f'val_{m}'))} | – | – | – | – |",
     ]
     for s in report["stages"]:
         lines.append(
             f"| {s['stage']} | {s['granularity']} | {s['block_params']:,} | {s['ratio']:.2f}x | "
-            f"{_pct(s['accuracy_pruned'])} | {_pct(s['accuracy_recovered'])} | {_pct(s.get('val_accuracy_pruned'))} "
-            f"| {_pct(s.get('val_accuracy_recovered'))} | {s['recovery_steps']} | {s['wall_s']:.1f} "
-            f"| {s['peak_rss_mb']} |")
-    lines += ["", f"Final test accuracy {_pct(report['accuracy'])} (dense {_pct(d['accuracy'])}). "
-              "Test is the task's held-out split (for a cross-load task, the load no model trained on); "
-              "validation is the held-out part of the training data, which recovery also uses to keep its "
-              "best state. Compression ratio = dense block parameters / pruned block parameters; embeddings, "
-              "front end and head are reported in report.json."]
+            f"{f(s[f'{m}_pruned'])} | {f(s[f'{m}_recovered'])} | {f(s.get(f'val_{m}_pruned'))} "
+            f"| {f(s.get(f'val_{m}_recovered'))} | {s['recovery_steps']} | {s['wall_s']:.1f} "
+            f"| {s['peak_rss_mb']} / {s.get('process_peak_rss_mb', '–')} |")
+    lines += ["", f"Final test {m} {f(report[m])} (dense {f(d[m])}). "
+              "Test is the task's held-out split (for a cross-load task, the load no model trained on; for an LM, "
+              "the corpus's test blocks); validation is a held-out part of the training data, which recovery also "
+              "uses to keep its best state. Compression ratio = dense block parameters / pruned block parameters; "
+              "embeddings, front end and head are reported in report.json."]
+    per = report.get("test", {}).get("perplexity_per_domain")
+    if per:
+        dense_per = d.get("test", {}).get("perplexity_per_domain", {})
+        lines += ["", "Test perplexity per domain (dense -> compressed): " + ", ".join(
+            f"{k} {dense_per.get(k, float('nan')):.4g} -> {v:.4g}" for k, v in per.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -50,20 +59,23 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    d = report["dense"]
-    xs, ys, vals, labels = [1.0], [100 * d["accuracy"]], [d.get("val_accuracy")], ["dense"]
+    d, m = report["dense"], report.get("metric", "accuracy")
+    scale = 100 if m == "accuracy" else 1
+    xs, ys, vals, labels = [1.0], [scale * d[m]], [d.get(f"val_{m}")], ["dense"]
     for s in report["stages"]:
         xs += [s["ratio"], s["ratio"]]
-        ys += [100 * s["accuracy_pruned"], 100 * s["accuracy_recovered"]]
-        vals += [s.get("val_accuracy_pruned"), s.get("val_accuracy_recovered")]
+        ys += [scale * s[f"{m}_pruned"], scale * s[f"{m}_recovered"]]
+        vals += [s.get(f"val_{m}_pruned"), s.get(f"val_{m}_recovered")]
         labels += [f"{s['granularity']} pruned", f"{s['granularity']} recovered"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(len(ys)), ys, marker="o", label="test")
     if all(v is not None for v in vals):
-        ax.plot(range(len(vals)), [100 * v for v in vals], marker="s", linestyle="--", label="validation")
+        ax.plot(range(len(vals)), [scale * v for v in vals], marker="s", linestyle="--", label="validation")
         ax.legend(fontsize=7)
+    if m != "accuracy":
+        ax.set_yscale("log")
     ax.set_xticks(range(len(ys)), [f"{l}\n{x:.1f}x" for l, x in zip(labels, xs)], fontsize=7, rotation=30)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%)" if m == "accuracy" else m)
     ax.set_title(f"{report['method']}: {report['ratio_achieved']:.2f}x")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -28,9 +28,8 @@ from cascadeprune.errors import ModelSourceError
 from cascadeprune.plan import PruningPlan
 from cascadeprune.storage.save import quiet_transformers
 from cascadeprune.storage.sources import PRETRAINED, tiny_model
+from cascadeprune.storage.formats import FORMATS, format_of
 from cascadeprune.surgery import apply_plan
-from cascadeprune.tasks.bearing.classifier import BACKBONE_DIR, HEAD_FILE, VibrationClassifier
-from cascadeprune.tasks.bearing.classifier import META_FILE as CLASSIFIER_META
 
 
 def load_model(source: str | Path, dtype: torch.dtype = torch.float32) -> nn.Module:
@@ -58,11 +57,15 @@ def load_model(source: str | Path, dtype: torch.dtype = torch.float32) -> nn.Mod
         if path.suffix != ".gguf":
             raise ModelSourceError(f"{path}: a model file must be .gguf; for safetensors give the directory")
         return _load_gguf(path, dtype)
-    if (path / CLASSIFIER_META).is_file():
-        return _load_classifier(path, dtype)
+    fmt = format_of(path)
+    if fmt is not None:  # a task's directory format (e.g. a classifier), registered by the task
+        return fmt.load(path, dtype)
     config_path = path / "config.json"
     if not config_path.is_file():
-        raise ModelSourceError(f"{path}: no config.json; this is not a Hugging Face model directory")
+        known = ", ".join(f"{f.name} ({f.marker})" for f in FORMATS.values()) or \
+            "none registered: use cascadeprune.load_model, which registers the shipped task formats"
+        raise ModelSourceError(f"{path}: no config.json; this is not a Hugging Face model directory "
+                               f"nor a known directory format ({known})")
     try:
         cfg = json.loads(config_path.read_text())
     except json.JSONDecodeError as e:
@@ -164,36 +167,16 @@ def _load_pruned(path: Path, cfg: dict, dtype) -> nn.Module:
     return model.to(dtype).eval()
 
 
-def _load_classifier(path: Path, dtype) -> nn.Module:
-    try:
-        meta = json.loads((path / CLASSIFIER_META).read_text())
-    except json.JSONDecodeError as e:
-        raise ModelSourceError(f"{path / CLASSIFIER_META}: corrupt JSON ({e})") from None
-    backbone = load_model(path / BACKBONE_DIR, dtype)
-    head_file = path / HEAD_FILE
-    if not head_file.is_file():
-        raise ModelSourceError(f"{head_file}: missing (front end and head weights)")
-    try:
-        head = load_file(head_file)
-    except Exception as e:
-        raise ModelSourceError(f"{head_file}: corrupt safetensors file ({e})") from e
-    try:
-        return VibrationClassifier.from_parts(backbone, meta, head).to(dtype)
-    except (ValueError, KeyError, RuntimeError) as e:
-        raise ModelSourceError(f"{path}: not a usable classifier directory ({e})") from e
-
-
 def load_backbone(name: str | Path, max_positions: int = 128, seed: int = 0) -> nn.Module:
     """A bare transformer trunk for a classifier: a from-scratch name (``gpt2-10m``, ``llama-10m``,
     ...), a pretrained name, a GGUF file or a Hugging Face directory. LM heads and token
     embeddings are dropped (the classifier feeds ``inputs_embeds``)."""
-    from cascadeprune.tasks.bearing.backbones import SCRATCH, scratch_backbone
-    from cascadeprune.tasks.bearing.classifier import strip_token_embeddings
+    from cascadeprune.storage.sources import SCRATCH, scratch_backbone, strip_token_embeddings
 
     if str(name) in SCRATCH:
         return scratch_backbone(str(name), max_positions, seed)
     model = load_model(name)
-    if isinstance(model, VibrationClassifier):
+    if isinstance(getattr(model, "backbone", None), nn.Module):  # a classifier directory: reuse its trunk
         return model.backbone
     # BERT's pooler stays (unused, counted under "other"): the dense skeleton the loader rebuilds has it
     return strip_token_embeddings(model.base_model)

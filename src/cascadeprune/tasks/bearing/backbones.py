@@ -13,34 +13,5 @@ Example::
 
 from __future__ import annotations
 
-import torch
-import transformers
-
-SCRATCH = {
-    "gpt2-10m": ("GPT2Config", dict(n_embd=384, n_layer=6, n_head=6, n_inner=1536, activation_function="gelu_new",
-                                     resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.0)),
-    "llama-10m": ("LlamaConfig", dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
-                                       num_key_value_heads=2, head_dim=64, intermediate_size=1152,
-                                       hidden_act="silu", attention_dropout=0.0)),
-    "gpt2-deep": ("GPT2Config", dict(n_embd=256, n_layer=12, n_head=8, n_inner=1024, activation_function="gelu_new",
-                                      resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.0)),
-    # small versions for the demo (6 layers, ~1.2 M block params) and tiny ones for tests
-    "gpt2-mini": ("GPT2Config", dict(n_embd=128, n_layer=6, n_head=4, n_inner=512, resid_pdrop=0.0, embd_pdrop=0.0,
-                                      attn_pdrop=0.0)),
-    "llama-mini": ("LlamaConfig", dict(hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-                                        num_key_value_heads=2, head_dim=32, intermediate_size=384)),
-    "gpt2-tiny": ("GPT2Config", dict(n_embd=64, n_layer=4, n_head=4, n_inner=256, resid_pdrop=0.0, embd_pdrop=0.0,
-                                      attn_pdrop=0.0)),
-    "llama-tiny": ("LlamaConfig", dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-                                        num_key_value_heads=2, head_dim=16, intermediate_size=192)),
-}
-
-
-def scratch_backbone(name: str, max_positions: int = 128, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialised base model (no LM head) with a one-row token embedding."""
-    cls_name, kwargs = SCRATCH[name]
-    cfg_cls = getattr(transformers, cls_name)
-    extra = {"n_positions": max_positions} if cls_name == "GPT2Config" else {"max_position_embeddings": max_positions}
-    config = cfg_cls(vocab_size=1, bos_token_id=0, eos_token_id=0, pad_token_id=None, **extra, **kwargs)
-    torch.manual_seed(seed)
-    return transformers.AutoModel.from_config(config, dtype=torch.float32)
+# the table lives with the other model sources (storage.sources); re-exported here for old imports
+from cascadeprune.storage.sources import SCRATCH, scratch_backbone  # noqa: F401

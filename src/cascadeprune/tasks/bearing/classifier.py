@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from cascadeprune.arch.table import family_for
+from cascadeprune.storage.sources import strip_token_embeddings  # noqa: F401  (old import path)
 
 FORMAT = "cascadeprune-classifier/1"
 META_FILE = "classifier.json"
@@ -92,15 +93,6 @@ class VibrationFrontEnd(nn.Module):
         return self.norm(torch.cat(parts, dim=1))
 
 
-def strip_token_embeddings(backbone: nn.Module) -> nn.Module:
-    """Replace the token embedding by a one-row table (the classifier feeds inputs_embeds)."""
-    old = backbone.get_input_embeddings()
-    rows = (backbone.config.pad_token_id or 0) + 1 if getattr(backbone.config, "pad_token_id", None) is not None else 1
-    backbone.set_input_embeddings(nn.Embedding(rows, old.embedding_dim, dtype=old.weight.dtype))
-    backbone.config.vocab_size = rows
-    return backbone
-
-
 class VibrationClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, classes: tuple[str, ...], frontend: FrontEndConfig = FrontEndConfig(),
                  meta: dict | None = None):
@@ -124,6 +116,10 @@ class VibrationClassifier(nn.Module):
     @property
     def base_model(self) -> nn.Module:
         return self.backbone.base_model
+
+    def trainable_with_adapters(self, train_frontend: bool = True) -> list[nn.Module]:
+        """What trains beside LoRA adapters (recovery.add_lora asks): the head, and the front end unless frozen."""
+        return [self.head] + ([self.frontend] if train_frontend else [])
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.backbone(inputs_embeds=self.frontend(x), use_cache=False).last_hidden_state

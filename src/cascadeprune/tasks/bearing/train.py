@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from cascadeprune.devices import resolve_device  # noqa: F401  (also imported from here)
 from cascadeprune.tasks.bearing.protocols import Dataset
 
 
@@ -146,19 +147,6 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
     model.eval()
     return {"steps": step, "best_val_accuracy": best, "history": history, "wall_s": time.perf_counter() - t0,
             "config": asdict(cfg)}
-
-
-def resolve_device(name: str) -> torch.device:
-    """``torch.device(name)``, or a clear error when it is malformed or absent on this machine."""
-    from cascadeprune.errors import CascadePruneError
-
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, TypeError) as e:
-        raise CascadePruneError(f"device {name!r} is not a torch device ({e})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CascadePruneError(f"device {name!r}: no CUDA device is available on this machine; use 'cpu'")
-    return dev
 
 
 @torch.no_grad()

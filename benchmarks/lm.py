@@ -1,0 +1,174 @@
+"""Causal-LM compression on SmolLM2-135M: cascade vs one-shot vs iterative channel removal, and
+single-domain vs multi-domain calibration, perplexity per domain. A thin driver of the CLI: every
+run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process), and each record's
+``command`` reproduces it.
+
+    python benchmarks/lm.py                                   # the grid below, seed 42
+    python benchmarks/lm.py --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
+    python benchmarks/lm.py --list                            # the runs and their commands
+    python benchmarks/lm.py --table                           # Markdown table of results/lm.jsonl
+
+Appends one JSON record per run to benchmarks/results/lm.jsonl (model, task, method, ratio_target,
+ratio_achieved, seed, calibration, recovery_steps, perplexity per domain, dense perplexity, stages,
+command, date, commit, machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "lm.jsonl"
+MODEL = "smollm2-135m"
+TASK = "lm@seq=64,eval=16,val=4"  # every shipped domain; 64-token windows, 16 test / 4 val windows per domain
+MIX = "prose:1,code:1,technical:1"
+RECIPES = {"cascade": "recipes/lm-cpu.yaml", "oneshot": "recipes/lm-cpu.yaml",
+           "iterative-channels": "recipes/lm-iterative-channels.yaml",
+           "iterative-channels-norecovery": "recipes/lm-iterative-channels.yaml"}
+SETS = {"iterative-channels-norecovery": ["stages.*.recovery.method=none"]}
+
+
+def runs(ratios=(1.5, 2.0)) -> list[dict]:
+    """The grid, most informative first (a cut-short background run still answers the main questions)."""
+    out = []
+    for ratio in ratios:
+        for method in ("cascade", "oneshot", "iterative-channels"):
+            out.append({"method": method, "calibration": MIX, "ratio": ratio})
+        if ratio == ratios[0]:
+            for single in ("prose:1", "code:1", "technical:1"):
+                out.append({"method": "cascade", "calibration": single, "ratio": ratio})
+    # the calibration question alone, cheaply: channels removed in 4 re-scored steps, no recovery at all, so the
+    # perplexities show what each calibration set chose to remove and nothing else
+    for cal in (MIX, "prose:1", "code:1", "technical:1"):
+        out.append({"method": "iterative-channels-norecovery", "calibration": cal, "ratio": ratios[0]})
+    return out
+
+
+def name(r: dict) -> str:
+    cal = "mix" if r["calibration"] == MIX else r["calibration"].split(":")[0]
+    return f"{r['method']}-{cal}-{r['ratio']:g}"
+
+
+def command(r: dict, seed: int, out: Path) -> list[str]:
+    cmd = ["cascadeprune", "compress", MODEL, "--task", TASK, "--ratio", f"{r['ratio']:g}", "--recipe",
+           RECIPES[r["method"]], "--seed", str(seed), "--calibration", r["calibration"], "--out", str(out),
+           "--overwrite"]
+    for item in SETS.get(r["method"], []):
+        cmd += ["--set", item]
+    return cmd + (["--method", "oneshot"] if r["method"] == "oneshot" else [])
+
+
+def machine() -> str:
+    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "src", "recipes"], cwd=ROOT, capture_output=True,
+                               text=True).stdout
+        return sha.strip() + ("+dirty" if dirty.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def run(r: dict, seed: int, results: Path) -> dict | None:
+    out = HERE / "runs" / "lm" / f"{name(r)}_seed{seed}"
+    cmd = command(r, seed, out)
+    t0 = time.perf_counter()
+    child = subprocess.run([sys.executable, "-m", "cascadeprune.cli", *cmd[1:]], cwd=ROOT, capture_output=True,
+                           text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1"))
+    wall = time.perf_counter() - t0
+    if child.returncode != 0:
+        print(f"{name(r)} seed {seed}: FAILED ({child.returncode})\n{child.stderr[-2000:]}", flush=True)
+        return None
+    rep = json.loads((out / "report.json").read_text())
+    stages = [{k: s[k] for k in ("stage", "granularity", "block_params", "ratio", "perplexity_pruned",
+                                 "perplexity_recovered", "val_perplexity_pruned", "val_perplexity_recovered",
+                                 "recovery_steps", "wall_s", "peak_rss_mb", "process_peak_rss_mb")}
+              | {"perplexity_per_domain_recovered": s["test_recovered"]["perplexity_per_domain"]}
+              for s in rep["stages"]]
+    rec = {"benchmark": "lm", "model": MODEL, "task": TASK, "method": r["method"], "ratio_target": r["ratio"],
+           "ratio_achieved": round(rep["ratio_achieved"], 4), "seed": seed, "calibration": r["calibration"],
+           "calibration_seed": rep["calibration_seed"], "calibration_n": rep["config"]["calibration"]["n"],
+           "recovery_steps": sum(s["recovery_steps"] for s in rep["stages"]),
+           "perplexity": rep["test"]["perplexity_per_domain"], "perplexity_mean": rep["perplexity"],
+           "dense_perplexity": rep["dense"]["test"]["perplexity_per_domain"],
+           "dense_perplexity_mean": rep["dense"]["perplexity"], "block_params": rep["block_params"],
+           "stages": stages, "process_peak_rss_mb": rep["process_peak_rss_mb"], "wall_s": round(wall, 1),
+           "command": shlex.join(cmd), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "commit": commit(), "machine": machine()}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+    per = ", ".join(f"{k} {v:.1f}" for k, v in rec["perplexity"].items())
+    print(f"{name(r)} seed {seed}: {rec['ratio_achieved']:.2f}x, perplexity {per} (dense "
+          f"{', '.join(f'{k} {v:.1f}' for k, v in rec['dense_perplexity'].items())}), {wall:.0f} s", flush=True)
+    return rec
+
+
+def table(results: Path = RESULTS) -> str:
+    """One row per (ratio, method, calibration): achieved ratio, test perplexity per domain (mean, and sd
+    over seeds when there are several), the seeds; the dense row first."""
+    import statistics as st
+
+    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    if not recs:
+        return "(no records)"
+    domains = list(recs[0]["perplexity"])
+    fmt = lambda xs: f"{st.mean(xs):.1f}" + (f" ± {st.stdev(xs):.1f}" if len(xs) > 1 else "")  # noqa: E731
+    head = "| ratio | method | calibration | achieved | " + " | ".join(f"{d} ppl" for d in domains) + \
+        " | mean ppl | recovery steps | seeds |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    dense = {}
+    for r in recs:
+        dense.setdefault(r["seed"], r)
+    lines.append("| 1.00x | dense | – | 1.00x | " + " | ".join(
+        fmt([d["dense_perplexity"][k] for d in dense.values()]) for k in domains) +
+        f" | {fmt([d['dense_perplexity_mean'] for d in dense.values()])} | – | {', '.join(map(str, sorted(dense)))} |")
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["ratio_target"], r["method"], r["calibration"]), []).append(r)
+    for (ratio, method, cal), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "cascade",
+                                                                          kv[0][1], kv[0][2] != MIX, kv[0][2])):
+        lines.append(f"| {ratio:g}x | {method} | {'mix (equal)' if cal == MIX else cal.split(':')[0] + ' only'} | "
+                     f"{st.mean(r['ratio_achieved'] for r in rs):.2f}x | " +
+                     " | ".join(fmt([r["perplexity"][k] for r in rs]) for k in domains) +
+                     f" | {fmt([r['perplexity_mean'] for r in rs])} | {rs[0]['recovery_steps']} | "
+                     f"{', '.join(str(r['seed']) for r in rs)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42])
+    ap.add_argument("--ratios", nargs="+", type=float, default=[1.5, 2.0])
+    ap.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
+    args = ap.parse_args()
+    if args.table:
+        print(table(args.results))
+        return
+    grid = [r for r in runs(tuple(args.ratios)) if args.only is None or name(r) in args.only]
+    for seed in args.seeds:
+        for r in grid:
+            if args.list:
+                print(f"{name(r)}: {shlex.join(command(r, seed, HERE / 'runs' / 'lm' / f'{name(r)}_seed{seed}'))}")
+            else:
+                run(r, seed, args.results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The classifier directory format (``classifier.json`` + ``head.safetensors`` + ``backbone/``),
+registered with storage so that :func:`cascadeprune.load_model` reads it.
+
+Example::
+
+    clf = load_classifier_dir(Path("runs/clf"))   # what load_model("runs/clf") calls
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from cascadeprune.errors import ModelSourceError
+from cascadeprune.storage.formats import DirectoryFormat
+from cascadeprune.tasks.bearing.classifier import BACKBONE_DIR, FORMAT, HEAD_FILE, META_FILE, VibrationClassifier
+
+
+def load_classifier_dir(path: Path, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A :class:`VibrationClassifier` from its directory; the backbone may be pruned (non-uniform)."""
+    from cascadeprune.storage import load_model
+
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except json.JSONDecodeError as e:
+        raise ModelSourceError(f"{path / META_FILE}: corrupt JSON ({e})") from None
+    backbone = load_model(path / BACKBONE_DIR, dtype)
+    head_file = path / HEAD_FILE
+    if not head_file.is_file():
+        raise ModelSourceError(f"{head_file}: missing (front end and head weights)")
+    try:
+        head = load_file(head_file)
+    except Exception as e:
+        raise ModelSourceError(f"{head_file}: corrupt safetensors file ({e})") from e
+    try:
+        return VibrationClassifier.from_parts(backbone, meta, head).to(dtype)
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise ModelSourceError(f"{path}: not a usable classifier directory ({e})") from e
+
+
+CLASSIFIER_FORMAT = DirectoryFormat(FORMAT, META_FILE, load_classifier_dir)

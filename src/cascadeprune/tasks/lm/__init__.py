@@ -1,0 +1,1 @@
+"""The causal-LM task: perplexity per text domain, next-token recovery, multi-domain calibration."""

@@ -1,0 +1,85 @@
+"""One path for the CLI and the benchmarks: for the same recipe and seed, the benchmark and
+`cascadeprune compress` build the same configuration and produce the same plan."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cascadeprune import save_model
+from cascadeprune.cli import build_parser, main
+from cascadeprune.methods.cascade import compress
+from cascadeprune.methods.config import build_config
+from cascadeprune.plan import PruningPlan
+from cascadeprune.storage.load import load_backbone
+from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
+from cascadeprune.tasks.bearing.protocols import WindowConfig
+from cascadeprune.tasks.bearing.task import BearingTask
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import cascade as cascade_bench  # noqa: E402
+import lm as lm_bench  # noqa: E402
+
+
+def cli_config(cmd: list[str]):
+    """The configuration `cascadeprune compress` builds from ``cmd`` (parsed by the real parser)."""
+    a = vars(build_parser().parse_args(cmd[1:]))
+    return build_config(a["recipe"], a["sets"], ratio=a["ratio"], method=a["method"], seed=a["seed"],
+                        recovery_steps=a["recovery_steps"], device=a["device"], calibration=a["calibration"])
+
+
+@pytest.mark.parametrize("variant, kw", [("cascade", {}), ("oneshot", {}), ("cascade-reverse", {}),
+                                         ("cascade-simultaneous", {"shares": (0.3, 0.2, 0.5)}),
+                                         ("cascade", {"recovery": "distill", "prune_steps": (1, 2, 3),
+                                                      "allocation": "uniform", "keep": "last",
+                                                      "speed_jitter": 0.03, "recovery_lr": 2e-4})])
+def test_the_cascade_benchmark_command_rebuilds_its_config(variant, kw, tmp_path):
+    cfg = cascade_bench.variant_config(variant, 8.7, 123, **kw)
+    cmd = cascade_bench.compress_command(Path("ckpt"), "cwru-4class-crossload", variant, 8.7, 123, tmp_path, **kw)
+    assert cli_config(shlex.split(shlex.join(cmd))).to_dict() == cfg.to_dict()
+    assert cfg.calibration.seed is None  # one seed rule: calibration follows --seed
+
+
+def test_the_cascade_benchmark_and_the_cli_make_the_same_plan(tmp_path):
+    torch.manual_seed(0)
+    clf = VibrationClassifier(load_backbone("gpt2-tiny"), ("normal", "inner", "outer", "ball"), FrontEndConfig(512, 16))
+    save_model(clf, tmp_path / "clf")
+    kw = {"recovery_scale": 0.02}  # 1 + 1 + 4 recovery steps: seconds
+    # the benchmark's path: its config, the bearing task with the CLI's windowing, the engine
+    cfg = cascade_bench.variant_config("cascade", 3.0, 7, **kw)
+    cfg.calibration.n = 32
+    task = BearingTask("synthetic", clf.classes, None, WindowConfig(window=512, stride=256))
+    bench = compress(clf, task, cfg, tmp_path / "bench", progress=False)
+    cmd = cascade_bench.compress_command(tmp_path / "clf", "synthetic", "cascade", 3.0, 7, tmp_path / "cli", **kw)
+    assert main(cmd[1:] + ["--set", "calibration.n=32"]) == 0
+    plan = PruningPlan.load(tmp_path / "cli" / "plan.json")
+    assert plan.to_dict() == bench["state"]["plan"] and plan.layers  # the same, and not trivially empty
+
+
+def test_the_lm_benchmark_runs_the_cli_and_records_a_reproducing_command(tmp_path, monkeypatch):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text("calibration: {n: 4, batch_size: 2}\nstages:\n"
+                      "  - {granularity: layers, recovery: {steps: 1, batch_size: 2}}\n"
+                      "  - {granularity: channels, steps: 2, recovery: {steps: 1, batch_size: 2}}\n")
+    monkeypatch.setattr(lm_bench, "MODEL", "tiny-llama")
+    monkeypatch.setattr(lm_bench, "TASK", "lm@seq=16,eval=2,val=1")
+    monkeypatch.setattr(lm_bench, "RECIPES", {"cascade": str(recipe)})
+    monkeypatch.setattr(lm_bench, "HERE", tmp_path)
+    r = {"method": "cascade", "calibration": "prose:1,code:1", "ratio": 1.5}
+    rec = lm_bench.run(r, 11, tmp_path / "lm.jsonl")  # a fresh `python -m cascadeprune.cli compress` process
+    assert rec is not None and json.loads((tmp_path / "lm.jsonl").read_text())["seed"] == 11
+    assert {"model", "task", "method", "ratio_target", "ratio_achieved", "seed", "calibration", "recovery_steps",
+            "perplexity", "command", "date", "commit", "machine"} <= set(rec)
+    cmd = shlex.split(rec["command"])
+    cmd[cmd.index("--out") + 1] = str(tmp_path / "again")
+    assert main(cmd[1:]) == 0  # the recorded command, run by hand
+    bench_plan = PruningPlan.load(tmp_path / "runs" / "lm" / f"{lm_bench.name(r)}_seed11" / "plan.json")
+    assert PruningPlan.load(tmp_path / "again" / "plan.json") == bench_plan
+    again = json.loads((tmp_path / "again" / "report.json").read_text())
+    assert again["test"]["perplexity_per_domain"] == pytest.approx(rec["perplexity"], rel=1e-5)
