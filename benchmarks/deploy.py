@@ -232,15 +232,10 @@ def targets(rows: list[dict]) -> str:
 
 
 def breakdowns(rows: list[dict]) -> str:
-    from cascadeprune.deploy.profile import PARTS
+    from cascadeprune.deploy.bench import breakdown_table
 
-    out = ["| model | ratio | runtime | " + " | ".join(PARTS) + " | kernel ms |", "|" + "---|" * (len(PARTS) + 4)]
-    for r in rows:
-        b = r.get("breakdown")
-        if b:
-            out.append(f"| {r['model']} | {r['ratio']:g}x | {_rt(r)} | " + " | ".join(
-                f"{b['ms'][p]:.3f} ({100 * b['share'][p]:.0f} %)" for p in PARTS) + f" | {b['kernel_ms']:.3f} |")
-    return "\n".join(out)
+    return breakdown_table(rows, name=lambda r: f"{r['model']} | {r['ratio']:g}x | {_rt(r)}",
+                           head="model | ratio | runtime")
 
 
 def main() -> None:

@@ -95,14 +95,16 @@ def table(recs: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def breakdown_table(recs: list[dict]) -> str:
-    """Per-part kernel time (ms per call, share) for the records that carry a breakdown."""
+def breakdown_table(recs: list[dict], name=lambda r: label(r["path"]), head: str = "artifact") -> str:
+    """Per-part kernel time (ms per call, share) for the records that carry a breakdown; ``name``
+    gives a row's leading cells and ``head`` their header (e.g. ``"model | ratio | runtime"``)."""
     from cascadeprune.deploy.profile import PARTS
 
-    rows = ["| artifact | " + " | ".join(PARTS) + " | kernel ms |", "|" + "---|" * (len(PARTS) + 2)]
+    cols = head.count("|") + 1
+    rows = [f"| {head} | " + " | ".join(PARTS) + " | kernel ms |", "|" + "---|" * (len(PARTS) + cols + 1)]
     for r in recs:
         b = r.get("breakdown")
         if b:
-            rows.append(f"| {label(r['path'])} | " + " | ".join(
+            rows.append(f"| {name(r)} | " + " | ".join(
                 f"{b['ms'][p]:.3f} ({100 * b['share'][p]:.0f} %)" for p in PARTS) + f" | {b['kernel_ms']:.3f} |")
     return "\n".join(rows)
