@@ -33,27 +33,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from dense import common  # noqa: E402
 
+from cascadeprune.serve.ports import free_port, wait_port  # noqa: E402
+
 RESULTS = HERE / "results" / "serve.jsonl"
 PREFIX = "bench"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
 BROKERS = {  # mosquitto.conf lines beyond the listener. set_tcp_nodelay: without it (and TCP_NODELAY on the
     # clients' sockets) Nagle's algorithm meets delayed ACKs and messages wait ~40 ms at concurrency 8
     "no-loss": ["persistence true", "autosave_interval 1", "autosave_on_changes true", "max_queued_messages 0",
@@ -72,7 +55,7 @@ def start_broker(folder: Path, kind: str) -> tuple[subprocess.Popen, int]:
     (folder / "mosquitto.conf").write_text("\n".join(conf) + "\n")
     proc = subprocess.Popen([binary, "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_port(port)
+    wait_port(port, timeout=60.0)
     return proc, port
 
 
@@ -90,7 +73,7 @@ class Server:
         self.subscribed = threading.Event()
         self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
-        wait_port(self.port)
+        wait_port(self.port, timeout=60.0)
         if broker_port and not self.subscribed.wait(30):
             raise SystemExit(f"{artifact}: the service did not subscribe:\n" + "".join(self.log[-5:]))
 
