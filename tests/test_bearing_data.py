@@ -171,3 +171,37 @@ def test_missing_data_folder_says_how_to_fetch(tmp_path):
         build_dataset("cwru-4class-crossload", tmp_path)
     with pytest.raises(DataError, match="unknown protocol 'nope'"):
         build_dataset("nope", tmp_path)
+
+
+@needs_data
+@pytest.mark.parametrize("protocol", ["cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot"])
+def test_transfer_trains_on_cwru_and_tests_on_mfpt(protocol):
+    segs = describe(protocol, DATA)["segments"]
+    for s in segs:
+        if s["split"] == "test":
+            assert s["file"].startswith("mfpt/"), s
+        elif s["file"].startswith("mfpt/"):  # only the few-shot windows of vload_1 come from the new rig
+            assert protocol.endswith("5shot") and s["split"] == "train" and "_vload_1" in s["file"], s
+    shots = {}
+    for s in segs:
+        if s["file"].startswith("mfpt/") and s["split"] == "train":
+            shots[s["class"]] = shots.get(s["class"], 0) + s["n_windows"]
+    assert shots == ({"inner": 5, "outer": 5} if protocol.endswith("5shot") else {})
+    assert {s["class"] for s in segs if s["split"] == "test"} == {"inner", "outer"}
+
+
+@needs_data
+def test_noise_protocol_is_the_clean_one_with_noisy_test_windows():
+    clean = build_dataset("cwru-4class-crossload", DATA)
+    noisy = build_dataset("cwru-4class-crossload-snr-5", DATA)
+    assert np.array_equal(clean.x["train"], noisy.x["train"]) and np.array_equal(clean.y["test"], noisy.y["test"])
+    noise = noisy.x["test"] - clean.x["test"]
+    snr = 10 * np.log10(np.mean(clean.x["test"].astype(np.float64) ** 2) / np.mean(noise.astype(np.float64) ** 2))
+    assert abs(snr + 5) < 0.3 and noisy.snr_db == -5.0
+
+
+@needs_data
+def test_data_describe_prints_the_class_mapping(capsys):
+    assert main(["data", "describe", "cwru-to-mfpt-2class", "--data-dir", str(DATA)]) == 0
+    out = capsys.readouterr().out
+    assert "class mapping: MFPT OuterRaceFault_vload_* -> outer" in out and "class mapping: CWRU IR007" in out

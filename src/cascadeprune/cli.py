@@ -115,6 +115,9 @@ def cmd_data_describe(protocol: str, data_dir: str | None = None, json_out: bool
         return 0
     print(f"{info['protocol']}: classes {', '.join(info['classes'])}; window {info['window']}, stride "
           f"{info['stride']} (train) / {info['eval_stride']} (val, test) at {info['fs']:g} Hz")
+    print(f"  {info['description']}")
+    for source, cls in info["class_mapping"].items():
+        print(f"  class mapping: {source} -> {cls}")
     for split in ("train", "val", "test"):
         segs = [x for x in info["segments"] if x["split"] == split]
         print(f"  {split:<5} {sum(x['n_windows'] for x in segs):>6} windows from {len(segs)} segment(s)")
@@ -156,11 +159,19 @@ def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, l
 
     if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
         raise CascadePruneError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+    from cascadeprune.tasks.bearing.cnn import REFERENCE_BACKBONES, build_reference
+
+    reference = backbone in REFERENCE_BACKBONES
+    if reference and lora:
+        raise CascadePruneError(f"--lora: {backbone} is a reference CNN trained in full; drop --lora")
     ds = build_dataset(task, data_dir, _windows(window, stride, None))
-    front = FrontEndConfig(window=window, patch=patch, features=features, global_token=global_token)
     torch.manual_seed(seed)
-    clf = VibrationClassifier(load_backbone(backbone, max_positions=max(128, front.tokens), seed=seed), ds.classes,
-                              front, meta={"protocol": task, "backbone": backbone})
+    if reference:
+        clf = build_reference(backbone, ds.classes, window, meta={"protocol": task, "backbone": backbone})
+    else:
+        front = FrontEndConfig(window=window, patch=patch, features=features, global_token=global_token)
+        clf = VibrationClassifier(load_backbone(backbone, max_positions=max(128, front.tokens), seed=seed), ds.classes,
+                                  front, meta={"protocol": task, "backbone": backbone})
     if lora:
         clf = add_lora(clf, LoRAConfig(rank=lora_rank, alpha=lora_alpha))
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, patience=patience,
@@ -203,9 +214,9 @@ def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float |
                 print(f"  {d:<10} {v:10.3f}  ({m['tokens_per_domain'][d]:,} predicted tokens)")
         return 0
     clf = load_model(model)
-    if not isinstance(clf, VibrationClassifier):
+    if not isinstance(clf, VibrationClassifier) and not getattr(clf, "reference", False):
         raise CascadePruneError(f"{model} is not a classifier directory (train one with `cascadeprune train`)")
-    w = clf.frontend.cfg.window
+    w = clf.window
     ds = build_dataset(task, data_dir, _windows(w, w // 2, None), snr_db=snr_db, noise_seed=noise_seed,
                        splits=(split,))
     if tuple(ds.classes) != clf.classes:
@@ -368,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help=COMMANDS["train"][1])
     s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
     s.add_argument("--backbone", required=True, help="gpt2-10m, llama-10m, all-minilm-l6-v2, smollm2-135m, "
-                                                      "a .gguf file or a Hugging Face directory")
+                                                      "a .gguf file or a Hugging Face directory; or wdcnn, the "
+                                                      "reference 1-D CNN (no transformer: trained to compare with)")
     s.add_argument("--out", required=True)
     _data_args(s)
     s.add_argument("--lora", action="store_true", help="LoRA on attention (front end and head train fully)")

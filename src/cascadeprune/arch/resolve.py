@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from cascadeprune.arch.table import FamilySpec, family_for
-from cascadeprune.errors import CascadePruneError
+from cascadeprune.errors import CascadePruneError, UnsupportedArchitectureError
 
 RECORD_KEY = "cascadeprune"  # config attribute holding the cumulative plan and the dense config
 
@@ -135,7 +135,10 @@ def dense_dims(model: nn.Module) -> Dims:
 
 def resolve(model: nn.Module) -> Structure:
     """Find every layer and projection of ``model`` through the architecture table."""
-    config = model.config
+    config = getattr(model, "config", None)
+    if config is None:  # e.g. the reference CNN: nothing here for a transformer tool to find
+        raise UnsupportedArchitectureError(f"{type(model).__name__} is not a Hugging Face transformer (no config); "
+                                           "cascadeprune prunes transformer blocks only")
     family = family_for(config.model_type)
     rec = record_of(config)
     dims = dense_dims(model)

@@ -78,13 +78,12 @@ def _describe(pred) -> dict:
                 "block_flops_per_window": (info.get("flops_per_window") or {}).get("blocks"),
                 "accuracy": (info.get("parity") or {}).get("accuracy", {}).get(
                     "onnx_int8" if info.get("int8") else "onnx_fp32")}
-    from cascadeprune.accounting import block_params, dense_block_params
-    from cascadeprune.deploy.export import flops_per_window
+    from cascadeprune.deploy.export import flops_per_window, model_block_params
 
     flops = flops_per_window(pred.model)
-    bp = block_params(pred.model)
+    bp, dense_bp = model_block_params(pred.model)
     return {"file_mb": _dir_mb(pred.path), "int8": False, "block_params": bp,
-            "block_compression_ratio": round(dense_block_params(pred.model) / bp, 4),
+            "block_compression_ratio": round(dense_bp / bp, 4),
             "flops_per_window": flops["total"], "block_flops_per_window": flops["blocks"], "accuracy": None}
 
 

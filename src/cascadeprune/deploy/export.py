@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cascadeprune.deploy.runtime import CLASSIFIER_FILE, DEPLOY_FILE, DEPLOY_FORMAT, ONNX_FILE, onnx_session
+from cascadeprune.deploy.runtime import DEPLOY_FILE, DEPLOY_FORMAT, MODEL_MARKERS, ONNX_FILE, onnx_session
 from cascadeprune.errors import CascadePruneError, OutputExistsError
 
 PARITY_ATOL = 1e-4  # fp32 ONNX vs PyTorch, max |delta logit|
@@ -67,6 +67,8 @@ def flops_per_window(clf) -> dict[str, int]:
     token count; the FFT and normalisation (O(window log window)) are left out, as negligible."""
     from cascadeprune.accounting import flops_per_token
 
+    if hasattr(clf, "flops_per_window"):  # a reference model (no transformer blocks) counts its own
+        return clf.flops_per_window()
     tokens = clf.frontend.cfg.tokens
     per_token = flops_per_token(clf, context=tokens)
     blocks = tokens * (per_token["linear"] + per_token["attention"])
@@ -76,6 +78,25 @@ def flops_per_window(clf) -> dict[str, int]:
                                                         (fe.global_proj, 1)) if lin is not None)
     head = 2 * clf.head.weight.numel()
     return {"frontend": front, "blocks": blocks, "head": head, "total": front + blocks + head, "tokens": tokens}
+
+
+def model_block_params(clf) -> tuple[int, int]:
+    """(block parameters, those of the dense model it came from); a reference model (no transformer
+    blocks, never pruned) counts all its weights in both."""
+    if hasattr(clf, "block_params"):
+        n = clf.block_params()
+        return n, n
+    from cascadeprune.accounting import block_params, dense_block_params
+
+    return block_params(clf), dense_block_params(clf)
+
+
+def model_param_breakdown(clf) -> dict[str, int]:
+    if hasattr(clf, "block_params"):
+        return {"embeddings": 0, "blocks": clf.block_params(), "head": 0, "other": 0}
+    from cascadeprune.accounting import param_breakdown
+
+    return param_breakdown(clf)
 
 
 def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[str, np.ndarray], str]:
@@ -88,7 +109,7 @@ def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[st
     if not protocol:
         raise CascadePruneError("the classifier does not record its protocol (classifier.json: protocol); "
                                 "name one with --task")
-    w = clf.frontend.cfg.window
+    w = clf.window
     ds = build_dataset(protocol, data_dir, WindowConfig(window=w, stride=w // 2))
     if tuple(ds.classes) != tuple(clf.classes):
         raise CascadePruneError(f"the classifier predicts {list(clf.classes)} but {protocol} has {list(ds.classes)}")
@@ -145,7 +166,7 @@ def export_onnx(clf, path: Path, opset: int | None = None) -> int:
     """Write ``clf`` as ONNX (dynamo exporter, dynamic batch) to ``path``; return the opset used."""
     import torch
 
-    window = clf.frontend.cfg.window
+    window = clf.window
     # an example of batch 1 would fix the batch axis in the graph: use 2 and declare it dynamic
     example = torch.randn(2, window)
     batch = torch.export.Dim("batch", min=1, max=65536)
@@ -215,7 +236,6 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
                       overwrite: bool = False, task: str | None = None, data_dir: str | None = None,
                       progress: bool = True) -> dict:
     """Export, check parity, write ``out/model.onnx`` and ``out/deploy.json``; return deploy.json's dict."""
-    from cascadeprune.accounting import block_params, dense_block_params, param_breakdown
     from cascadeprune.storage import load_model
     from cascadeprune.storage.save import swap_into_place
 
@@ -223,8 +243,8 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
     int8 = "dynamic" if int8 is True else (int8 or None)
     if int8 is not None and int8 not in INT8_METHODS:
         raise CascadePruneError(f"--int8 {int8!r}: choose one of {', '.join(INT8_METHODS)}")
-    if not (src / CLASSIFIER_FILE).is_file():
-        raise CascadePruneError(f"{classifier_dir} is not a classifier directory (no {CLASSIFIER_FILE}); export takes "
+    if not any((src / m).is_file() for m in MODEL_MARKERS):
+        raise CascadePruneError(f"{classifier_dir} is not a classifier directory (no {' or '.join(MODEL_MARKERS)}); export takes "
                                 f"the output of `cascadeprune train` or `compress` (DIR/model)")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
         raise CascadePruneError(f"--out {out} would write into the input classifier {src}; choose another directory")
@@ -239,7 +259,8 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
     try:
         clf = load_model(src).eval()
         windows, protocol = parity_windows(clf, task, data_dir)
-        _log(f"tracing {src} ({type(clf.backbone).__name__}, {block_params(clf):,} block params)", progress)
+        bp, dense_bp = model_block_params(clf)
+        _log(f"tracing {src} ({type(getattr(clf, 'backbone', clf)).__name__}, {bp:,} block params)", progress)
         fp32 = tmp / ("model.fp32.onnx" if int8 else ONNX_FILE)
         opset_used = export_onnx(clf, fp32, opset)
         n = sum(len(windows[k]) for k in ("test_x", "val_x", "extra_x"))
@@ -257,11 +278,11 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
             "format": DEPLOY_FORMAT,
             "model_id": f"{_name(src)}-{digest[:8]}" + ("-int8" if int8 else ""),
             "input": "signal", "output": "logits",
-            "window": int(clf.frontend.cfg.window), "sample_rate": float(clf.meta.get("sample_rate", 12000.0)),
+            "window": int(clf.window), "sample_rate": float(clf.meta.get("sample_rate", 12000.0)),
             "classes": list(clf.classes),
-            "block_compression_ratio": round(dense_block_params(clf) / block_params(clf), 4),
-            "block_params": block_params(clf), "dense_block_params": dense_block_params(clf),
-            "params": param_breakdown(clf), "flops_per_window": flops_per_window(clf),
+            "block_compression_ratio": round(dense_bp / bp, 4),
+            "block_params": bp, "dense_block_params": dense_bp,
+            "params": model_param_breakdown(clf), "flops_per_window": flops_per_window(clf),
             "source": {"path": str(src.resolve()), "sha256": digest, "protocol": protocol,
                        "plan": json.loads(plan_file.read_text()) if plan_file.is_file() else None},
             "int8": bool(int8), "quantization": quant, "opset": opset_used,

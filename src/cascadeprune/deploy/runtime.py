@@ -24,6 +24,8 @@ DEPLOY_FORMAT = "cascadeprune-deploy/1"
 DEPLOY_FILE = "deploy.json"
 ONNX_FILE = "model.onnx"
 CLASSIFIER_FILE = "classifier.json"  # a classifier directory's marker (tasks/bearing/classifier.py)
+REFERENCE_FILE = "reference.json"  # a reference model's marker (tasks/bearing/cnn.py)
+MODEL_MARKERS = (CLASSIFIER_FILE, REFERENCE_FILE)
 RUNTIMES = ("onnx", "torch")
 
 
@@ -32,10 +34,10 @@ def artifact_kind(path: str | Path) -> str:
     p = Path(path)
     if (p / DEPLOY_FILE).is_file():
         return "export"
-    if (p / CLASSIFIER_FILE).is_file():
+    if any((p / m).is_file() for m in MODEL_MARKERS):
         return "classifier"
     what = "does not exist" if not p.exists() else "is neither an export directory (deploy.json) nor a " \
-                                                    "classifier directory (classifier.json)"
+                                                    "classifier directory (classifier.json or reference.json)"
     raise CascadePruneError(f"{path} {what}; give the output of `cascadeprune export` or `cascadeprune train`")
 
 
@@ -124,11 +126,11 @@ class TorchPredictor(Predictor):
 
         torch.set_num_threads(threads)
         model = load_model(path)
-        if not hasattr(model, "frontend") or not hasattr(model, "classes"):
+        if not hasattr(model, "window") or not hasattr(model, "classes"):
             raise CascadePruneError(f"{path} is not a classifier directory (train one with `cascadeprune train`)")
         self.path, self.model, self.runtime = path, model.eval(), "torch"
         self.model_id = f"{path.resolve().name}"
-        self.window = int(model.frontend.cfg.window)
+        self.window = int(model.window)
         self.sample_rate = float(model.meta.get("sample_rate", 12000.0))
         self.classes = tuple(model.classes)
 

@@ -54,7 +54,8 @@ def save_model(model: nn.Module, out: str | Path, overwrite: bool = False) -> Pa
     try:
         with quiet_transformers():
             model.save_pretrained(tmp, safe_serialization=True)
-        (tmp / PLAN_FILE).write_text(applied_plan(resolve(model)).to_json() + "\n")
+        if not getattr(model, "reference", False):  # a reference model (no transformer blocks) has no plan
+            (tmp / PLAN_FILE).write_text(applied_plan(resolve(model)).to_json() + "\n")
         swap_into_place(tmp, out)
     finally:
         if tmp.exists():

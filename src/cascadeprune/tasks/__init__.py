@@ -20,9 +20,10 @@ from __future__ import annotations
 from typing import Callable
 
 from cascadeprune.storage.formats import register_format
-from cascadeprune.tasks.bearing.format import CLASSIFIER_FORMAT
+from cascadeprune.tasks.bearing.format import CLASSIFIER_FORMAT, REFERENCE_FORMAT
 
 register_format(CLASSIFIER_FORMAT)
+register_format(REFERENCE_FORMAT)
 
 TASKS: dict[str, Callable] = {}
 

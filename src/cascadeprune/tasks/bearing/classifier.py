@@ -108,6 +108,11 @@ class VibrationClassifier(nn.Module):
         self.head = nn.Linear(backbone.config.hidden_size, len(classes))
         self.meta = dict(meta or {})
 
+    @property
+    def window(self) -> int:
+        """Samples per input window (the deploy and serve paths read this, for every classifier kind)."""
+        return self.frontend.cfg.window
+
     # cascadeprune tools see the backbone through these two
     @property
     def config(self):

@@ -17,6 +17,7 @@ from torch import nn
 
 from cascadeprune.errors import ModelSourceError
 from cascadeprune.storage.formats import DirectoryFormat
+from cascadeprune.tasks.bearing import cnn
 from cascadeprune.tasks.bearing.classifier import BACKBONE_DIR, FORMAT, HEAD_FILE, META_FILE, VibrationClassifier
 
 
@@ -43,3 +44,5 @@ def load_classifier_dir(path: Path, dtype: torch.dtype = torch.float32) -> nn.Mo
 
 
 CLASSIFIER_FORMAT = DirectoryFormat(FORMAT, META_FILE, load_classifier_dir)
+# the reference CNN (tasks/bearing/cnn.py): reference.json + model.safetensors
+REFERENCE_FORMAT = DirectoryFormat(cnn.FORMAT, cnn.META_FILE, cnn.load_reference_dir)

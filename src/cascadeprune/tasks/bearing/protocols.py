@@ -20,6 +20,19 @@ Protocols (all resampled to 12 kHz with an anti-aliasing filter):
 - ``synthetic``: the physics simulator (:mod:`.simulator`), 4 classes, 10 s per record; train on
   0-2 hp, test on 3 hp. Needs no files.
 
+Harder protocols (where a model's capacity or pretraining might matter):
+
+- ``cwru-4class-crossload-snr0`` / ``-snr-5``: the paper's protocol with white noise at 0 / -5 dB
+  SNR added to every test window (fixed noise seed 0; training and validation stay clean).
+- ``cwru-to-mfpt-2class``: cross-dataset transfer on the fault types both datasets share. Train
+  and validate on CWRU (12 kHz drive end, all loads and fault sizes; ``IR*`` -> ``inner``,
+  ``OR*`` -> ``outer``; normal and ball files unused), test on every MFPT ``*RaceFault_vload_*``
+  record resampled from 48,828 Hz to 12 kHz (``InnerRaceFault`` -> ``inner``, ``OuterRaceFault``
+  -> ``outer``). Different test rig, sensor, shaft speed (CWRU ~29 Hz, MFPT 25 Hz) and load.
+- ``cwru-to-mfpt-2class-5shot``: the same, plus few-shot adaptation data: the first 5 training
+  windows' worth of samples of ``*_vload_1`` of each MFPT class move into training (and are cut
+  from that record's test part), so the model sees 5 windows per class of the new rig.
+
 Example::
 
     ds = build_dataset("cwru-4class-crossload", data_dir="../shared/data")
@@ -47,7 +60,9 @@ class Source:
 
     load: Callable[[], Recording]
     label: str
-    parts: tuple[tuple[str, float, float], ...]  # (split, start fraction, end fraction)
+    # (split, start fraction, end fraction); or a function of (source samples, source rate, window config)
+    # returning them, for parts sized in windows (few-shot)
+    parts: tuple[tuple[str, float, float], ...] | Callable[[int, float, "WindowConfig"], tuple]
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,8 @@ class Protocol:
     classes: tuple[str, ...]
     sources: Callable[[Path], list[Source]]
     description: str
+    test_snr_db: float | None = None  # noise added to every test window (seed 0) unless the caller asks otherwise
+    mapping: dict[str, str] = field(default_factory=dict)  # source label -> class, printed by `data describe`
 
 
 @dataclass
@@ -149,6 +166,45 @@ def _mfpt_sources(root: Path, val: float):
     return out
 
 
+def _transfer_sources(root: Path, val: float, shots: int = 0):
+    """CWRU inner/outer (all loads, all sizes) for training; MFPT inner/outer for test; with ``shots``,
+    the first ``shots`` training windows of each MFPT class's vload_1 record move into training."""
+    from cascadeprune.tasks.bearing.cwru import catalogue, read_cwru
+    from cascadeprune.tasks.bearing.mfpt import read_mfpt
+
+    cwru, folder = root / "cwru", root / "mfpt"
+    if not cwru.is_dir():
+        raise DataError(f"{cwru}: no CWRU folder; get the files with `cascadeprune data fetch cwru --to {root}`")
+    out = []
+    for f in sorted(catalogue().values(), key=lambda f: f.number):
+        if f.fs != 12000 or f.location not in ("inner", "outer") or not (cwru / f.path).is_file():
+            continue
+        out.append(Source((lambda p: lambda: read_cwru(p))(cwru / f.path), f.location, _train_val(0.0, 1.0, val)))
+    files = sorted(folder.glob("*RaceFault_vload_*.mat"))
+    for label in ("inner", "outer"):
+        if not any(s.label == label for s in out):
+            raise DataError(f"{cwru}: no 12 kHz {label}-race files; run `cascadeprune data fetch cwru --to {root}`")
+        if not any(p.name.lower().startswith(label) for p in files):
+            raise DataError(f"{folder}: no MFPT {label}-race files ({label.capitalize()}RaceFault_vload_*.mat)")
+    for p in files:
+        label = "inner" if p.name.startswith("Inner") else "outer"
+        parts: tuple | Callable = (("test", 0.0, 1.0),)
+        if shots and p.stem.endswith("_vload_1"):
+            parts = (lambda n, fs, w: _shot_parts(n, fs, w, shots))
+        out.append(Source((lambda q: lambda: read_mfpt(q))(p), label, parts))
+    return out
+
+
+def _shot_parts(n: int, fs: float, w: "WindowConfig", shots: int) -> tuple:
+    """The first ``shots`` training windows of a record (at the training stride, after resampling to
+    12 kHz, with half a stride to spare) for training, the rest for test."""
+    need = ((shots - 1) * w.stride + w.window + w.stride // 2) * fs / FS
+    cut = min(1.0, need / n)
+    if cut >= 0.5:
+        raise DataError(f"{shots} shots of {w.window} samples take {cut:.0%} of a {n}-sample record; use fewer shots")
+    return (("train", 0.0, cut), ("test", cut, 1.0))
+
+
 def _synthetic_sources(val: float, seconds: float = 10.0):
     from cascadeprune.tasks.bearing.simulator import CLASSES, simulate
 
@@ -187,6 +243,24 @@ register_protocol(Protocol(
     "mfpt-2class-crossload", ("inner_race", "outer_race"),
     lambda root, val=0.15: _mfpt_sources(root, val),
     "MFPT inner vs outer race; train 0-200 lbs, test 250-300 lbs"))
+for _db, _suffix in ((0.0, "snr0"), (-5.0, "snr-5")):
+    register_protocol(Protocol(
+        f"cwru-4class-crossload-{_suffix}", ("normal", "inner", "outer", "ball"),
+        lambda root, val=0.15: _cwru_sources(root, lambda f: f.location, {0, 1, 2}, {3}, False, val),
+        f"cwru-4class-crossload with white noise at {_db:g} dB SNR on every test window (seed 0); training clean",
+        test_snr_db=_db))
+_TRANSFER_MAP = {"CWRU IR007/IR014/IR021 (12 kHz DE)": "inner", "CWRU OR007/OR014/OR021 (12 kHz DE)": "outer",
+                 "MFPT InnerRaceFault_vload_*": "inner", "MFPT OuterRaceFault_vload_*": "outer"}
+register_protocol(Protocol(
+    "cwru-to-mfpt-2class", ("inner", "outer"),
+    lambda root, val=0.15: _transfer_sources(root, val),
+    "cross-dataset: train on CWRU inner/outer race (all loads), test on MFPT inner/outer race (resampled to 12 kHz)",
+    mapping=_TRANSFER_MAP))
+register_protocol(Protocol(
+    "cwru-to-mfpt-2class-5shot", ("inner", "outer"),
+    lambda root, val=0.15: _transfer_sources(root, val, shots=5),
+    "cwru-to-mfpt-2class plus 5 training windows per class from MFPT vload_1 (cut from its test part)",
+    mapping=_TRANSFER_MAP))
 register_protocol(Protocol(
     "synthetic", ("normal", "inner", "outer", "ball"),
     lambda root, val=0.15: _synthetic_sources(val),
@@ -231,7 +305,8 @@ def build_dataset(name: str, data_dir: str | Path | None = None, windows: Window
     for src in proto.sources(root, windows.val_fraction):
         rec = src.load()
         n = len(rec.signal)
-        for split, a, b in src.parts:
+        parts = src.parts(n, rec.fs, windows) if callable(src.parts) else src.parts
+        for split, a, b in parts:
             start, end = int(round(a * n)), int(round(b * n))
             piece = resample(rec.signal[start:end], rec.fs, FS, rec.file)
             stride = windows.stride_for(split)
@@ -249,6 +324,8 @@ def build_dataset(name: str, data_dir: str | Path | None = None, windows: Window
                 loads[split].append(np.full(count, rec.load, dtype=np.float64))
     cat = lambda d, dt, shape: {  # noqa: E731
         s: (np.concatenate(d[s]) if d[s] else np.zeros(shape, dtype=dt)) for s in SPLITS}
+    if snr_db is None and proto.test_snr_db is not None:
+        snr_db, noise_seed = proto.test_snr_db, 0
     ds = Dataset(name, proto.classes, cat(xs, np.float32, (0, windows.window)), cat(ys, np.int64, (0,)),
                  cat(loads, np.float64, (0,)), segments, windows, snr_db)
     if snr_db is not None and len(ds.x["test"]):
@@ -275,6 +352,8 @@ def holdout_load_view(ds: Dataset, load: float) -> Dataset:
 def describe(name: str, data_dir: str | Path | None = None, windows: WindowConfig | None = None) -> dict:
     """The audit record: every segment with its source sample range and window count."""
     ds = build_dataset(name, data_dir, windows, splits=())
-    return {"protocol": name, "classes": list(ds.classes), "fs": FS,
+    proto = get_protocol(name)
+    return {"protocol": name, "classes": list(ds.classes), "fs": FS, "description": proto.description,
+            "test_snr_db": proto.test_snr_db, "class_mapping": dict(proto.mapping),
             "window": ds.windows.window, "stride": ds.windows.stride,
             "eval_stride": ds.windows.stride_for("test"), "segments": [s.to_dict() for s in ds.segments]}

@@ -58,10 +58,13 @@ class BearingTask:
     @classmethod
     def for_model(cls, protocol: str, model: nn.Module, data_dir: str | Path | None = None) -> "BearingTask":
         """The task a classifier is compressed on: its own window length, half-window training stride."""
+        if getattr(model, "reference", False):
+            raise CascadePruneError(f"{model.meta.get('backbone', 'the model')} is a reference model with no transformer "
+                                    "blocks: there is nothing to prune (export or bench it as it is)")
         if not hasattr(model, "frontend") or not hasattr(model, "classes"):
             raise CascadePruneError(f"task {protocol!r} needs a classifier directory (train one with "
                                     "`cascadeprune train`); for a causal LM use --task lm")
-        w = model.frontend.cfg.window
+        w = model.window
         return cls(protocol, model.classes, data_dir, WindowConfig(window=w, stride=w // 2))
 
     def calibration_batches(self, mix: dict[str, float] | None, n: int, batch_size: int, seed: int) -> list:
