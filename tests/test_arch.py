@@ -14,6 +14,10 @@ REQUIRED = {"gpt2", "gpt_neox", "bert", "roberta", "llama", "mistral", "qwen2"}
 EXPECTED = {  # family: (attention kind, D, gated FFN)
     "llama": ("GQA", 4, True), "mistral": ("GQA", 2, True), "qwen2": ("GQA", 3, True),
     "gpt2": ("MHA", 1, False), "gpt_neox": ("MHA", 1, False), "bert": ("MHA", 1, False), "roberta": ("MHA", 1, False),
+    # issue 21 (tiny configs in cascadeprune.storage.sources)
+    "qwen3": ("GQA", 4, True), "gemma": ("GQA", 2, True), "gemma2": ("GQA", 2, True), "gemma3_text": ("MQA", 4, True),
+    "phi3": ("GQA", 4, True), "phi": ("MHA", 1, False), "cohere": ("GQA", 2, True), "starcoder2": ("GQA", 2, False),
+    "opt": ("MHA", 1, False), "distilbert": ("MHA", 1, False),
 }
 
 
@@ -21,7 +25,7 @@ def test_required_families_are_in_the_table():
     assert REQUIRED <= set(FAMILIES)
 
 
-@pytest.mark.parametrize("family", sorted(REQUIRED))
+@pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_resolve_and_inspect(family):
     model = tiny_model(family)
     s = resolve(model)
@@ -36,10 +40,11 @@ def test_resolve_and_inspect(family):
 
 
 def test_unknown_family_names_the_table():
-    config = transformers.OPTConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1, ffn_dim=32,
-                                    num_attention_heads=2, word_embed_proj_dim=16)
-    model = transformers.OPTForCausalLM(config)
-    with pytest.raises(UnsupportedArchitectureError, match=r"'opt'.*cascadeprune\.arch\.table\.FAMILIES"):
+    # OLMo-2 has no entry and its q/k norms span all heads: no known layout fits (tests/test_families.py)
+    config = transformers.Olmo2Config(vocab_size=32, hidden_size=16, num_hidden_layers=1, intermediate_size=32,
+                                      num_attention_heads=2)
+    model = transformers.Olmo2ForCausalLM(config)
+    with pytest.raises(UnsupportedArchitectureError, match=r"'olmo2'.*cascadeprune\.arch\.table\.FAMILIES"):
         resolve(model)
 
 

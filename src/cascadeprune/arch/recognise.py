@@ -153,21 +153,21 @@ def _layer_mismatch(layer: nn.Module, t: FamilySpec, dims) -> str | None:
         weight = getattr(refs[field], "weight", None)
         if field != "attention" and (weight is None or weight.dim() != 2):
             return f"{path!r} is not a projection with a 2-D weight"
+    for field in ("q_norm", "k_norm"):
+        refs[field] = optional_submodule(layer, getattr(t, field))
+    refs = LayerRefs(module=layer, orig_index=0, heads=tuple(range(dims.num_heads)),
+                     kv_heads=tuple(range(dims.num_kv_heads)), channels=tuple(range(dims.intermediate_size)), **refs)
+    try:  # shapes first: the most telling mismatch (e.g. a q norm over all heads instead of one)
+        _check_layer(refs, t, dims)
+    except CascadePruneError as e:
+        return str(e).split(": ", 1)[1]
     # Norms must all be there, q/k norms included (optional in a declared family, but a template
     # that allowed them absent would match every plain layout too and make recognition ambiguous).
     for path in (*t.norms, t.q_norm, t.k_norm):
         if path and optional_submodule(layer, path) is None:
             return f"no norm at {path!r} in a layer"
-    for field in ("q_norm", "k_norm"):
-        refs[field] = optional_submodule(layer, getattr(t, field))
     described = [p for p in (*t.attention_paths, *t.ffn_paths, *t.norms, t.q_norm, t.k_norm) if p]
     for name, _ in layer.named_parameters():
         if not any(name.startswith(p + ".") for p in described):
             return f"layer parameter {name!r} is not described by this layout"
-    refs = LayerRefs(module=layer, orig_index=0, heads=tuple(range(dims.num_heads)),
-                     kv_heads=tuple(range(dims.num_kv_heads)), channels=tuple(range(dims.intermediate_size)), **refs)
-    try:
-        _check_layer(refs, t, dims)
-    except CascadePruneError as e:
-        return str(e).split(": ", 1)[1]
     return None

@@ -226,12 +226,13 @@ register(
     ),
 )
 # Phi-1/1.5/2: attention and an fc1/fc2 GELU MLP in parallel from one LayerNorm, biases, partial
-# rotary, optional q/k LayerNorm over head_dim.
+# rotary, optional q/k LayerNorm over head_dim. That norm is built hidden / heads wide, so a config
+# with fewer heads would rebuild it at another width: no head_dim key, the dense head count stays.
 register(
     "phi",
     _like(
         _LLAMA, "phi", o="self_attn.dense", up="mlp.fc1", gate=None, down="mlp.fc2", norms=("input_layernorm",),
-        q_norm="self_attn.q_layernorm", k_norm="self_attn.k_layernorm", parallel=True,
+        q_norm="self_attn.q_layernorm", k_norm="self_attn.k_layernorm", parallel=True, key_head_dim=None,
     ),
 )
 # Cohere (Command-R): parallel attention + SwiGLU from one LayerNorm; q/k LayerNorm shaped

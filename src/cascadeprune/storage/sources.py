@@ -50,7 +50,8 @@ TINY_CONFIGS: dict[str, tuple[str, dict]] = {
     "cohere": ("CohereConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=4,
                                      use_qk_norm=True, pad_token_id=0, bos_token_id=1, eos_token_id=2)),
     "starcoder2": ("Starcoder2Config", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
-                                             num_key_value_heads=2, sliding_window=None)),
+                                             num_key_value_heads=2, sliding_window=None, bos_token_id=0,
+                                             eos_token_id=0)),
     "opt": ("OPTConfig", dict(vocab_size=128, hidden_size=64, num_hidden_layers=4, ffn_dim=96, num_attention_heads=4,
                               word_embed_proj_dim=32, max_position_embeddings=128, pad_token_id=1,
                               init_std=0.1)),  # embeddings projected in and out (32 <-> 64), tied head

@@ -1,0 +1,188 @@
+"""Every family of the architecture table, and families recognised without an entry (issue 21).
+
+Per family, on a tiny random config (seconds): physical removal equals masking within 1e-5 for a
+uniform and a non-uniform mixed plan (layers, heads, channels), the pruned model reloads
+identically (non-uniform with ``load_model``; uniform with the stock Auto class where the config
+can express it), and cached greedy generation of decoders equals masking. Recognition: a family
+deliberately left out of the table is recognised from its layout and verified; an unknown layout
+and an ambiguous one are refused with a message naming the mismatch.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import transformers
+
+from cascadeprune import PruningPlan, UnsupportedArchitectureError, apply_plan, load_model, mask_plan, resolve, save_model
+from cascadeprune.accounting import block_params, predict_block_params
+from cascadeprune.arch import recognise as rec
+from cascadeprune.arch.table import FAMILIES, register
+from cascadeprune.inspection import inspect_model
+from cascadeprune.storage.sources import ENCODERS, TINY_CONFIGS, tiny_model
+from conftest import forward, inputs, make_plan
+
+TOL = 1e-5
+ALL = sorted(TINY_CONFIGS)
+# Whether a uniform mixed plan (layers, heads, channels) reloads with stock from_pretrained: the
+# config must hold the new head count (an explicit head_dim key the modeling code reads, and a
+# config validation that accepts it). The README's table states the same.
+STOCK_UNIFORM_WITH_HEADS = {
+    "bert": False, "cohere": True, "distilbert": False, "gemma": True, "gemma2": True, "gemma3_text": True,
+    "gpt2": False, "gpt_neox": False, "llama": True, "mistral": True, "opt": False, "phi": False, "phi3": True,
+    "qwen2": True, "qwen3": True, "roberta": False, "starcoder2": True,
+}
+
+
+def stock_auto(model):
+    return transformers.AutoModelForCausalLM if resolve(model).family.causal else transformers.AutoModel
+
+
+def check_equivalence_and_reload(model, tmp_path, stock_expected: bool | None = None):
+    batch = inputs(model)
+    dense = forward(model, batch)
+    for uniform in (True, False):
+        plan = make_plan(model, "mixed", uniform, seed=1)
+        with mask_plan(model, plan):
+            masked = forward(model, batch)
+        pruned = apply_plan(model, plan)
+        out = forward(pruned, batch)
+        assert (out - masked).abs().max().item() <= TOL
+        assert (dense - masked).abs().max().item() > 1e-3  # not vacuous
+        assert block_params(pruned) == predict_block_params(model, plan) < block_params(model)
+        path = tmp_path / ("uniform" if uniform else "nonuniform")
+        save_model(pruned, path)
+        assert torch.equal(forward(load_model(path), batch), out)
+        stock = pruned.config.cascadeprune["stock_loadable"]
+        if uniform and stock_expected is not None:
+            assert stock == stock_expected
+        if stock:
+            assert torch.equal(forward(stock_auto(model).from_pretrained(path).eval(), batch), out)
+        if not uniform:
+            assert not stock
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_family_pruned_equals_masked_and_reloads(family, tmp_path):
+    check_equivalence_and_reload(tiny_model(family, 0), tmp_path, STOCK_UNIFORM_WITH_HEADS[family])
+
+
+@pytest.mark.parametrize("family", sorted(set(ALL) - ENCODERS - {"llama", "mistral", "qwen2", "gpt2", "gpt_neox"}))
+def test_new_decoder_cached_generation_equals_masked(family):
+    model = tiny_model(family, 3)
+    plan = make_plan(model, "mixed", uniform=False, seed=3)
+    ids = inputs(model, 3, batch=1)["input_ids"]
+    kw = dict(max_new_tokens=6, do_sample=False, use_cache=True, output_logits=True, return_dict_in_generate=True,
+              pad_token_id=0)
+    with torch.no_grad():
+        with mask_plan(model, plan):
+            ref = model.generate(ids, **kw)
+        got = apply_plan(model, plan).generate(ids, **kw)
+    assert torch.equal(ref.sequences, got.sequences)
+    assert max((a - b).abs().max().item() for a, b in zip(ref.logits, got.logits)) <= TOL
+
+
+def test_every_declared_family_has_a_tiny_config_and_inspects():
+    assert set(FAMILIES) == set(TINY_CONFIGS)
+    for family in ALL:
+        info = inspect_model(tiny_model(family))
+        assert info["spec"] == "declared" and info["family"] == family
+
+
+def test_fused_layouts_slice_the_right_rows():
+    """Phi-3: [q | k | v] with GQA and [gate | up] shrink block by block; Cohere's (heads, head_dim) norms go with their heads."""
+    phi3 = apply_plan(tiny_model("phi3"), PruningPlan(heads={0: {0, 1, 2, 3}}, channels={0: {0, 5}}))  # a whole KV group
+    l = resolve(phi3).layers[0]
+    assert l.qkv.out_features == (4 + 2 * 1) * 8 and l.gate_up.out_features == 2 * 94
+    assert l.attention.config.num_attention_heads == 4 and phi3.config.num_attention_heads == 8
+    cohere = apply_plan(tiny_model("cohere"), PruningPlan(heads={1: {0, 1}}))  # D = 2: KV head 0 goes
+    l = resolve(cohere).layers[1]
+    assert l.q_norm.weight.shape == (6, 8) and l.k_norm.weight.shape == (3, 8)
+
+
+@pytest.fixture
+def fresh_recognition():
+    rec.RECOGNISED.clear()
+    yield
+    rec.RECOGNISED.clear()
+
+
+def tiny(config_cls: str, auto=transformers.AutoModelForCausalLM, **kw):
+    base = dict(vocab_size=64, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=48,
+                max_position_embeddings=64, initializer_range=0.1)
+    torch.manual_seed(0)
+    return auto.from_config(getattr(transformers, config_cls)(**(base | kw))).eval()
+
+
+RECOGNISABLE = {  # model_type left out of the table -> (config class, Auto class, extra config, layout it matches)
+    "granite": ("GraniteConfig", transformers.AutoModelForCausalLM, dict(num_key_value_heads=2), "llama"),
+    "xlm-roberta": ("XLMRobertaConfig", transformers.AutoModel, dict(pad_token_id=1, max_position_embeddings=66), "bert"),
+    "electra": ("ElectraConfig", transformers.AutoModel, dict(embedding_size=16), "bert"),
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(RECOGNISABLE))
+def test_unlisted_family_is_recognised_verified_and_prunes_exactly(model_type, fresh_recognition, tmp_path, caplog):
+    cls, auto, kw, layout = RECOGNISABLE[model_type]
+    assert model_type not in FAMILIES
+    model = tiny(cls, auto, **kw)
+    with caplog.at_level(logging.WARNING, logger="cascadeprune.arch.recognise"):
+        info = inspect_model(model)
+        resolve(model)  # built once: no second notice
+    notices = [r.getMessage() for r in caplog.records]
+    assert len(notices) == 1 and model_type in notices[0] and "recognised" in notices[0]
+    assert info["spec"].startswith("recognised (layout of ") and layout in info["spec"]
+    check_equivalence_and_reload(model, tmp_path)
+
+
+def test_family_deliberately_left_out_is_recognised(monkeypatch, fresh_recognition):
+    monkeypatch.delitem(FAMILIES, "mistral")
+    model = tiny_model("mistral")
+    s = resolve(model)
+    assert s.family.name == "mistral" and s.family.origin.startswith("recognised") and "llama" in s.family.origin
+    assert s.family.layout() == FAMILIES["llama"].layout()
+
+
+def test_unknown_layout_is_refused_naming_the_mismatch(fresh_recognition):
+    # OLMo-2 normalises q over all heads at once (q_norm of heads x head_dim): heads are not separable
+    model = tiny("Olmo2Config", num_key_value_heads=2)
+    with pytest.raises(UnsupportedArchitectureError) as e:
+        resolve(model)
+    msg = str(e.value)
+    assert "'olmo2'" in msg and "matches none of the known layouts" in msg and "cascadeprune.arch.table.FAMILIES" in msg
+    assert "q_norm weight is (32,), expected 8 rows" in msg  # the Qwen3 layout's per-head norm
+    assert "no norm at 'input_layernorm'" in msg  # the Llama layout
+
+
+def test_ambiguous_layout_is_refused(monkeypatch, fresh_recognition):
+    # a second entry with Llama's module paths but other attention attributes: two layouts fit granite
+    other = FAMILIES["llama"].__class__(**{**FAMILIES["llama"].__dict__, "name": "other", "attn_attrs": {}})
+    monkeypatch.setitem(FAMILIES, "other", other)
+    with pytest.raises(UnsupportedArchitectureError, match=r"'granite'.*ambiguous.*llama.*and other"):
+        resolve(tiny("GraniteConfig", num_key_value_heads=2))
+
+
+def test_candidate_that_fails_verification_is_refused(monkeypatch, fresh_recognition):
+    # the only layout left with Llama's paths swaps q_proj and o_proj: every path exists, every
+    # parameter is described and the shapes agree (hidden = heads x head_dim), but the cut is wrong
+    for name in [n for n, s in FAMILIES.items() if s.layout() == FAMILIES["llama"].layout()]:
+        monkeypatch.delitem(FAMILIES, name)
+    broken = FAMILIES["qwen3"].__class__(**{**FAMILIES["qwen3"].__dict__, "name": "broken", "q_norm": None,
+                                            "k_norm": None, "q": "self_attn.o_proj", "o": "self_attn.q_proj"})
+    monkeypatch.setitem(FAMILIES, "broken", broken)
+    with pytest.raises(UnsupportedArchitectureError, match=r"'granite'.*pruning did not equal masking"):
+        resolve(tiny("GraniteConfig", num_key_value_heads=2))
+    assert "granite" not in rec.RECOGNISED
+
+
+def test_register_a_recognised_layout_explicitly():
+    """What the refusal message advises: one table entry, no code."""
+    import dataclasses
+
+    register("granite", dataclasses.replace(FAMILIES["llama"], name="granite"))
+    try:
+        assert resolve(tiny("GraniteConfig", num_key_value_heads=2)).family.origin == "declared"
+    finally:
+        del FAMILIES["granite"]
