@@ -66,7 +66,16 @@ def check_equivalence_and_reload(model, tmp_path, stock_expected: bool | None = 
 
 @pytest.mark.parametrize("family", ALL)
 def test_family_pruned_equals_masked_and_reloads(family, tmp_path):
-    check_equivalence_and_reload(tiny_model(family, 0), tmp_path, STOCK_UNIFORM_WITH_HEADS[family])
+    model = tiny_model(family, 0)
+    check_equivalence_and_reload(model, tmp_path, STOCK_UNIFORM_WITH_HEADS[family])
+    # without head changes every family's uniform result loads with the stock Auto class
+    plan = make_plan(model, "mixed", uniform=True, seed=1)
+    pruned = apply_plan(model, PruningPlan(plan.layers, {}, plan.channels))
+    assert pruned.config.cascadeprune["stock_loadable"]
+    save_model(pruned, tmp_path / "layers_channels")
+    batch = inputs(model)
+    assert torch.equal(forward(stock_auto(model).from_pretrained(tmp_path / "layers_channels").eval(), batch),
+                       forward(pruned, batch))
 
 
 @pytest.mark.parametrize("family", sorted(set(ALL) - ENCODERS - {"llama", "mistral", "qwen2", "gpt2", "gpt_neox"}))
@@ -186,3 +195,27 @@ def test_register_a_recognised_layout_explicitly():
         assert resolve(tiny("GraniteConfig", num_key_value_heads=2)).family.origin == "declared"
     finally:
         del FAMILIES["granite"]
+
+
+@pytest.mark.parametrize("family", sorted(set(ALL) - {"bert", "gpt2", "gpt_neox", "llama", "mistral", "qwen2", "roberta"}))
+def test_new_layouts_feed_statistics_and_criteria(family):
+    """Calibration hooks and every criterion read the new layouts (fused [q|k|v] with GQA, fused [gate|up],
+    per-head norms): one score per kept head and channel, gradients included."""
+    from cascadeprune.calib import collect
+    from cascadeprune.importance import names, score
+
+    model = tiny_model(family)
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randint(2, model.config.vocab_size, (2, 8), generator=g) for _ in range(2)]
+
+    def loss(m, ids):  # decoders: LM loss; encoders: any scalar of the output
+        out = m(input_ids=ids, labels=ids) if resolve(m).family.causal else m(input_ids=ids)
+        return out.loss if resolve(m).family.causal else out[0].pow(2).mean()
+
+    stats = collect(model, batches, loss_fn=loss, gradients=True)
+    s = resolve(model)
+    for granularity, width in (("heads", s.dims.num_heads), ("channels", s.dims.intermediate_size)):
+        for criterion in names(granularity):
+            scores = score(granularity, criterion, stats)
+            assert all(len(scores[l.orig_index]) == width for l in s.layers), (granularity, criterion)
+            assert all(torch.isfinite(scores[l.orig_index]).any() for l in s.layers), (granularity, criterion)
