@@ -129,6 +129,12 @@ RECOGNISABLE = {  # model_type left out of the table -> (config class, Auto clas
     "granite": ("GraniteConfig", transformers.AutoModelForCausalLM, dict(num_key_value_heads=2), "llama"),
     "xlm-roberta": ("XLMRobertaConfig", transformers.AutoModel, dict(pad_token_id=1, max_position_embeddings=66), "bert"),
     "electra": ("ElectraConfig", transformers.AutoModel, dict(embedding_size=16), "bert"),
+    "camembert": ("CamembertConfig", transformers.AutoModel, dict(pad_token_id=1, max_position_embeddings=66), "bert"),
+    # per-layer no_rope_layers list: follows the kept layers, so a stock reload after layer removal is exact
+    "smollm3": ("SmolLM3Config", transformers.AutoModelForCausalLM,
+                dict(num_key_value_heads=2, pad_token_id=0, bos_token_id=0, eos_token_id=0), "llama"),
+    "olmo": ("OlmoConfig", transformers.AutoModelForCausalLM, dict(num_key_value_heads=2, pad_token_id=0, bos_token_id=0,
+                                                                   eos_token_id=0), "llama"),  # parameter-free LayerNorms
 }
 
 
@@ -144,6 +150,21 @@ def test_unlisted_family_is_recognised_verified_and_prunes_exactly(model_type, f
     assert len(notices) == 1 and model_type in notices[0] and "recognised" in notices[0]
     assert info["spec"].startswith("recognised (layout of ") and layout in info["spec"]
     check_equivalence_and_reload(model, tmp_path)
+
+
+def test_recognition_in_a_fresh_process():
+    """The package imports lazily: recognition must work when nothing but resolve was touched."""
+    import subprocess
+    import sys
+
+    code = ("import torch, transformers, cascadeprune as cp; torch.manual_seed(0); "
+            "c = transformers.GraniteConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, "
+            "num_key_value_heads=2, intermediate_size=48); "
+            "print(cp.resolve(transformers.AutoModelForCausalLM.from_config(c)).family.origin)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().startswith("recognised (layout of llama")
+    assert "granite: not in cascadeprune.arch.table.FAMILIES; recognised" in out.stderr
 
 
 def test_family_deliberately_left_out_is_recognised(monkeypatch, fresh_recognition):

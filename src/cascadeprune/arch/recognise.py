@@ -94,6 +94,12 @@ def recognise(model: nn.Module) -> FamilySpec:
 
 def _verify(model: nn.Module, spec: FamilySpec) -> None:
     if _verifier is None:
+        # The check needs surgery, which sits above arch: surgery registers it when imported.
+        # The package imports lazily, so a caller may reach here first; import it by name.
+        import importlib
+
+        importlib.import_module("cascadeprune.surgery")
+    if _verifier is None:
         raise UnsupportedArchitectureError(
             f"model family {spec.name!r}: a candidate layout was found but no verifier is registered "
             "(import cascadeprune, which registers it)"
@@ -103,8 +109,8 @@ def _verify(model: nn.Module, spec: FamilySpec) -> None:
         _verifier(model, spec)
     except Exception as e:  # any failure of the check means the candidate is not trusted
         raise UnsupportedArchitectureError(
-            f"model family {spec.name!r} is not supported: its modules match the {spec.origin[11:-1]}, but "
-            f"pruning did not equal masking on a tiny {type(model).__name__} ({type(e).__name__}: {e}). "
+            f"model family {spec.name!r} is not supported: its modules match a known layout ({spec.origin}), "
+            f"but pruning did not equal masking on a tiny {type(model).__name__} ({type(e).__name__}: {e}). "
             "Add a FamilySpec for it with cascadeprune.arch.table.register()."
         ) from e
     finally:

@@ -213,8 +213,8 @@ register("qwen3", _QWEN3)
 # and logit soft-capping; Gemma 3 (text) adds q/k norms over head_dim.
 _GEMMA2_NORMS = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm")
 register("gemma", _like(_LLAMA, "gemma"))
-register("gemma2", _like(_LLAMA, "gemma2", norms=_GEMMA2_NORMS))
-register("gemma3_text", _like(_QWEN3, "gemma3_text", norms=_GEMMA2_NORMS))
+register("gemma2", _like(_LLAMA, "gemma2", norms=_GEMMA2_NORMS, key_activation="hidden_activation"))
+register("gemma3_text", _like(_QWEN3, "gemma3_text", norms=_GEMMA2_NORMS, key_activation="hidden_activation"))
 # Phi-3 (and Phi-3.5/Phi-4-mini): fused [q | k | v] with GQA and fused [gate | up].
 register(
     "phi3",

@@ -139,9 +139,11 @@ def _update_config(config, s: Structure, total: PruningPlan) -> None:
     heads = [dims.num_heads - len(total.heads.get(i, ())) for i in kept]
     kv = [len({h // dims.group_size for h in range(dims.num_heads) if h not in total.heads.get(i, ())}) for i in kept]
     chans = [dims.intermediate_size - len(total.channels.get(i, ())) for i in kept]
-    orig_types = base_config.get("layer_types")  # per-layer attention kinds (e.g. sliding windows)
-    if isinstance(orig_types, list) and len(orig_types) == dims.num_layers:
-        config.layer_types = [orig_types[i] for i in kept]
+    # Per-layer lists (layer_types: sliding or full attention; SmolLM3's no_rope_layers; ...) follow
+    # the kept layers, so a stock loader builds each kept layer as it was.
+    for key, value in base_config.items():
+        if isinstance(value, list) and len(value) == dims.num_layers and dims.num_layers > 1:
+            setattr(config, key, [value[i] for i in kept])
     setattr(config, fam.key_layers, len(kept))
     heads_in_config = False
     if fam.key_head_dim:

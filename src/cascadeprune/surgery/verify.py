@@ -28,6 +28,8 @@ _VOCAB = 64
 def tiny_twin(model: nn.Module, spec: FamilySpec, seed: int = 0) -> nn.Module:
     """A tiny random model of ``type(model)`` whose config is ``model``'s, shrunk through ``spec``'s keys."""
     config = copy.deepcopy(model.config)
+    layers = getattr(config, spec.key_layers)
+    per_layer = {k: v for k, v in config.to_dict().items() if isinstance(v, list) and len(v) == layers and layers > 1}
     dense_heads = getattr(config, spec.key_heads)
     dense_kv = getattr(config, spec.key_kv_heads, None) if spec.key_kv_heads else None
     kv = 4 if not dense_kv or dense_kv == dense_heads else (1 if dense_kv == 1 else 2)
@@ -45,8 +47,8 @@ def tiny_twin(model: nn.Module, spec: FamilySpec, seed: int = 0) -> nn.Module:
     for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
         if isinstance(getattr(config, key, None), int) and getattr(config, key) >= _VOCAB:
             setattr(config, key, 0)
-    if isinstance(getattr(config, "layer_types", None), list):
-        config.layer_types = config.layer_types[:3]
+    for key, value in per_layer.items():  # per-layer lists (layer_types, ...): the first 3 layers' kinds, cycled
+        setattr(config, key, [value[i % len(value)] for i in range(3)])
     if hasattr(config, "initializer_range"):
         config.initializer_range = 0.1  # large enough that a wrong cut shows above the tolerance
     torch.manual_seed(seed)
