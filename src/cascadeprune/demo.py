@@ -130,13 +130,13 @@ def run_demo(out: str) -> int:
     deploy_ok = deploy_demo(root)
     print("surgery check on a tiny model of every supported family:\n")
     rows = [demo_family(f, root / "surgery") for f in TINY_CONFIGS]
-    header = f"{'family':<9} {'attention':<10} {'ffn':<7} {'SIA':<9} {'blocks dense->pruned':>22} {'ratio':>6} " \
+    header = f"{'family':<12} {'attention':<10} {'ffn':<7} {'SIA':<9} {'blocks dense->pruned':>22} {'ratio':>6} " \
              f"{'|pruned-masked|':>16} {'|reload-pruned|':>16}  loader"
     print(header)
     print("-" * len(header))
     for r in rows:
         loader = "stock Auto" if r["stock_loadable"] else "load_model"
-        print(f"{r['family']:<9} {r['attention']:<10} {r['ffn']:<7} {r['sia']:<9} "
+        print(f"{r['family']:<12} {r['attention']:<10} {r['ffn']:<7} {r['sia']:<9} "
               f"{r['block_params_dense']:>10,} ->{r['block_params_pruned']:>9,} {r['ratio']:>6.2f} "
               f"{r['max_abs_diff_vs_masked']:>16.2e} {r['max_abs_diff_reload']:>16.2e}  {loader}")
     (root / "surgery" / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
