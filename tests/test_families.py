@@ -78,6 +78,19 @@ def test_family_pruned_equals_masked_and_reloads(family, tmp_path):
                        forward(pruned, batch))
 
 
+@pytest.mark.parametrize("family", ALL)
+def test_family_pruned_equals_masked_with_eager_attention(family):
+    """Eager attention reads every head-count attribute (SDPA's GQA path may not): the table's
+    attention attributes must all be right."""
+    model = tiny_model(family, 1)
+    model.config._attn_implementation = "eager"
+    plan = make_plan(model, "mixed", uniform=False, seed=4)
+    batch = inputs(model, 4)
+    with mask_plan(model, plan):
+        masked = forward(model, batch)
+    assert (forward(apply_plan(model, plan), batch) - masked).abs().max().item() <= TOL
+
+
 @pytest.mark.parametrize("family", sorted(set(ALL) - ENCODERS - {"llama", "mistral", "qwen2", "gpt2", "gpt_neox"}))
 def test_new_decoder_cached_generation_equals_masked(family):
     model = tiny_model(family, 3)

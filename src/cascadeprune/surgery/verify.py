@@ -49,6 +49,9 @@ def tiny_twin(model: nn.Module, spec: FamilySpec, seed: int = 0) -> nn.Module:
             setattr(config, key, 0)
     for key, value in per_layer.items():  # per-layer lists (layer_types, ...): the first 3 layers' kinds, cycled
         setattr(config, key, [value[i % len(value)] for i in range(3)])
+    # eager attention: the reference implementation, on any device, and the strictest check (it reads
+    # every head-count attribute, e.g. num_key_value_groups, which SDPA's GQA path can ignore)
+    config._attn_implementation = "eager"
     if hasattr(config, "initializer_range"):
         config.initializer_range = 0.1  # large enough that a wrong cut shows above the tolerance
     torch.manual_seed(seed)
