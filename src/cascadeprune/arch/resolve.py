@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from cascadeprune.arch.table import FAMILIES, FamilySpec
-from cascadeprune.errors import CascadePruneError
+from cascadeprune.errors import CascadePruneError, UnsupportedArchitectureError
 
 RECORD_KEY = "cascadeprune"  # config attribute holding the cumulative plan and the dense config
 
@@ -133,7 +133,11 @@ def spec_for(model: nn.Module) -> FamilySpec:
 
     A ``model_type`` with no entry is matched once against the table's layouts and verified on
     the spot (:mod:`cascadeprune.arch.recognise`); failing that, the error names the mismatch."""
-    model_type = model.config.model_type
+    config = getattr(model, "config", None)
+    if config is None:  # e.g. a plain torch module: nothing here for a transformer tool to find
+        raise UnsupportedArchitectureError(f"{type(model).__name__} is not a Hugging Face transformer (no config); "
+                                           "cascadeprune prunes transformer blocks only")
+    model_type = config.model_type
     if model_type in FAMILIES:
         return FAMILIES[model_type]
     from cascadeprune.arch.recognise import recognise
@@ -162,8 +166,8 @@ def dense_dims(model: nn.Module) -> Dims:
 
 def resolve(model: nn.Module) -> Structure:
     """Find every layer and projection of ``model`` through the architecture table."""
+    family = spec_for(model)  # raises first for a model that is not a Hugging Face transformer
     config = model.config
-    family = spec_for(model)
     rec = record_of(config)
     dims = dense_dims(model)
     removed = _Removed.of(rec)
