@@ -10,6 +10,7 @@ and an ambiguous one are refused with a message naming the mismatch.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -253,3 +254,14 @@ def test_new_layouts_feed_statistics_and_criteria(family):
             scores = score(granularity, criterion, stats)
             assert all(len(scores[l.orig_index]) == width for l in s.layers), (granularity, criterion)
             assert all(torch.isfinite(scores[l.orig_index]).any() for l in s.layers), (granularity, criterion)
+
+
+def test_cli_inspect_says_declared_or_recognised(tmp_path, capsys, fresh_recognition):
+    from cascadeprune.cli import main
+
+    tiny("GraniteConfig", num_key_value_heads=2).save_pretrained(tmp_path / "granite")
+    assert main(["inspect", str(tmp_path / "granite")]) == 0
+    assert "spec recognised (layout of llama" in capsys.readouterr().out
+    assert main(["inspect", "tiny-phi3", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["spec"] == "declared" and info["ffn"]["gated"] and not info["tied_embeddings"]
