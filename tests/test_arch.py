@@ -17,7 +17,7 @@ EXPECTED = {  # family: (attention kind, D, gated FFN)
     # issue 21 (tiny configs in cascadeprune.storage.sources)
     "qwen3": ("GQA", 4, True), "gemma": ("GQA", 2, True), "gemma2": ("GQA", 2, True), "gemma3_text": ("MQA", 4, True),
     "phi3": ("GQA", 4, True), "phi": ("MHA", 1, False), "cohere": ("GQA", 2, True), "starcoder2": ("GQA", 2, False),
-    "opt": ("MHA", 1, False), "distilbert": ("MHA", 1, False),
+    "opt": ("MHA", 1, False), "distilbert": ("MHA", 1, False), "olmo2": ("GQA", 2, True),
 }
 
 
@@ -40,11 +40,10 @@ def test_resolve_and_inspect(family):
 
 
 def test_unknown_family_names_the_table():
-    # OLMo-2 has no entry and its q/k norms span all heads: no known layout fits (tests/test_families.py)
-    config = transformers.Olmo2Config(vocab_size=32, hidden_size=16, num_hidden_layers=1, intermediate_size=32,
-                                      num_attention_heads=2)
-    model = transformers.Olmo2ForCausalLM(config)
-    with pytest.raises(UnsupportedArchitectureError, match=r"'olmo2'.*cascadeprune\.arch\.table\.FAMILIES"):
+    # GPT-J has no entry and no layout of the table fits it (more cases: tests/test_families.py)
+    config = transformers.GPTJConfig(vocab_size=32, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, n_positions=32)
+    model = transformers.GPTJForCausalLM(config)
+    with pytest.raises(UnsupportedArchitectureError, match=r"'gptj'.*cascadeprune\.arch\.table\.FAMILIES"):
         resolve(model)
 
 

@@ -32,9 +32,15 @@ ALL = sorted(TINY_CONFIGS)
 # config validation that accepts it). The README's table states the same.
 STOCK_UNIFORM_WITH_HEADS = {
     "bert": False, "cohere": True, "distilbert": False, "gemma": True, "gemma2": True, "gemma3_text": True,
-    "gpt2": False, "gpt_neox": False, "llama": True, "mistral": True, "opt": False, "phi": False, "phi3": True,
+    "gpt2": False, "gpt_neox": False, "llama": True, "mistral": True, "olmo2": True, "opt": False, "phi": False, "phi3": True,
     "qwen2": True, "qwen3": True, "roberta": False, "starcoder2": True,
 }
+
+
+def mixed_plan(model, uniform: bool, seed: int) -> PruningPlan:
+    """Layers, heads and channels; layers and channels only where the family refuses heads (OLMo-2)."""
+    plan = make_plan(model, "mixed", uniform, seed)
+    return PruningPlan(plan.layers, {}, plan.channels) if resolve(model).family.heads_refused else plan
 
 
 def stock_auto(model):
@@ -45,7 +51,7 @@ def check_equivalence_and_reload(model, tmp_path, stock_expected: bool | None = 
     batch = inputs(model)
     dense = forward(model, batch)
     for uniform in (True, False):
-        plan = make_plan(model, "mixed", uniform, seed=1)
+        plan = mixed_plan(model, uniform, seed=1)
         with mask_plan(model, plan):
             masked = forward(model, batch)
         pruned = apply_plan(model, plan)
@@ -85,7 +91,7 @@ def test_family_pruned_equals_masked_with_eager_attention(family):
     attention attributes must all be right."""
     model = tiny_model(family, 1)
     model.config._attn_implementation = "eager"
-    plan = make_plan(model, "mixed", uniform=False, seed=4)
+    plan = mixed_plan(model, uniform=False, seed=4)
     batch = inputs(model, 4)
     with mask_plan(model, plan):
         masked = forward(model, batch)
@@ -95,7 +101,7 @@ def test_family_pruned_equals_masked_with_eager_attention(family):
 @pytest.mark.parametrize("family", sorted(set(ALL) - ENCODERS - {"llama", "mistral", "qwen2", "gpt2", "gpt_neox"}))
 def test_new_decoder_cached_generation_equals_masked(family):
     model = tiny_model(family, 3)
-    plan = make_plan(model, "mixed", uniform=False, seed=3)
+    plan = mixed_plan(model, uniform=False, seed=3)
     ids = inputs(model, 3, batch=1)["input_ids"]
     kw = dict(max_new_tokens=6, do_sample=False, use_cache=True, output_logits=True, return_dict_in_generate=True,
               pad_token_id=0)
@@ -149,6 +155,9 @@ RECOGNISABLE = {  # model_type left out of the table -> (config class, Auto clas
                 dict(num_key_value_heads=2, pad_token_id=0, bos_token_id=0, eos_token_id=0), "llama"),
     "olmo": ("OlmoConfig", transformers.AutoModelForCausalLM, dict(num_key_value_heads=2, pad_token_id=0, bos_token_id=0,
                                                                    eos_token_id=0), "llama"),  # parameter-free LayerNorms
+    # OLMo-2's layout (q/k norm over all heads): recognised with heads refused, layers and channels exact
+    "olmo3": ("Olmo3Config", transformers.AutoModelForCausalLM, dict(num_key_value_heads=2, pad_token_id=0,
+                                                                     bos_token_id=0, eos_token_id=0), "olmo2"),
 }
 
 
@@ -177,7 +186,7 @@ def test_recognition_in_a_fresh_process():
             "print(cp.resolve(transformers.AutoModelForCausalLM.from_config(c)).family.origin)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().startswith("recognised (layout of llama")
+    assert out.stdout.strip() == "recognised (layout of gemma, llama, mistral, qwen2)"
     assert "granite: not in cascadeprune.arch.table.FAMILIES; recognised" in out.stderr
 
 
@@ -190,14 +199,39 @@ def test_family_deliberately_left_out_is_recognised(monkeypatch, fresh_recogniti
 
 
 def test_unknown_layout_is_refused_naming_the_mismatch(fresh_recognition):
-    # OLMo-2 normalises q over all heads at once (q_norm of heads x head_dim): heads are not separable
-    model = tiny("Olmo2Config", num_key_value_heads=2)
+    # GPT-J: attention and fc_in/fc_out MLP in parallel under `h`, q/k/v without biases; no entry, no layout
+    model = transformers.AutoModelForCausalLM.from_config(transformers.GPTJConfig(
+        vocab_size=64, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64)).eval()
     with pytest.raises(UnsupportedArchitectureError) as e:
         resolve(model)
     msg = str(e.value)
-    assert "'olmo2'" in msg and "matches none of the known layouts" in msg and "cascadeprune.arch.table.FAMILIES" in msg
-    assert "q_norm weight is (32,), expected 8 rows" in msg  # the Qwen3 layout's per-head norm
-    assert "no norm at 'input_layernorm'" in msg  # the Llama layout
+    assert "'gptj'" in msg and "matches none of the known layouts" in msg and "cascadeprune.arch.table.FAMILIES" in msg
+    # per layout, the first thing that did not match: GPT-J has GPT-2's keys and `attn`, not its c_proj
+    assert "gpt2: no o module at 'attn.c_proj' in a layer" in msg
+    assert "gemma/llama/mistral/qwen2: config has no integer 'num_key_value_heads'" in msg
+
+
+def test_full_width_qk_norm_refuses_heads_but_prunes_layers_and_channels():
+    """OLMo-2: a q/k norm over all heads at once makes heads inseparable: refused, named, model untouched."""
+    from cascadeprune import PlanError
+
+    model = tiny_model("olmo2")
+    with pytest.raises(PlanError, match=r"\[heads-refused\] olmo2: heads cannot be removed: its q/k RMSNorm spans all heads"):
+        apply_plan(model, PruningPlan(heads={0: {0, 1}}))
+    assert resolve(model).layers[0].q.out_features == 64
+    # and the reason is real: slicing the norm weight with the head would not equal masking
+    batch = inputs(model)
+    with mask_plan(model, PruningPlan(heads={0: {0, 1}})):
+        masked = forward(model, batch)
+    l = resolve(model).layers[0]
+    with torch.no_grad():  # the naive cut: drop KV group 0 from q/k/v/o and both norms
+        from cascadeprune.surgery.slicing import keep_inputs, keep_outputs, keep_rows
+        keep_outputs(l.q, range(32, 64), "linear"), keep_rows(l.q_norm, range(32, 64))
+        keep_outputs(l.k, range(16, 32), "linear"), keep_rows(l.k_norm, range(16, 32))
+        keep_outputs(l.v, range(16, 32), "linear"), keep_inputs(l.o, range(32, 64), "linear")
+        l.attention.num_key_value_groups = 2
+        naive = forward(model, batch)
+    assert (naive - masked).abs().max().item() > 1e-3
 
 
 def test_ambiguous_layout_is_refused(monkeypatch, fresh_recognition):
@@ -261,7 +295,7 @@ def test_cli_inspect_says_declared_or_recognised(tmp_path, capsys, fresh_recogni
 
     tiny("GraniteConfig", num_key_value_heads=2).save_pretrained(tmp_path / "granite")
     assert main(["inspect", str(tmp_path / "granite")]) == 0
-    assert "spec recognised (layout of llama" in capsys.readouterr().out
+    assert "spec recognised (layout of gemma, llama, mistral, qwen2)" in capsys.readouterr().out
     assert main(["inspect", "tiny-phi3", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["spec"] == "declared" and info["ffn"]["gated"] and not info["tied_embeddings"]

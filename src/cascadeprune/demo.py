@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from cascadeprune.accounting import block_params
-from cascadeprune.arch.resolve import dense_dims
+from cascadeprune.arch.resolve import dense_dims, spec_for
 from cascadeprune.inspection import inspect_model
-from cascadeprune.plan import random_plan
+from cascadeprune.plan import PruningPlan, random_plan
 from cascadeprune.storage import load_model, save_model
 from cascadeprune.storage.sources import TINY_CONFIGS, tiny_model
 from cascadeprune.surgery import apply_plan, mask_plan
@@ -36,6 +36,8 @@ def demo_family(family: str, out: Path, seed: int = 0) -> dict:
     model = tiny_model(family, seed)
     info = inspect_model(model)
     plan = random_plan(dense_dims(model), random.Random(seed), layers=0.25, heads=0.4, channels=0.3)
+    if spec_for(model).heads_refused:  # e.g. OLMo-2: layers and channels only
+        plan = PruningPlan(plan.layers, {}, plan.channels)
     x = torch.randint(0, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(seed))
     with mask_plan(model, plan):
         masked = _out(model, x)

@@ -43,9 +43,10 @@ def register_verifier(fn: Callable[[nn.Module, FamilySpec], None]) -> None:
 
 
 def layouts() -> list[tuple[FamilySpec, list[str]]]:
-    """Distinct layouts of the table, each with the families that use it."""
+    """Distinct layouts of the table, each with the families that use it (sorted by name: the
+    order of messages does not depend on the order of registration)."""
     groups: list[tuple[FamilySpec, list[str]]] = []
-    for name, spec in FAMILIES.items():
+    for name, spec in sorted(FAMILIES.items()):
         for template, names in groups:
             if template.layout() == spec.layout():
                 names.append(name)

@@ -243,7 +243,7 @@ def _check_layer(l: LayerRefs, family: FamilySpec, dims: Dims) -> None:
         expect[("qkv", "out")] = (nq + 2 * nkv) * hd
     else:
         expect[("qkv", "out")] = 3 * nq * hd
-    norm_rows = {"head_dim": (hd, hd), "per_head": (nq, nkv)}[family.qk_norm_kind]
+    norm_rows = {"head_dim": (hd, hd), "per_head": (nq, nkv), "full": (nq * hd, nkv * hd)}[family.qk_norm_kind]
     for name, want in zip(("q_norm", "k_norm"), norm_rows):
         norm = getattr(l, name)
         got = None if norm is None else getattr(norm, "weight", None)

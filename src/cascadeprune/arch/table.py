@@ -32,10 +32,10 @@ QKVLayout = Literal["split", "fused_blocks", "fused_heads"]
 #   head_dim : one weight of head_dim entries shared by every head (Qwen3, Gemma 3, Phi's
 #              qk_layernorm): kept whole when heads go
 #   per_head : a weight shaped (heads, head_dim) (Cohere's use_qk_norm): sliced with the heads
-# A norm over the full q width (OLMo-2's q_norm of heads x head_dim) mixes heads: removing one
-# changes the others' normalisation, so pruning would not equal masking; such a layout is not
-# in this table and is refused by recognition.
-QKNormKind = Literal["head_dim", "per_head"]
+#   full     : one norm over all heads' width, heads x head_dim (OLMo-2): its statistics mix the
+#              heads, so removing one changes the others' normalisation and pruning would not
+#              equal masking. Such a family sets `heads_refused`: layers and channels only.
+QKNormKind = Literal["head_dim", "per_head", "full"]
 
 # What a module attribute must be set to after head surgery.
 #   heads  : number of query heads kept     kv_heads : number of KV heads kept
@@ -70,6 +70,7 @@ class FamilySpec:
     k_norm: str | None = None
     qk_norm_kind: QKNormKind = "head_dim"
     parallel: bool = False  # attention and FFN both read one norm's output and are summed (Phi, Cohere)
+    heads_refused: str | None = None  # why heads cannot be removed exactly (plans removing heads are refused)
     weight_layout: Literal["linear", "conv1d"] = "linear"  # conv1d stores weight as (in, out)
     causal: bool = True  # decoder (causal LM) or encoder
     # Config keys (canonical attribute names; HF attribute_map aliases resolve through them).
@@ -241,6 +242,17 @@ register(
     "cohere",
     _like(_LLAMA, "cohere", norms=("input_layernorm",), q_norm="self_attn.q_norm", k_norm="self_attn.k_norm",
           qk_norm_kind="per_head", parallel=True),
+)
+# OLMo-2: Llama's projections, norms after attention and after the FFN (no input norm), and RMSNorm
+# over the full q and k widths: layers and channels prune exactly, heads do not.
+register(
+    "olmo2",
+    _like(
+        _LLAMA, "olmo2", norms=("post_attention_layernorm", "post_feedforward_layernorm"),
+        q_norm="self_attn.q_norm", k_norm="self_attn.k_norm", qk_norm_kind="full",
+        heads_refused="its q/k RMSNorm spans all heads at once (heads x head_dim), so removing a head would "
+                      "change how the others are normalised: pruned would not equal masked",
+    ),
 )
 # StarCoder2: GQA with biases, ungated c_fc/c_proj GELU MLP.
 register("starcoder2", _like(_LLAMA, "starcoder2", up="mlp.c_fc", gate=None, down="mlp.c_proj"))

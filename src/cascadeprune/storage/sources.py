@@ -49,6 +49,8 @@ TINY_CONFIGS: dict[str, tuple[str, dict]] = {
                                                 "partial_rotary_factor": 0.5})),
     "cohere": ("CohereConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=4,
                                      use_qk_norm=True, pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+    "olmo2": ("Olmo2Config", dict(_COMMON, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+                                   pad_token_id=0, bos_token_id=0, eos_token_id=0)),
     "starcoder2": ("Starcoder2Config", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
                                              num_key_value_heads=2, sliding_window=None, bos_token_id=0,
                                              eos_token_id=0)),

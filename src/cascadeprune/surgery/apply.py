@@ -18,6 +18,7 @@ import logging
 from torch import nn
 
 from cascadeprune.arch.resolve import RECORD_KEY, LayerRefs, Structure, base_model_of, resolve
+from cascadeprune.errors import PlanError
 from cascadeprune.plan import FORMAT, PruningPlan, applied_plan, validate
 from cascadeprune.surgery.slicing import keep_inputs, keep_outputs, keep_rows
 
@@ -33,6 +34,9 @@ def apply_plan(model: nn.Module, plan: PruningPlan, inplace: bool = False) -> nn
     """
     before = resolve(model)
     total = applied_plan(before) | plan
+    if before.family.heads_refused and any(total.heads.values()):
+        raise PlanError(f"[heads-refused] {before.family.name}: heads cannot be removed: {before.family.heads_refused}; "
+                        "remove layers and channels only")
     validate(total, before.dims, _index_dependent(model.config, before))
     if not inplace:
         model = copy.deepcopy(model)
