@@ -212,7 +212,8 @@ register("qwen3", _QWEN3)
 # Gemma: Llama's layout, GeGLU (gelu_pytorch_tanh gate), head_dim independent of hidden / heads,
 # tied embeddings scaled by sqrt(hidden) (no effect on pruning). Gemma 2 adds pre/post FFN norms
 # and logit soft-capping; Gemma 3 (text) adds q/k norms over head_dim.
-_GEMMA2_NORMS = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm")
+_GEMMA2_NORMS = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                 "post_feedforward_layernorm")
 register("gemma", _like(_LLAMA, "gemma"))
 register("gemma2", _like(_LLAMA, "gemma2", norms=_GEMMA2_NORMS, key_activation="hidden_activation"))
 register("gemma3_text", _like(_QWEN3, "gemma3_text", norms=_GEMMA2_NORMS, key_activation="hidden_activation"))

@@ -2,8 +2,9 @@
 
 A head's parts are its query rows, its output-projection columns and, in ``grouped`` mode, its
 share (1/D) of the key and value rows of its KV group (split or fused [q | k | v] blocks, as in
-GPT-2 and Phi-3); GPT-NeoX's per-head fused layout gives the head's own q, k and v rows. A channel's parts are its up row, gate row (gated FFNs) and down
-column. ``naive`` mode keeps only the query rows (heads) or the up row (channels): single
+GPT-2 and Phi-3); GPT-NeoX's per-head fused layout gives the head's own q, k and v rows. A
+channel's parts are its up row, gate row (gated FFNs; the two halves of a fused [gate | up] as in
+Phi-3) and down column. ``naive`` mode keeps only the query rows (heads) or the up row (channels): single
 projections scored independently, as a per-component criterion would, for studying the collapse
 on GQA + SwiGLU.
 

@@ -35,7 +35,8 @@ def apply_plan(model: nn.Module, plan: PruningPlan, inplace: bool = False) -> nn
     before = resolve(model)
     total = applied_plan(before) | plan
     if before.family.heads_refused and any(total.heads.values()):
-        raise PlanError(f"[heads-refused] {before.family.name}: heads cannot be removed: {before.family.heads_refused}; "
+        fam = before.family
+        raise PlanError(f"[heads-refused] {fam.name}: heads cannot be removed: {fam.heads_refused}; "
                         "remove layers and channels only")
     validate(total, before.dims, _index_dependent(model.config, before))
     if not inplace:

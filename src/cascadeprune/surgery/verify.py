@@ -82,7 +82,8 @@ def verify_spec(model: nn.Module, spec: FamilySpec) -> None:
     if spec.heads_refused:  # the layout prunes layers and channels only
         plan = PruningPlan(plan.layers, {}, plan.channels)
     g = torch.Generator().manual_seed(0)
-    batch = {"input_ids": torch.randint(2, _VOCAB, (2, 8), generator=g), "attention_mask": torch.ones(2, 8, dtype=torch.long)}
+    batch = {"input_ids": torch.randint(2, _VOCAB, (2, 8), generator=g),
+             "attention_mask": torch.ones(2, 8, dtype=torch.long)}
     dense = tiny(**batch)[0]
     with mask_plan(tiny, plan):
         masked = tiny(**batch)[0]
