@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from cascadeprune.arch.resolve import LayerRefs, Structure, base_model_of, in_features, out_features, resolve
+from cascadeprune.arch.resolve import (
+    LayerRefs, Structure, base_model_of, in_features, optional_submodule, out_features, resolve,
+)
 from cascadeprune.plan import PruningPlan, applied_plan
 
 
@@ -41,7 +43,7 @@ def param_breakdown(model: nn.Module) -> dict[str, int]:
                     n += p.numel()
         return n
 
-    emb = count(base.get_submodule(p) for p in s.family.embeddings)
+    emb = count(m for m in (optional_submodule(base, p) for p in s.family.embeddings) if m is not None)
     blocks = count([s.layer_list])
     other = count([base])
     head = count([model])
@@ -85,10 +87,15 @@ def unit_costs(s: Structure) -> UnitCosts:
     o_col = out_features(l.o, fam)
     if fam.qkv_layout == "split":
         q, kv = hd * _rowcost(l.q, s), hd * (_rowcost(l.k, s) + _rowcost(l.v, s))
+    elif fam.qkv_layout == "fused_blocks" and s.is_gqa:  # [q | k | v] with fewer KV heads (Phi-3)
+        q, kv = hd * _rowcost(l.qkv, s), 2 * hd * _rowcost(l.qkv, s)
     else:
         q, kv = 3 * hd * _rowcost(l.qkv, s), 0
     q += hd * o_col
-    ch = _rowcost(l.up, s) + _rowcost(l.gate, s) + out_features(l.down, fam)
+    if fam.qk_norm_kind == "per_head":  # a (heads, head_dim) norm row goes with its head
+        q += _count(l.q_norm) // len(l.heads)
+        kv += _count(l.k_norm) // len(l.kv_heads)
+    ch = _rowcost(l.up, s) + _rowcost(l.gate, s) + 2 * _rowcost(l.gate_up, s) + out_features(l.down, fam)
     fixed = _count(l.module) - len(l.heads) * q - len(l.kv_heads) * kv - len(l.channels) * ch
     return UnitCosts(q, kv, ch, fixed)
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from cascadeprune.accounting import block_params
-from cascadeprune.arch.resolve import dense_dims
+from cascadeprune.arch.resolve import dense_dims, spec_for
 from cascadeprune.inspection import inspect_model
-from cascadeprune.plan import random_plan
+from cascadeprune.plan import PruningPlan, random_plan
 from cascadeprune.storage import load_model, save_model
 from cascadeprune.storage.sources import TINY_CONFIGS, tiny_model
 from cascadeprune.surgery import apply_plan, mask_plan
@@ -36,6 +36,8 @@ def demo_family(family: str, out: Path, seed: int = 0) -> dict:
     model = tiny_model(family, seed)
     info = inspect_model(model)
     plan = random_plan(dense_dims(model), random.Random(seed), layers=0.25, heads=0.4, channels=0.3)
+    if spec_for(model).heads_refused:  # e.g. OLMo-2: layers and channels only
+        plan = PruningPlan(plan.layers, {}, plan.channels)
     x = torch.randint(0, model.config.vocab_size, (2, 16), generator=torch.Generator().manual_seed(seed))
     with mask_plan(model, plan):
         masked = _out(model, x)
@@ -130,13 +132,13 @@ def run_demo(out: str) -> int:
     deploy_ok = deploy_demo(root)
     print("surgery check on a tiny model of every supported family:\n")
     rows = [demo_family(f, root / "surgery") for f in TINY_CONFIGS]
-    header = f"{'family':<9} {'attention':<10} {'ffn':<7} {'SIA':<9} {'blocks dense->pruned':>22} {'ratio':>6} " \
+    header = f"{'family':<12} {'attention':<10} {'ffn':<7} {'SIA':<9} {'blocks dense->pruned':>22} {'ratio':>6} " \
              f"{'|pruned-masked|':>16} {'|reload-pruned|':>16}  loader"
     print(header)
     print("-" * len(header))
     for r in rows:
         loader = "stock Auto" if r["stock_loadable"] else "load_model"
-        print(f"{r['family']:<9} {r['attention']:<10} {r['ffn']:<7} {r['sia']:<9} "
+        print(f"{r['family']:<12} {r['attention']:<10} {r['ffn']:<7} {r['sia']:<9} "
               f"{r['block_params_dense']:>10,} ->{r['block_params_pruned']:>9,} {r['ratio']:>6.2f} "
               f"{r['max_abs_diff_vs_masked']:>16.2e} {r['max_abs_diff_reload']:>16.2e}  {loader}")
     (root / "surgery" / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")

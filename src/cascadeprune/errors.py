@@ -6,7 +6,8 @@ class CascadePruneError(Exception):
 
 
 class UnsupportedArchitectureError(CascadePruneError):
-    """The model's family is not in the architecture table (``cascadeprune.arch.table.FAMILIES``)."""
+    """The model's family is not in the architecture table (``cascadeprune.arch.table.FAMILIES``) and its
+    layout was not recognised (no match, several matches, or pruning != masking on the spot)."""
 
 
 class PlanError(CascadePruneError):

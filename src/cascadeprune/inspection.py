@@ -28,12 +28,13 @@ def inspect_model(model: nn.Module, context: int = 512) -> dict:
     """A JSON-ready description of ``model``'s structure, size, cost and SIA verdict."""
     s = resolve(model)
     act = str(getattr(model.config, s.family.key_activation, "?"))
-    gated = s.family.gate is not None
+    gated = s.family.gated
     ffn = _GATED_NAMES.get(act, f"gated-{act}") if gated else act.upper()
     dense = dense_block_params(model)
     blocks = block_params(model)
     return {
         "family": s.family.name,
+        "spec": s.family.origin,  # "declared" (a table entry) or "recognised (layout of ...)"
         "model_class": type(model).__name__,
         "attention": {
             "kind": attention_kind(s.dims.num_heads, s.dims.num_kv_heads),
@@ -42,7 +43,9 @@ def inspect_model(model: nn.Module, context: int = 512) -> dict:
             "group_size": s.dims.group_size,
             "head_dim": s.dims.head_dim,
         },
-        "ffn": {"kind": ffn, "gated": gated, "activation": act, "intermediate_size": s.dims.intermediate_size},
+        "ffn": {"kind": ffn, "gated": gated, "activation": act, "intermediate_size": s.dims.intermediate_size,
+                "parallel_to_attention": s.family.parallel},
+        "tied_embeddings": _tied(model),
         "hidden_size": s.dims.hidden_size,
         "num_layers": {"dense": s.dims.num_layers, "now": len(s.layers)},
         "layers": s.per_layer_shapes(),
@@ -52,6 +55,13 @@ def inspect_model(model: nn.Module, context: int = 512) -> dict:
         "pruned": not applied_plan(s).is_empty(),
         "sia": static_check(s).to_dict(),
     }
+
+
+def _tied(model: nn.Module) -> bool:
+    """Whether the output head shares its weight with the input embedding."""
+    get_in, get_out = getattr(model, "get_input_embeddings", None), getattr(model, "get_output_embeddings", None)
+    out = get_out() if callable(get_out) else None
+    return out is not None and callable(get_in) and out.weight is get_in().weight
 
 
 def _fmt(n: int) -> str:
@@ -65,10 +75,11 @@ def format_inspection(info: dict) -> str:
     """Human-readable text for :func:`inspect_model`'s result."""
     a, f, p, c = info["attention"], info["ffn"], info["params"], info["compression"]
     lines = [
-        f"family        {info['family']} ({info['model_class']})",
+        f"family        {info['family']} ({info['model_class']}), spec {info['spec']}",
         f"attention     {a['kind']}: {a['num_heads']} query heads, {a['num_kv_heads']} KV heads, "
         f"D = {a['group_size']}, head_dim {a['head_dim']}",
-        f"ffn           {f['kind']} ({'gated' if f['gated'] else 'not gated'}), width {f['intermediate_size']}",
+        f"ffn           {f['kind']} ({'gated' if f['gated'] else 'not gated'}), width {f['intermediate_size']}"
+        + (", in parallel with attention" if f["parallel_to_attention"] else ""),
         f"layers        {info['num_layers']['now']} of {info['num_layers']['dense']}, hidden {info['hidden_size']}",
         f"parameters    total {_fmt(p['total'])}: blocks {_fmt(p['blocks'])}, embeddings {_fmt(p['embeddings'])}, "
         f"head {_fmt(p['head'])}, other {_fmt(p['other'])}",

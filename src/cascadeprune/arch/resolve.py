@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from cascadeprune.arch.table import FamilySpec, family_for
+from cascadeprune.arch.table import FAMILIES, FamilySpec
 from cascadeprune.errors import CascadePruneError, UnsupportedArchitectureError
 
 RECORD_KEY = "cascadeprune"  # config attribute holding the cumulative plan and the dense config
@@ -47,13 +47,16 @@ class LayerRefs:
     module: nn.Module
     attention: nn.Module
     o: nn.Module
-    up: nn.Module
+    up: nn.Module | None
     down: nn.Module
     gate: nn.Module | None
     q: nn.Module | None
     k: nn.Module | None
     v: nn.Module | None
     qkv: nn.Module | None
+    gate_up: nn.Module | None
+    q_norm: nn.Module | None
+    k_norm: nn.Module | None
     orig_index: int
     heads: tuple[int, ...]
     kv_heads: tuple[int, ...]
@@ -125,8 +128,36 @@ def record_of(config) -> dict | None:
     return rec if rec else None
 
 
+def spec_for(model: nn.Module) -> FamilySpec:
+    """The table entry for ``model``'s ``model_type``, or a spec recognised from its layout.
+
+    A ``model_type`` with no entry is matched once against the table's layouts and verified on
+    the spot (:mod:`cascadeprune.arch.recognise`); failing that, the error names the mismatch."""
+    config = getattr(model, "config", None)
+    if config is None:  # e.g. a plain torch module: nothing here for a transformer tool to find
+        raise UnsupportedArchitectureError(f"{type(model).__name__} is not a Hugging Face transformer (no config); "
+                                           "cascadeprune prunes transformer blocks only")
+    model_type = config.model_type
+    if model_type in FAMILIES:
+        return FAMILIES[model_type]
+    from cascadeprune.arch.recognise import recognise
+
+    return recognise(model)
+
+
+def optional_submodule(root: nn.Module, path: str | None) -> nn.Module | None:
+    """``root.get_submodule(path)``, or None when the path is not set or the module is absent
+    (optional parts: q/k norms switched off by the config, OPT's embedding projections)."""
+    if not path:
+        return None
+    try:
+        return root.get_submodule(path)
+    except AttributeError:
+        return None
+
+
 def dense_dims(model: nn.Module) -> Dims:
-    family = family_for(model.config.model_type)
+    family = spec_for(model)
     rec = record_of(model.config)
     if rec is None:
         return config_dims(model.config, family)
@@ -135,11 +166,8 @@ def dense_dims(model: nn.Module) -> Dims:
 
 def resolve(model: nn.Module) -> Structure:
     """Find every layer and projection of ``model`` through the architecture table."""
-    config = getattr(model, "config", None)
-    if config is None:  # e.g. the reference CNN: nothing here for a transformer tool to find
-        raise UnsupportedArchitectureError(f"{type(model).__name__} is not a Hugging Face transformer (no config); "
-                                           "cascadeprune prunes transformer blocks only")
-    family = family_for(config.model_type)
+    family = spec_for(model)  # raises first for a model that is not a Hugging Face transformer
+    config = model.config
     rec = record_of(config)
     dims = dense_dims(model)
     removed = _Removed.of(rec)
@@ -163,6 +191,7 @@ def resolve(model: nn.Module) -> Structure:
         kv = tuple(sorted({h // dims.group_size for h in heads}))
         channels = tuple(c for c in range(dims.intermediate_size) if c not in removed.channels.get(orig, ()))
         get = lambda path: module.get_submodule(path) if path else None  # noqa: E731
+        maybe = lambda path: optional_submodule(module, path)  # noqa: E731
         refs = LayerRefs(
             module=module,
             attention=get(family.attention),
@@ -174,6 +203,9 @@ def resolve(model: nn.Module) -> Structure:
             k=get(family.k),
             v=get(family.v),
             qkv=get(family.qkv),
+            gate_up=get(family.gate_up),
+            q_norm=maybe(family.q_norm),
+            k_norm=maybe(family.k_norm),
             orig_index=orig,
             heads=heads,
             kv_heads=kv,
@@ -198,13 +230,28 @@ def _check_layer(l: LayerRefs, family: FamilySpec, dims: Dims) -> None:
     """Invariants: heads x head_dim = projection widths, channels = FFN widths."""
     hd = dims.head_dim
     nq, nkv, nc = len(l.heads), len(l.kv_heads), len(l.channels)
-    expect = {("o", "in"): nq * hd, ("up", "out"): nc, ("down", "in"): nc}
+    expect = {("o", "in"): nq * hd, ("down", "in"): nc}
+    if l.up is not None:
+        expect[("up", "out")] = nc
     if l.gate is not None:
         expect[("gate", "out")] = nc
+    if l.gate_up is not None:
+        expect[("gate_up", "out")] = 2 * nc
     if family.qkv_layout == "split":
         expect.update({("q", "out"): nq * hd, ("k", "out"): nkv * hd, ("v", "out"): nkv * hd})
+    elif family.qkv_layout == "fused_blocks":
+        expect[("qkv", "out")] = (nq + 2 * nkv) * hd
     else:
         expect[("qkv", "out")] = 3 * nq * hd
+    norm_rows = {"head_dim": (hd, hd), "per_head": (nq, nkv), "full": (nq * hd, nkv * hd)}[family.qk_norm_kind]
+    for name, want in zip(("q_norm", "k_norm"), norm_rows):
+        norm = getattr(l, name)
+        got = None if norm is None else getattr(norm, "weight", None)
+        if got is not None and got.shape[0] != want:
+            raise CascadePruneError(
+                f"{family.name} layer {l.orig_index}: {name} weight is {tuple(got.shape)}, expected {want} rows "
+                f"({family.qk_norm_kind} q/k norm; {nq} heads, {nkv} KV heads, head_dim {hd})"
+            )
     for (name, side), want in expect.items():
         module = getattr(l, name)
         got = in_features(module, family) if side == "in" else out_features(module, family)

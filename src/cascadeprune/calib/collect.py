@@ -139,7 +139,7 @@ def collect(model: nn.Module, batches: Iterable, loss_fn: Callable[[nn.Module, o
         handles.append(l.module.register_forward_hook(on_layer(i), with_kwargs=True))
         handles.append(l.o.register_forward_pre_hook(on_input(stats.o_in[i])))
         handles.append(l.down.register_forward_pre_hook(on_input(stats.down_in[i])))
-        weights += [m.weight for m in (l.q, l.k, l.v, l.qkv, l.o, l.up, l.gate, l.down) if m is not None]
+        weights += [m.weight for m in (l.q, l.k, l.v, l.qkv, l.o, l.up, l.gate, l.gate_up, l.down) if m is not None]
     was_training = model.training
     model.eval()  # statistics of the deployed computation: no dropout
     saved_flags = [w.requires_grad for w in weights]

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -31,6 +32,8 @@ from cascadeprune.accounting import unit_costs
 from cascadeprune.arch.resolve import LayerRefs, Structure
 from cascadeprune.plan import PruningPlan
 
+
+log = logging.getLogger(__name__)
 
 ALLOCATIONS = ("global", "uniform")
 
@@ -41,6 +44,9 @@ def select(granularity: str, s: Structure, scores: dict, params_to_remove: int, 
         return PruningPlan()
     if granularity == "layers":
         return _layers(s, scores, params_to_remove)
+    if granularity == "heads" and s.family.heads_refused:  # e.g. OLMo-2: surgery would refuse any head
+        log.warning("%s: no heads selected: %s", s.family.name, s.family.heads_refused)
+        return PruningPlan()
     if granularity == "heads":
         return _heads_naive(s, scores, params_to_remove) if mode == "naive" else _heads(s, scores, params_to_remove)
     if granularity == "channels":

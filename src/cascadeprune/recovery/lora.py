@@ -39,7 +39,7 @@ def attention_module_names(model: nn.Module, include_ffn: bool = False) -> list[
     s = resolve(model)
     wanted = set()
     for l in s.layers:
-        mods = [l.q, l.k, l.v, l.qkv, l.o] + ([l.up, l.gate, l.down] if include_ffn else [])
+        mods = [l.q, l.k, l.v, l.qkv, l.o] + ([l.up, l.gate, l.gate_up, l.down] if include_ffn else [])
         wanted |= {id(m) for m in mods if m is not None}
     return [name for name, m in model.named_modules() if id(m) in wanted]
 

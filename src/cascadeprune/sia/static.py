@@ -39,7 +39,7 @@ class SIAVerdict:
 
 
 def static_check(s: Structure) -> SIAVerdict:
-    D, gated = s.dims.group_size, s.family.gate is not None
+    D, gated = s.dims.group_size, s.family.gated
     reasons = []
     if D > 1:
         reasons.append(

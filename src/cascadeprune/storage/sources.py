@@ -34,11 +34,39 @@ TINY_CONFIGS: dict[str, tuple[str, dict]] = {
                                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                                          "partial_rotary_factor": 0.5},
                                         tie_word_embeddings=False)),
+    "qwen3": ("Qwen3Config", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=2,
+                                   head_dim=16, tie_word_embeddings=False)),
+    "gemma": ("GemmaConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+                                   head_dim=24)),  # head_dim x heads != hidden on purpose; tied embeddings
+    "gemma2": ("Gemma2Config", dict(_COMMON, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+                                     head_dim=16, sliding_window=8)),
+    "gemma3_text": ("Gemma3TextConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
+                                             num_key_value_heads=1, head_dim=16, sliding_window=8)),  # MQA
+    "phi3": ("Phi3Config", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=2,
+                                 pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+    "phi": ("PhiConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4, qk_layernorm=True,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": 0.5})),
+    "cohere": ("CohereConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=8, num_key_value_heads=4,
+                                     use_qk_norm=True, pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+    "olmo2": ("Olmo2Config", dict(_COMMON, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+                                   pad_token_id=0, bos_token_id=0, eos_token_id=0)),
+    "starcoder2": ("Starcoder2Config", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
+                                             num_key_value_heads=2, sliding_window=None, bos_token_id=0,
+                                             eos_token_id=0)),
+    "opt": ("OPTConfig", dict(vocab_size=128, hidden_size=64, num_hidden_layers=4, ffn_dim=96, num_attention_heads=4,
+                              word_embed_proj_dim=32, max_position_embeddings=128, pad_token_id=1,
+                              init_std=0.1)),  # embeddings projected in and out (32 <-> 64), tied head
+    "distilbert": ("DistilBertConfig", dict(vocab_size=128, dim=64, n_layers=4, n_heads=4, hidden_dim=96,
+                                            max_position_embeddings=128, initializer_range=0.1)),
     "bert": ("BertConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4)),
     "roberta": ("RobertaConfig", dict(_COMMON, intermediate_size=96, num_attention_heads=4,
                                        max_position_embeddings=130, pad_token_id=1)),
 }
-ENCODERS = {"bert", "roberta"}
+ENCODERS = {"bert", "roberta", "distilbert"}
+# The seven families the deep suites (importance, selection, storage, surgery) run over; every
+# family in TINY_CONFIGS has its own equivalence and reload test (tests/test_families.py).
+CORE = ("bert", "gpt2", "gpt_neox", "llama", "mistral", "qwen2", "roberta")
 
 
 def tiny_model(family: str, seed: int = 0) -> torch.nn.Module:

@@ -18,8 +18,9 @@ import logging
 from torch import nn
 
 from cascadeprune.arch.resolve import RECORD_KEY, LayerRefs, Structure, base_model_of, resolve
+from cascadeprune.errors import PlanError
 from cascadeprune.plan import FORMAT, PruningPlan, applied_plan, validate
-from cascadeprune.surgery.slicing import keep_inputs, keep_outputs
+from cascadeprune.surgery.slicing import keep_inputs, keep_outputs, keep_rows
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ def apply_plan(model: nn.Module, plan: PruningPlan, inplace: bool = False) -> nn
     """
     before = resolve(model)
     total = applied_plan(before) | plan
+    if before.family.heads_refused and any(total.heads.values()):
+        fam = before.family
+        raise PlanError(f"[heads-refused] {fam.name}: heads cannot be removed: {fam.heads_refused}; "
+                        "remove layers and channels only")
     validate(total, before.dims, _index_dependent(model.config, before))
     if not inplace:
         model = copy.deepcopy(model)
@@ -72,26 +77,47 @@ def _prune_layer(l: LayerRefs, s: Structure, total: PruningPlan) -> None:
         kv_orig = sorted({h // s.dims.group_size for h in surviving})
         kv = [l.kv_heads.index(g) for g in kv_orig]
         rows = lambda positions: [p * hd + j for p in positions for j in range(hd)]  # noqa: E731
-        n_now = len(l.heads)
+        n_now, kv_now = len(l.heads), len(l.kv_heads)
         if fam.qkv_layout == "split":
             keep_outputs(l.q, rows(heads), fam.weight_layout)
             keep_outputs(l.k, rows(kv), fam.weight_layout)
             keep_outputs(l.v, rows(kv), fam.weight_layout)
-        elif fam.qkv_layout == "fused_blocks":  # [q | k | v], each n_now * hd wide
-            r = rows(heads)
-            keep_outputs(l.qkv, [b * n_now * hd + i for b in range(3) for i in r], fam.weight_layout)
+        elif fam.qkv_layout == "fused_blocks":  # [q | k | v]: n_now * hd, then kv_now * hd twice
+            k0, v0 = n_now * hd, (n_now + kv_now) * hd
+            keep = rows(heads) + [k0 + r for r in rows(kv)] + [v0 + r for r in rows(kv)]
+            keep_outputs(l.qkv, keep, fam.weight_layout)
         else:  # fused_heads: per head [q_h | k_h | v_h], 3 * hd wide
             keep_outputs(l.qkv, [p * 3 * hd + j for p in heads for j in range(3 * hd)], fam.weight_layout)
         keep_inputs(l.o, rows(heads), fam.weight_layout)
+        if fam.qk_norm_kind == "per_head":  # (heads, head_dim) norm weights go with their heads
+            for norm, kept in ((l.q_norm, heads), (l.k_norm, kv)):
+                if norm is not None:
+                    keep_rows(norm, kept)
         counts = {"heads": len(heads), "kv_heads": len(kv), "groups": len(heads) // len(kv), "inner": len(heads) * hd}
         for attr, quantity in fam.attn_attrs.items():
-            setattr(l.attention, attr, counts[quantity])
+            _set_attention_attr(l.attention, attr, counts[quantity])
     channels = _positions(l.channels, total.channels.get(l.orig_index, frozenset()))
     if len(channels) < len(l.channels):
-        keep_outputs(l.up, channels, fam.weight_layout)
-        if l.gate is not None:
-            keep_outputs(l.gate, channels, fam.weight_layout)
+        for proj in (l.up, l.gate):
+            if proj is not None:
+                keep_outputs(proj, channels, fam.weight_layout)
+        if l.gate_up is not None:  # [gate | up], each len(l.channels) wide
+            n = len(l.channels)
+            keep_outputs(l.gate_up, channels + [n + c for c in channels], fam.weight_layout)
         keep_inputs(l.down, channels, fam.weight_layout)
+
+
+def _set_attention_attr(attention: nn.Module, attr: str, value: int) -> None:
+    """Set an attention attribute, or a key of the attention's own config copy ("config.<key>")."""
+    if not attr.startswith("config."):
+        setattr(attention, attr, value)
+        return
+    # The module reads this key from the config it shares with the whole model; give it its own
+    # shallow copy (once) so that layers can differ. Its other keys stay those of the model.
+    if not getattr(attention, "_cascadeprune_own_config", False):
+        attention.config = copy.copy(attention.config)
+        attention._cascadeprune_own_config = True
+    setattr(attention.config, attr[len("config."):], value)
 
 
 def _drop_layers(s: Structure, total: PruningPlan) -> None:
@@ -118,9 +144,11 @@ def _update_config(config, s: Structure, total: PruningPlan) -> None:
     heads = [dims.num_heads - len(total.heads.get(i, ())) for i in kept]
     kv = [len({h // dims.group_size for h in range(dims.num_heads) if h not in total.heads.get(i, ())}) for i in kept]
     chans = [dims.intermediate_size - len(total.channels.get(i, ())) for i in kept]
-    orig_types = base_config.get("layer_types")  # per-layer attention kinds (e.g. sliding windows)
-    if isinstance(orig_types, list) and len(orig_types) == dims.num_layers:
-        config.layer_types = [orig_types[i] for i in kept]
+    # Per-layer lists (layer_types: sliding or full attention; SmolLM3's no_rope_layers; ...) follow
+    # the kept layers, so a stock loader builds each kept layer as it was.
+    for key, value in base_config.items():
+        if isinstance(value, list) and len(value) == dims.num_layers and dims.num_layers > 1:
+            setattr(config, key, [value[i] for i in kept])
     setattr(config, fam.key_layers, len(kept))
     heads_in_config = False
     if fam.key_head_dim:

@@ -44,3 +44,10 @@ def keep_inputs(module: nn.Module, idx, layout: str) -> None:
         module.nx = len(idx)
     else:
         module.in_features = len(idx)
+
+
+@torch.no_grad()
+def keep_rows(module: nn.Module, idx) -> None:
+    """Keep rows ``idx`` (first dimension) of every parameter of a norm shaped (heads, head_dim)."""
+    for name, p in list(module.named_parameters(recurse=False)):
+        _replace(module, name, p.index_select(0, _index(idx, p.device)))

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from cascadeprune.arch.table import family_for
+from cascadeprune.arch.resolve import spec_for
 from cascadeprune.storage.sources import strip_token_embeddings  # noqa: F401  (old import path)
 
 FORMAT = "cascadeprune-classifier/1"
@@ -97,7 +97,7 @@ class VibrationClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, classes: tuple[str, ...], frontend: FrontEndConfig = FrontEndConfig(),
                  meta: dict | None = None):
         super().__init__()
-        family = family_for(backbone.config.model_type)
+        family = spec_for(backbone)
         max_pos = getattr(backbone.config, "max_position_embeddings", None)
         if max_pos is not None and frontend.tokens > max_pos:
             raise ValueError(f"{frontend.tokens} patches exceed the backbone's {max_pos} positions; use a larger patch")
