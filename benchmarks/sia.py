@@ -125,7 +125,7 @@ def run(name: str, results: Path) -> None:
 def _A(x) -> str:
     if x is None:
         return "–"
-    return "inf" if x == float("inf") else f"{x:.2f}"
+    return x if isinstance(x, str) else f"{x:.2f}"
 
 
 def summary_line(rec: dict) -> str:

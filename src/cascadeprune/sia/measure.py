@@ -353,7 +353,18 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
         "static": static_for(s, granularity),
     }
     out.update(verdict(out))
-    return out
+    return jsonable(out)
+
+
+def jsonable(x):
+    """Strict JSON: non-finite floats become the strings "inf", "-inf", "nan" (A is +inf when Σδ ≈ 0 < ΔL)."""
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if x != x else ("inf" if x > 0 else "-inf")
+    return x
 
 
 def static_for(s: Structure, granularity: str) -> dict:
@@ -420,7 +431,7 @@ def verdict(r: dict) -> dict:
 
 
 def _fmt(A) -> str:
-    return "n/a (negligible)" if A is None else "inf" if A == math.inf else f"{A:.2f}"
+    return "n/a (negligible)" if A is None else A if isinstance(A, str) else "inf" if A == math.inf else f"{A:.2f}"
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -447,7 +458,7 @@ def format_report(rep: dict) -> str:
         if c is None:
             lines.append(f"  additivity      the criterion removes nothing at {sets['ratio']:g}x")
         else:
-            rand = [x["A"] for x in sets["random"] if x["A"] is not None]
+            rand = [float(x["A"]) for x in sets["random"] if x["A"] is not None]
             lines.append(f"  additivity      criterion set at {sets['ratio']:g}x ({c['units']} units): ΔL {c['delta_loss']:+.4f}"
                          f" vs Σδ {c['sum_delta']:+.4f} (coverage {c['coverage']:.0%}) -> A = {_fmt(c['A'])}")
             if sets["random"]:
