@@ -150,7 +150,9 @@ def test_json_schema(capsys):
         assert set(r["pairs"]) == {"within", "across", "top"} and isinstance(r["within"], str)
         assert set(r["sets"]) == {"ratio", "params_to_remove", "criterion", "random"}
         if r["sets"]["criterion"] is not None:
-            assert set(r["sets"]["criterion"]) == {"units", "delta_loss", "sum_delta", "coverage", "A"}
+            c = r["sets"]["criterion"]
+            assert set(c) == {"units", "delta_loss", "sum_delta", "coverage", "A", "per_layer"}
+            assert sum(c["per_layer"].values()) == c["units"]
         assert {"tau_halves", "tau_criterion_vs_delta", "weight_only"} <= set(r["rank"])
         assert all(set(s) == {"grade", "what"} and s["grade"] in GRADES for s in r["signals"])
         assert math.isfinite(r["loss_full"]) and r["evaluations"] > 0

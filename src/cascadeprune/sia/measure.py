@@ -367,6 +367,10 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
     sets = {"ratio": ratio, "params_to_remove": budget, "criterion": None, "random": []}
     if crit_set:
         sets["criterion"] = _additivity(ev, crit_set, delta, base)
+        per_layer: dict[str, int] = {}
+        for u in crit_set:
+            per_layer[str(u[0])] = per_layer.get(str(u[0]), 0) + 1
+        sets["criterion"]["per_layer"] = per_layer  # where the criterion's cut falls
         sets["random"] = [_additivity(ev, r, delta, base) for r in rand_sets]
 
     # re-scoring after half the budget is removed (masked), over the units still there
