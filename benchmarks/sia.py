@@ -38,22 +38,22 @@ LM_TASK = "lm@seq=64"
 CWRU = "cwru-4class-crossload"
 TRAIN = ["--task", CWRU, "--data-dir", "../shared/data", "--max-steps", "300", "--seed", "42"]
 
-# name: model, task, granularity, ratio, units, pairs, [(criterion, mode)]
+# name: model, task, granularity, ratio, units, pairs, random sets, [(criterion, mode)]. SmolLM2 is sized for two
+# shared cores (one evaluation = a pass of 16 x 64 tokens, seconds each; a few hundred per run at most).
 RUNS = {
-    "smollm2-heads": ("smollm2-135m", LM_TASK, "heads", 1.05, 270, 60,
-                      [("wanda_sp", "grouped"), ("l1", "grouped"), ("activation", "grouped"), ("l1", "naive")]),
-    "smollm2-channels": ("smollm2-135m", LM_TASK, "channels", 1.11, 64, 48,
-                         [("wanda_sp", "grouped"), ("l1", "grouped"), ("activation", "grouped")]),
-    "smollm2-layers": ("smollm2-135m", LM_TASK, "layers", 1.1, 30, 40, [("lcr", "grouped"),
-                                                                       ("block_influence", "grouped")]),
+    "smollm2-heads": ("smollm2-135m", LM_TASK, "heads", 1.05, 45, 30, 2,
+                      [("wanda_sp", "grouped"), ("activation", "grouped"), ("l1", "grouped")]),
+    "smollm2-channels": ("smollm2-135m", LM_TASK, "channels", 1.11, 32, 24, 2,
+                         [("wanda_sp", "grouped"), ("l1", "grouped")]),
+    "smollm2-layers": ("smollm2-135m", LM_TASK, "layers", 1.1, 30, 20, 2, [("lcr", "grouped")]),
 }
 for _b in ("gpt2-10m", "llama-10m"):
     _m = f"benchmarks/runs/sia/{_b}-cwru"
-    RUNS[f"{_b}-heads"] = (_m, CWRU, "heads", 1.05, 36, 120, [("wanda_sp", "grouped"), ("l1", "grouped"),
-                                                               ("activation", "grouped"), ("l1", "naive")])
-    RUNS[f"{_b}-channels"] = (_m, CWRU, "channels", 1.11, 96, 96, [("wanda_sp", "grouped"), ("l1", "grouped"),
-                                                                    ("activation", "grouped")])
-    RUNS[f"{_b}-layers"] = (_m, CWRU, "layers", 1.5, 6, 15, [("lcr", "grouped"), ("block_influence", "grouped")])
+    RUNS[f"{_b}-heads"] = (_m, CWRU, "heads", 1.05, 36, 120, 3, [("wanda_sp", "grouped"), ("l1", "grouped"),
+                                                                  ("activation", "grouped"), ("l1", "naive")])
+    RUNS[f"{_b}-channels"] = (_m, CWRU, "channels", 1.11, 96, 96, 3, [("wanda_sp", "grouped"), ("l1", "grouped"),
+                                                                       ("activation", "grouped")])
+    RUNS[f"{_b}-layers"] = (_m, CWRU, "layers", 1.5, 6, 15, 3, [("lcr", "grouped"), ("block_influence", "grouped")])
 WINDOWS, BATCH, SEED = 16, 8, 42
 
 
@@ -71,10 +71,10 @@ def commit() -> str:
         return "unknown"
 
 
-def cli_command(model, task, g, ratio, units, pairs, criterion, mode) -> list[str]:
+def cli_command(model, task, g, ratio, units, pairs, random_sets, criterion, mode) -> list[str]:
     cmd = ["cascadeprune", "sia", model, "--task", task, "--granularity", g, "--criterion", criterion, "--ratio",
-           f"{ratio:g}", "--units", str(units), "--pairs", str(pairs), "--windows", str(WINDOWS), "--batch-size",
-           str(BATCH), "--seed", str(SEED)]
+           f"{ratio:g}", "--units", str(units), "--pairs", str(pairs), "--random-sets", str(random_sets),
+           "--windows", str(WINDOWS), "--batch-size", str(BATCH), "--seed", str(SEED)]
     if mode != "grouped":
         cmd += ["--mode", mode]
     if task == CWRU:
@@ -97,7 +97,7 @@ def run(name: str, results: Path) -> None:
     from cascadeprune.sia.measure import measure
     from cascadeprune.tasks import get_task
 
-    model, task_spec, g, ratio, units, pairs, criteria = RUNS[name]
+    model, task_spec, g, ratio, units, pairs, random_sets, criteria = RUNS[name]
     ensure_classifier(model)
     os.chdir(ROOT)
     torch.manual_seed(SEED)
@@ -108,11 +108,11 @@ def run(name: str, results: Path) -> None:
     for criterion, mode in criteria:
         t0 = time.perf_counter()
         r = measure(m, task, g, criterion=criterion, mode=mode, ratio=ratio, units=units, pairs=pairs,
-                    seed=SEED, batches=batches, cache=cache, progress=True)
+                    random_sets=random_sets, seed=SEED, batches=batches, cache=cache, progress=True)
         rec = {"benchmark": "sia", "run": name, "model": model, "task": task_spec, "granularity": g,
                "criterion": criterion, "mode": mode, "ratio": ratio, "seed": SEED, "windows": WINDOWS,
                "batch_size": BATCH, "result": r, "wall_s": round(time.perf_counter() - t0, 1),
-               "command": shlex.join(cli_command(model, task_spec, g, ratio, units, pairs, criterion, mode)),
+               "command": shlex.join(cli_command(model, task_spec, g, ratio, units, pairs, random_sets, criterion, mode)),
                "driver": f"python benchmarks/sia.py --only {name}",
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "commit": commit(), "machine": machine(), "threads": torch.get_num_threads()}
@@ -170,9 +170,9 @@ def main() -> None:
         if args.only is not None and name not in args.only:
             continue
         if args.list:
-            model, task, g, ratio, units, pairs, criteria = spec
+            model, task, g, ratio, units, pairs, random_sets, criteria = spec
             for c, mode in criteria:
-                print(f"{name}: {shlex.join(cli_command(model, task, g, ratio, units, pairs, c, mode))}")
+                print(f"{name}: {shlex.join(cli_command(model, task, g, ratio, units, pairs, random_sets, c, mode))}")
         else:
             run(name, args.results)
 
