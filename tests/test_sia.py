@@ -65,7 +65,7 @@ def test_an_additive_model_gives_A_1_and_no_interaction(granularity):
     for key in ("within",) + (("across",) if r["pairs"]["across"]["n"] else ()):
         assert r["pairs"][key]["max"] < 1e-6  # |I| / (|δi| + |δj|)
     c = r["sets"]["criterion"]
-    assert c["units"] > 1 and c["coverage"] == 1.0 and abs(c["A"] - 1) < 1e-6
+    assert c["units"] > 1 and c["coverage"] == 1.0 and c["determined"] and abs(c["A"] - 1) < 1e-6
     assert all(abs(x["A"] - 1) < 1e-6 for x in r["sets"]["random"])
     assert r["rank"]["tau_rescore"] == pytest.approx(1.0)  # the survivors' statistics do not move
     assert r["verdict"] == "holds", r["signals"]
@@ -145,13 +145,15 @@ def test_json_schema(capsys):
     assert list(rep["granularities"]) == ["layers", "heads", "channels"]
     for g, r in rep["granularities"].items():
         assert r["granularity"] == g and r["verdict"] in GRADES and isinstance(r["advice"], str)
+        assert isinstance(r["not_graded"], list) and len(r["single"]["deltas"]) == r["single"]["measured"]
         assert r["static"]["verdict"] in ("holds", "violated", "n/a")
         assert {"n", "measured", "median", "mean", "negative", "largest"} <= set(r["single"])
         assert set(r["pairs"]) == {"within", "across", "top"} and isinstance(r["within"], str)
         assert set(r["sets"]) == {"ratio", "params_to_remove", "criterion", "random"}
         if r["sets"]["criterion"] is not None:
             c = r["sets"]["criterion"]
-            assert set(c) == {"units", "delta_loss", "sum_delta", "coverage", "A", "per_layer"}
+            assert set(c) == {"units", "delta_loss", "sum_delta", "sum_delta_se", "coverage", "A", "determined",
+                              "per_layer"}
             assert sum(c["per_layer"].values()) == c["units"]
         assert {"tau_halves", "tau_criterion_vs_delta", "weight_only"} <= set(r["rank"])
         assert all(set(s) == {"grade", "what"} and s["grade"] in GRADES for s in r["signals"])

@@ -283,17 +283,28 @@ def _summary(xs: list[float]) -> dict:
 
 
 def _additivity(ev: _Evaluator, units: list[Unit], delta: dict[Unit, float], base: float) -> dict:
+    """ΔL(S), Σδ over S (exact, or |S| x the mean of the measured units with its standard error), and A.
+
+    A is graded only when it is determined: Σδ at least two standard errors (and the negligible floor) from 0."""
     measured = [delta[u] for u in units if u in delta]
     dl = ev(units) - base
-    sum_delta = (sum(measured) if len(measured) == len(units)
-                 else len(units) * statistics.fmean(measured) if measured else float("nan"))
+    k, n = len(measured), len(units)
+    if k == n:
+        sum_delta, se = sum(measured), 0.0
+    elif k:
+        sd = statistics.stdev(measured) if k > 1 else math.inf
+        sum_delta = n * statistics.fmean(measured)
+        se = n * sd / math.sqrt(k) * math.sqrt(1 - k / n)  # finite-population correction
+    else:
+        sum_delta, se = float("nan"), math.inf
     floor = THRESHOLDS["negligible"] * abs(base)
     if abs(sum_delta) <= floor:  # the singles predict nothing: A is undefined, or infinite if the set costs
         A = math.inf if dl > floor else None
     else:
         A = dl / sum_delta  # negative: the singles and the set disagree on the sign
-    return {"units": len(units), "delta_loss": dl, "sum_delta": sum_delta,
-            "coverage": len(measured) / max(len(units), 1), "A": A}
+    determined = k == n or abs(sum_delta) > 2 * se
+    return {"units": n, "delta_loss": dl, "sum_delta": sum_delta, "sum_delta_se": se, "coverage": k / max(n, 1),
+            "A": A, "determined": determined}
 
 
 def measure(model: nn.Module, task, granularity: str, criterion: str | None = None, mode: str = "grouped",
@@ -394,7 +405,8 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
         "single": {**_summary(list(delta.values())), "measured": len(delta), "sampled": len(sample),
                    "negative": sum(d < 0 for d in delta.values()),
                    "largest": [{"unit": label(u, granularity), "delta": d} for u, d in
-                               sorted(delta.items(), key=lambda kv: -kv[1])[:5]]},
+                               sorted(delta.items(), key=lambda kv: -kv[1])[:5]],
+                   "deltas": {label(u, granularity): d for u, d in sorted(delta.items())}},
         "pairs": {"within": _summary(norm(within_rows)), "across": _summary(norm(across_rows)),
                   "top": sorted((r for r in pair_rows if r["I_norm"] is not None),
                                 key=lambda r: -abs(r["I"]))[:5]},
@@ -438,15 +450,18 @@ def _grade_A(A) -> str:
 
 def verdict(r: dict) -> dict:
     """Grade each signal, take the worst, and say what to do about it."""
-    T, signals = THRESHOLDS, []
+    T, signals, undetermined = THRESHOLDS, [], []
     sets = r["sets"]
     if sets["criterion"] is not None:
-        A = sets["criterion"]["A"]
-        signals.append((_grade_A(A), f"criterion set A = {_fmt(A)}", "additivity"))
-        rand = [x["A"] for x in sets["random"] if x["A"] is not None]
+        c = sets["criterion"]
+        if c["determined"]:
+            signals.append((_grade_A(c["A"]), f"criterion set A = {_fmt(c['A'])}", "additivity"))
+        rand = [x["A"] for x in sets["random"] if x["A"] is not None and x["determined"]]
         if rand:
             med = statistics.median(rand)
-            signals.append((_grade_A(med), f"random sets median A = {_fmt(med)}", "additivity"))
+            signals.append((_grade_A(med), f"median A of {len(rand)} random set(s) = {_fmt(med)}", "additivity"))
+        if not c["determined"] or len(rand) < len(sets["random"]):
+            undetermined.append("Σδ of a set is within 2 standard errors of 0 (not graded; more --units narrows it)")
     within = r["pairs"]["within"]
     if within.get("n"):
         m = within["median"]
@@ -477,7 +492,8 @@ def verdict(r: dict) -> dict:
         if grade == "violated":
             advice = "per-component criteria are NOT reliable here: " + advice + \
                      " Or leave this granularity out of the recipe."
-    return {"verdict": grade, "signals": [{"grade": g, "what": w} for g, w, _ in signals], "advice": advice}
+    return {"verdict": grade, "signals": [{"grade": g, "what": w} for g, w, _ in signals], "advice": advice,
+            "not_graded": undetermined}
 
 
 def _fmt(A) -> str:
@@ -509,8 +525,10 @@ def format_report(rep: dict) -> str:
             lines.append(f"  additivity      the criterion removes nothing at {sets['ratio']:g}x")
         else:
             rand = [float(x["A"]) for x in sets["random"] if x["A"] is not None]
+            se = "" if c["coverage"] == 1 else f" ± {c['sum_delta_se']:.4f}"
             lines.append(f"  additivity      criterion set at {sets['ratio']:g}x ({c['units']} units): ΔL {c['delta_loss']:+.4f}"
-                         f" vs Σδ {c['sum_delta']:+.4f} (coverage {c['coverage']:.0%}) -> A = {_fmt(c['A'])}")
+                         f" vs Σδ {c['sum_delta']:+.4f}{se} (coverage {c['coverage']:.0%}) -> A = {_fmt(c['A'])}"
+                         + ("" if c["determined"] else " (undetermined)"))
             if sets["random"]:
                 lines.append(f"                  {len(sets['random'])} random sets of {c['units']}: A " +
                              ", ".join(_fmt(x["A"]) for x in sets["random"]) +
@@ -522,6 +540,8 @@ def format_report(rep: dict) -> str:
         lines.append(f"  verdict         {r['verdict'].upper()} (static: {r['static']['verdict']}, {r['static']['why']})")
         for x in r["signals"]:
             lines.append(f"                  [{x['grade']}] {x['what']}")
+        for x in r["not_graded"]:
+            lines.append(f"                  [not graded] {x}")
         lines.append(f"  advice          {r['advice']}")
     return "\n".join(lines)
 
