@@ -143,14 +143,14 @@ def _A(x) -> str:
 def summary_line(rec: dict) -> str:
     r = rec["result"]
     c, rk = r["sets"]["criterion"], r["rank"]
-    rand = [x["A"] for x in r["sets"]["random"]]
+    q = lambda x: "" if x.get("determined", True) else "?"  # noqa: E731  ? = Σδ within 2 SE of 0 (sampled)
     w, a = r["pairs"]["within"], r["pairs"]["across"]
     t = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     return (f"| {rec['model'].split('/')[-1]} | {rec['granularity']} | {rec['criterion']} ({rec['mode']}) | "
             f"{rec['ratio']:g}x | {r['single']['measured']} / {r['units_total']} | "
             f"{t(w.get('median'))} ({w['n']}) | {t(a.get('median'))} ({a['n']}) | "
-            + (f"{c['units']}: ΔL {c['delta_loss']:+.3f}, Σδ {c['sum_delta']:+.3f}, A {_A(c['A'])} | " if c else "– | ")
-            + f"{', '.join(_A(x) for x in rand) or '–'} | {t(rk['tau_halves'])} | {t(rk.get('tau_rescore'))} | "
+            + (f"{c['units']}: ΔL {c['delta_loss']:+.3f}, Σδ {c['sum_delta']:+.3f}, A {_A(c['A'])}{q(c)} | " if c else "– | ")
+            + f"{', '.join(_A(x['A']) + q(x) for x in r['sets']['random']) or '–'} | {t(rk['tau_halves'])} | {t(rk.get('tau_rescore'))} | "
             f"{t(rk['tau_criterion_vs_delta'])} | **{r['verdict']}** ({r['static']['verdict']}) |")
 
 
