@@ -11,6 +11,7 @@
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
+    cascadeprune sia MODEL --task TASK [--granularity layers|heads|channels] [--units N] [--pairs N] [--json]
     cascadeprune demo [--out DIR]
 """
 
@@ -77,6 +78,38 @@ def cmd_apply(model: str, plan: str, out: str, overwrite: bool = False, json_out
             f"({summary['compression_ratio']:.2f}x vs dense) in {t_apply:.2f}s\n"
             f"wrote {Path(out)}/ (config.json, model.safetensors, plan.json); load with {how}"
         )
+    return 0
+
+
+def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: str | None = None,
+            mode: str = "grouped", ratio: float = 1.1, units: int = 64, pairs: int = 64, random_sets: int = 3,
+            windows: int = 16, batch_size: int = 8, seed: int = 42, calibration: str | None = None,
+            data_dir: str | None = None, json_out: bool = False) -> int:
+    from cascadeprune import load_model
+    from cascadeprune.methods.config import parse_mix
+    from cascadeprune.sia.measure import GRANULARITIES, format_report, sia_report
+    from cascadeprune.tasks import get_task, task_kind
+
+    grans = GRANULARITIES if granularity in (None, "all") else (granularity,)
+    if any(g not in GRANULARITIES for g in grans):
+        raise CascadePruneError(f"--granularity {granularity!r}: choose one of {', '.join(GRANULARITIES)} (or all)")
+    if criterion is not None and len(grans) > 1:
+        raise CascadePruneError("--criterion needs one --granularity (criteria differ between granularities)")
+    if units < 2 or pairs < 0 or random_sets < 0 or ratio <= 1 or batch_size < 1 or windows < 2 * batch_size:
+        raise CascadePruneError(f"need --units >= 2, --pairs >= 0, --random-sets >= 0, --ratio > 1 and --windows >= "
+                                f"2 x --batch-size (got {units}, {pairs}, {random_sets}, {ratio:g}, {windows}, "
+                                f"{batch_size})")
+    mix = parse_mix(calibration) if calibration else None  # a RecipeError names the bad item
+    if task_kind(task) == "lm":
+        from cascadeprune.tasks.lm.task import check_mix
+
+        check_mix(task, mix)
+    m = load_model(model)
+    the_task = get_task(task, m, source=model, data_dir=data_dir)
+    rep = sia_report(m, the_task, grans, model_name=model, task_name=task, n=windows, batch_size=batch_size,
+                     seed=seed, mix=mix, criteria={grans[0]: criterion} if criterion else None, mode=mode,
+                     ratio=ratio, units=units, pairs=pairs, random_sets=random_sets, progress=not json_out)
+    print(json.dumps(rep, indent=2) if json_out else format_report(rep))
     return 0
 
 
@@ -331,6 +364,7 @@ def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, t
 COMMANDS = {
     "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
+    "sia": (cmd_sia, "measure the Structural Independence Assumption: do units interact when removed?"),
     "demo": (cmd_demo, "prune tiny built-in models end to end and check the results"),
     "data fetch": (cmd_data_fetch, "download the official CWRU files and verify their checksums"),
     "data describe": (cmd_data_describe, "list a protocol's segments (audit for leakage)"),
@@ -415,9 +449,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", choices=["train", "val", "test"], default="test", help="lm tasks: val or test")
     s.add_argument("--json", dest="json_out", action="store_true")
     _compress_args(sub)
+    _sia_args(sub)
     _deploy_args(sub)
     _serve_args(sub)
     return p
+
+
+def _sia_args(sub) -> None:
+    s = sub.add_parser("sia", help=COMMANDS["sia"][1])
+    s.add_argument("model", help="causal LM (--task lm) or classifier directory (a bearing protocol); same forms as "
+                                 "inspect")
+    s.add_argument("--task", required=True, help="lm[:DOMAINS][@seq=N,...] or a bearing protocol: its calibration "
+                                                 "data and loss")
+    s.add_argument("--granularity", default=None, help="layers, heads or channels (default: all three)")
+    s.add_argument("--criterion", default=None, help="the criterion whose set and ranking are tested (default: lcr "
+                                                     "for layers, wanda_sp for heads and channels)")
+    s.add_argument("--mode", choices=["grouped", "naive"], default="grouped")
+    s.add_argument("--ratio", type=float, default=1.1, help="compression ratio whose criterion set is tested "
+                                                            "(default 1.1)")
+    s.add_argument("--units", type=int, default=64, help="units whose single removal is measured (default 64; "
+                                                         "all when it covers them)")
+    s.add_argument("--pairs", type=int, default=64, help="pairs among them (default 64)")
+    s.add_argument("--random-sets", type=int, default=3, help="random sets of the criterion set's size (default 3)")
+    s.add_argument("--windows", type=int, default=16, help="calibration windows (default 16)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--calibration", default=None, metavar="MIX", help='calibration domains and weights, e.g. '
+                                                                      '"prose:1,code:1" (default: the task\'s own)')
+    _data_args(s)
+    s.add_argument("--json", dest="json_out", action="store_true")
 
 
 def _serve_args(sub) -> None:

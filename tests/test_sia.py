@@ -1,0 +1,188 @@
+"""The empirical SIA check (`cascadeprune sia`): known answers on tiny models built for them, the CLI's
+errors and its JSON schema. Tiny random models, seconds, no downloads."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import transformers
+
+from cascadeprune.arch.resolve import resolve
+from cascadeprune.cli import main
+from cascadeprune.sia.measure import GRADES, measure
+from cascadeprune.storage.sources import TINY_CONFIGS, tiny_model
+from cascadeprune.tasks import get_task
+
+
+class LinearReadout:
+    """A task whose loss is linear in layer 0's output: every head's (through the output projection) and every
+    channel's (through the down projection) contribution adds, so removals are additive by construction."""
+
+    name = "linear-readout"
+
+    def __init__(self, model, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.w = torch.randn(model.config.hidden_size, generator=g, dtype=torch.float64)
+        self.vocab = model.config.vocab_size
+
+    def calibration_batches(self, mix, n, batch_size, seed):
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.randint(self.vocab, (n, 12), generator=g)
+        return [ids[i: i + batch_size] for i in range(0, n, batch_size)]
+
+    def loss(self, model, batch):
+        seen = {}
+        layer = resolve(model).layers[0].module
+        h = layer.register_forward_hook(lambda m, a, o: seen.setdefault("h", o[0] if isinstance(o, tuple) else o))
+        try:
+            model(input_ids=batch)
+        finally:
+            h.remove()
+        return (seen["h"] @ self.w).mean()
+
+
+def one_layer_llama(zero_ffn: bool) -> torch.nn.Module:
+    cls, kw = TINY_CONFIGS["llama"]
+    torch.manual_seed(0)
+    m = transformers.AutoModelForCausalLM.from_config(getattr(transformers, cls)(**{**kw, "num_hidden_layers": 1}),
+                                                      dtype=torch.float64).eval()
+    if zero_ffn:  # the FFN reads the attention output: without it, heads could interact through it
+        with torch.no_grad():
+            m.model.layers[0].mlp.down_proj.weight.zero_()
+    return m
+
+
+@pytest.mark.parametrize("granularity", ["heads", "channels"])
+def test_an_additive_model_gives_A_1_and_no_interaction(granularity):
+    model = one_layer_llama(zero_ffn=granularity == "heads")
+    task = LinearReadout(model)
+    r = measure(model, task, granularity, units=96, pairs=30, ratio=1.3, random_sets=2)  # all units: exact sums
+    assert r["single"]["measured"] == r["units_total"] and r["pairs"]["within"]["n"] > 0
+    assert r["pairs"]["across"]["n"] > 0 or granularity == "channels"  # one layer: every channel pair is within
+    for key in ("within",) + (("across",) if r["pairs"]["across"]["n"] else ()):
+        assert r["pairs"][key]["max"] < 1e-6  # |I| / (|δi| + |δj|)
+    c = r["sets"]["criterion"]
+    assert c["units"] > 1 and c["coverage"] == 1.0 and c["determined"] and abs(c["A"] - 1) < 1e-6
+    assert all(abs(x["A"] - 1) < 1e-6 for x in r["sets"]["random"])
+    assert r["rank"]["tau_rescore"] == pytest.approx(1.0)  # the survivors' statistics do not move
+    assert r["verdict"] == "holds", r["signals"]
+
+
+class SquaredReadout(LinearReadout):
+    """The readout squared: a smooth nonlinearity, so units whose outputs overlap interact."""
+
+    name = "squared-readout"
+
+    def loss(self, model, batch):
+        seen = {}
+        layer = resolve(model).layers[0].module
+        h = layer.register_forward_hook(lambda m, a, o: seen.setdefault("h", o[0] if isinstance(o, tuple) else o))
+        try:
+            model(input_ids=batch)
+        finally:
+            h.remove()
+        return (seen["h"] @ self.w).pow(2).mean()
+
+
+def cancelling_heads(scale: float = 5.0) -> torch.nn.Module:
+    """Heads 0 and 1 (one KV group) compute the same thing with opposite output projections, both large:
+    either alone is a big perturbation, together they are nothing."""
+    m = one_layer_llama(zero_ffn=True)
+    attn, hd = m.model.layers[0].self_attn, m.config.hidden_size // m.config.num_attention_heads
+    with torch.no_grad():
+        attn.q_proj.weight[hd: 2 * hd] = attn.q_proj.weight[:hd]
+        attn.o_proj.weight[:, :hd] *= scale
+        attn.o_proj.weight[:, hd: 2 * hd] = -attn.o_proj.weight[:, :hd]
+    return m
+
+
+def test_a_constructed_interaction_is_detected():
+    model = cancelling_heads()
+    r = measure(model, SquaredReadout(model), "heads", units=8, pairs=100, random_sets=1)
+    assert r["single"]["measured"] == 8 and r["pairs"]["within"]["n"] + r["pairs"]["across"]["n"] == 8 * 7 // 2
+    top = r["pairs"]["top"][0]
+    assert {top["a"], top["b"]} == {"L0.h0", "L0.h1"} and top["within"] is True
+    assert top["I_norm"] == pytest.approx(-1.0, abs=0.05)  # removing both costs (almost) nothing: δ01 ≈ 0
+    assert {x["unit"] for x in r["single"]["largest"][:2]} == {"L0.h0", "L0.h1"}
+    # the same model under the linear readout: the pair cancels exactly and nothing else interacts
+    lin = measure(model, LinearReadout(model), "heads", units=8, pairs=100, random_sets=1)
+    assert lin["pairs"]["within"]["max"] < 1e-6
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--granularity", "neurons"], "--granularity 'neurons'"),
+    (["--units", "1"], "need --units >= 2"),
+    (["--ratio", "0.9"], "--ratio > 1"),
+    (["--windows", "4", "--batch-size", "4"], "2 x --batch-size"),
+    (["--granularity", "heads", "--criterion", "nope"], "no heads criterion 'nope'"),
+    (["--granularity", "heads", "--criterion", "wanda_sp", "--mode", "naive"], "has no naive mode"),
+    (["--criterion", "l1"], "--criterion needs one --granularity"),
+    (["--calibration", "poetry:1"], "poetry"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, args, match):
+    assert main(["sia", "tiny-llama", "--task", "lm@seq=16", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("cascadeprune: error:") and match in err
+
+
+def test_bad_model_and_task_exit_2(capsys):
+    assert main(["sia", "no-such-model", "--task", "lm"]) == 2
+    assert main(["sia", "tiny-llama", "--task", "lm:poetry"]) == 2
+    errs = capsys.readouterr().err.strip().splitlines()
+    assert len(errs) == 2 and all(e.startswith("cascadeprune: error:") for e in errs)
+
+
+def test_json_schema(capsys):
+    assert main(["sia", "tiny-llama", "--task", "lm@seq=16", "--units", "8", "--pairs", "6", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)  # strict JSON: no Infinity / NaN tokens
+    assert rep["format"] == "cascadeprune-sia/1" and rep["model"] == "tiny-llama" and rep["task"] == "lm@seq=16"
+    assert set(rep["static"]) == {"holds", "group_size", "gated_ffn", "reasons"} and rep["static"]["group_size"] == 4
+    assert rep["calibration"] == {"windows": 16, "batch_size": 8, "batches": 2, "seed": 42, "mix": None}
+    assert set(rep["thresholds"]) >= {"additive", "compounding", "interaction_holds", "rank_drop_holds"}
+    assert list(rep["granularities"]) == ["layers", "heads", "channels"]
+    for g, r in rep["granularities"].items():
+        assert r["granularity"] == g and r["verdict"] in GRADES and isinstance(r["advice"], str)
+        assert isinstance(r["not_graded"], list) and len(r["single"]["deltas"]) == r["single"]["measured"]
+        assert r["static"]["verdict"] in ("holds", "violated", "n/a")
+        assert {"n", "measured", "median", "mean", "negative", "largest"} <= set(r["single"])
+        assert set(r["pairs"]) == {"within", "across", "top"} and isinstance(r["within"], str)
+        assert set(r["sets"]) == {"ratio", "params_to_remove", "criterion", "random"}
+        if r["sets"]["criterion"] is not None:
+            c = r["sets"]["criterion"]
+            assert set(c) == {"units", "delta_loss", "sum_delta", "sum_delta_se", "coverage", "A", "determined",
+                              "per_layer"}
+            assert sum(c["per_layer"].values()) == c["units"]
+        assert {"tau_halves", "tau_criterion_vs_delta", "weight_only"} <= set(r["rank"])
+        assert all(set(s) == {"grade", "what"} and s["grade"] in GRADES for s in r["signals"])
+        assert math.isfinite(r["loss_full"]) and r["evaluations"] > 0
+    h = rep["granularities"]["heads"]
+    assert h["within"] == "one KV group" and h["static"]["verdict"] == "violated" and h["units_total"] == 32
+
+
+def test_text_output_names_every_granularity(capsys):
+    assert main(["sia", "tiny-gpt2", "--task", "lm@seq=16", "--units", "6", "--pairs", "4", "--granularity",
+                 "heads"]) == 0
+    out = capsys.readouterr().out
+    assert "static SIA    HOLDS" in out and "heads: 16 units" in out and "within one layer" in out
+    assert "verdict" in out and "advice" in out
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_replaying_the_unchanged_prefix_equals_the_full_pass(family):
+    """Layers before the first masked one return their recorded output; the losses must be the plain ones."""
+    from cascadeprune.sia.measure import _Evaluator, plan_of
+    from cascadeprune.surgery.masking import mask_plan
+
+    model = tiny_model(family)
+    task = get_task("lm@seq=16", model, source=f"tiny-{family}")
+    batches = task.calibration_batches(None, 8, 4, 0)
+    for g, units in [("heads", [(2, 1)]), ("channels", [(1, 5), (3, 7)]), ("layers", [(2, -1)])]:
+        ev = _Evaluator(model, task, batches, g, progress=False)
+        ev.base()
+        assert ev.outputs is not None  # the self-check passed: the shortcut is on
+        with torch.no_grad(), mask_plan(model, plan_of(g, units)):
+            plain = sum(float(task.loss(model, b)) for b in batches) / len(batches)
+        assert ev(units) == pytest.approx(plain, rel=1e-6, abs=1e-6)
