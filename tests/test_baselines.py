@@ -177,3 +177,31 @@ def test_compress_cli_runs_a_baseline(tmp_path, capsys):
     assert abs(float(capsys.readouterr().out.split('"ratio_achieved": ')[1].split(",")[0]) / 3 - 1) <= 0.01
     small = load_model(out / "model")
     assert not applied_plan(resolve(small)).layers
+
+
+def test_the_frontier_benchmarks_commands_give_every_method_the_cascades_budget():
+    import sys
+    from pathlib import Path
+
+    from cascadeprune.cli import build_parser
+    from cascadeprune.methods.cascade import baseline_recovery, summed_recovery
+    from cascadeprune.methods.config import build_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import frontier
+
+    def cfg(method):
+        a = vars(build_parser().parse_args(frontier.command({"method": method, "ratio": 8.7, "seed": 42}, 0.5)[1:]))
+        return build_config(a["recipe"], a["sets"], ratio=a["ratio"], method=a["method"], seed=a["seed"])
+
+    cascade = cfg("cascade")
+    total = sum(st.recovery.steps for st in cascade.stages)
+    assert total == 150 and cascade.method == "cascade"
+    for method, steps in [("llm-pruner", 150), ("magnitude", 150), ("flap", None), ("flap+budget", 150),
+                          ("wanda-sp", None), ("wanda-sp+budget", 150)]:
+        c = cfg(method)
+        assert c.method == method.split("+")[0] and c.calibration == cascade.calibration and c.seed == 42
+        rec = baseline_recovery(c)
+        assert (rec.steps if rec.method != "none" else None) == steps
+        assert summed_recovery(c).steps == total
+    assert [r["ratio"] for r in frontier.runs([1.3, 8.7], ["shortgpt"], [42], False)] == [4 / 3]
