@@ -129,6 +129,28 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
     return [x | {"wall_s": wall} for x in recs]
 
 
+def run_dense(seed: int, snr_db: float | None) -> list[dict]:
+    """The dense checkpoint on the same clean and noisy test windows (the frontier's reference line)."""
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+    from dense import set_threads, windows
+
+    set_threads()
+    ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, seed, JITTER, FRONT_END)
+    model, recs = load_model(ckpt), []
+    for snr in [None] + ([snr_db] if snr_db is not None else []):
+        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=seed, splits=("test",))
+        ev = ["cascadeprune", "eval", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
+        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(seed)]
+        recs.append({"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
+                     "method": "dense", "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "recovery_steps": 0,
+                     "recovery_scale": None, "test_snr_db": snr,
+                     "test_accuracy": round(evaluate(model, ds, "test")["accuracy"], 5),
+                     "command": shlex.join(ev), "eval_command": shlex.join(ev)})
+    return recs
+
+
 def provenance(argv: list[str]) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
@@ -192,14 +214,18 @@ def plot(recs: list[dict], path: Path = PLOT) -> Path:
     fig, axes = plt.subplots(1, len(snrs), figsize=(6 * len(snrs), 4.2), squeeze=False)
     for ax, snr in zip(axes[0], snrs):
         for (m, sn, scale), v in s.items():
-            if sn != snr:
+            if sn != snr or m == "dense":
                 continue
             xs = sorted(v)
             mean = np.array([100 * np.mean(v[x]) for x in xs])
             sd = np.array([100 * np.std(v[x], ddof=1) if len(v[x]) > 1 else 0.0 for x in xs])
             line, = ax.plot(xs, mean, marker="o", label=m, linestyle="--" if "+" in m else "-")
             ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+        dense = [100 * r["test_accuracy"] for r in recs if r["method"] == "dense" and r["test_snr_db"] == snr]
+        if dense:
+            ax.axhline(sum(dense) / len(dense), color="grey", linestyle=":", label="dense")
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(list(RATIOS), [f"{r:g}" for r in RATIOS])
         ax.set_xlabel("compression ratio (block parameters, dense / pruned)")
         ax.set_ylabel("test accuracy (%)")
@@ -225,8 +251,16 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the runs and their commands")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results")
     ap.add_argument("--plot", action="store_true", help="write results/frontier.png from --results")
+    ap.add_argument("--dense", action="store_true", help="record the dense checkpoint of each seed (clean and noisy)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.dense:
+        with open(args.results, "a") as f:
+            for seed in args.seeds:
+                for x in run_dense(seed, args.test_snr_db):
+                    f.write(json.dumps(x | provenance(sys.argv[1:])) + "\n")
+                    print(f"dense seed {seed} {x['test_snr_db']}: {x['test_accuracy']:.4f}", flush=True)
+        return
     if args.one:
         print(json.dumps(run_one(json.loads(args.one), args.recovery_scale, args.test_snr_db)))
         return
