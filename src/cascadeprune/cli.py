@@ -538,7 +538,13 @@ def _compress_args(sub) -> None:
                    help='calibration domains and weights, e.g. "prose:0.5,code:0.3,technical:0.2" (default: the '
                         "task's own; a bearing domain is a protocol[@load=L][@snr=DB])")
     _data_args(s)
-    s.add_argument("--method", choices=["cascade", "oneshot", "simultaneous"], default=None)
+    from cascadeprune.methods.config import METHODS
+
+    s.add_argument("--method", choices=list(METHODS), default=None,
+                   help="the engine's cascade / oneshot / simultaneous, or a published baseline (magnitude, wanda-sp, "
+                        "llm-pruner, flap, shortgpt: its own criterion and schedule; the recipe gives the calibration "
+                        "and the summed recovery budget, used or not as its authors do: --set baseline_recovery=budget"
+                        "|none overrides)")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--recovery-steps", type=int, default=None, help="override every stage's recovery budget")
     s.add_argument("--device", default=None,

@@ -7,7 +7,9 @@ CURRENT model (already pruned and recovered), score, remove the stage's share of
 budget in ``steps`` iterations (re-scoring in between), recover (LoRA merged back, full
 fine-tuning, or distillation), evaluate, checkpoint. ``method: oneshot`` scores every
 granularity once on the dense model, removes everything together, and recovers once with the
-summed budget of all stages. ``method: simultaneous`` (an ablation) runs as many iterations as
+summed budget of all stages. A published baseline (``method: magnitude``, ``wanda-sp``, ``llm-pruner``, ``flap``,
+``shortgpt``; ``methods/baselines/``) cuts once with its own criterion and schedule and recovers once with
+that summed budget, or not at all where its authors do not fine-tune. ``method: simultaneous`` (an ablation) runs as many iterations as
 there are stages, each removing a part of every granularity at once, with the stages' recoveries.
 
 The budget is a compression ratio on transformer-block parameters: the stages remove
@@ -38,7 +40,7 @@ from cascadeprune.calib import collect, collect_ablation
 from cascadeprune.deploy.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
 from cascadeprune.importance import score
-from cascadeprune.methods.config import CompressConfig, StageConfig
+from cascadeprune.methods.config import BASELINE_METHODS, CompressConfig, StageConfig
 from cascadeprune.methods.select import select
 from cascadeprune.plan import PruningPlan, applied_plan
 from cascadeprune.recovery import recover
@@ -111,6 +113,25 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
                    inplace=True)
 
 
+# -- recovery budgets -------------------------------------------------------------------------
+
+def summed_recovery(cfg: CompressConfig):
+    """One recovery with the sum of every stage's budget (the last stage's settings otherwise)."""
+    return cfg.stages[-1].recovery.model_copy(update={
+        "epochs": sum(st.recovery.epochs or 0 for st in cfg.stages) or None,
+        "steps": sum(st.recovery.steps or 0 for st in cfg.stages) or None})
+
+
+def baseline_recovery(cfg: CompressConfig):
+    """A baseline's recovery: the summed budget where its authors fine-tune (or ``baseline_recovery: budget``),
+    none where they do not (or ``baseline_recovery: none``)."""
+    from cascadeprune.methods.baselines import BASELINES
+
+    use = {"budget": True, "none": False}.get(cfg.baseline_recovery, BASELINES[cfg.method].fine_tunes)
+    rec = summed_recovery(cfg)
+    return rec if use else rec.model_copy(update={"method": "none"})
+
+
 # -- checkpoints ------------------------------------------------------------------------------
 
 def _write_json(path: Path, data) -> None:
@@ -165,10 +186,13 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
                            "test": test["all"]}}
     if cfg.method == "oneshot":
         stages = [("oneshot", None)]
+    elif cfg.method in BASELINE_METHODS:
+        stages = [("baseline", None)]
     else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
         stages = list(enumerate(cfg.stages))
     for i, stage in stages:
-        idx = 0 if i == "oneshot" else i
+        single = i in ("oneshot", "baseline")  # one cut, one recovery
+        idx = 0 if single else i
         if idx <= state["completed"]:
             continue
         reset_peak_rss()
@@ -178,17 +202,20 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         before = block_params(model)
         if i == "oneshot":
             _joint_cut(model, batches, cfg, seed, round(dense_blocks / cfg.ratio), task.loss)
-            rec_cfg = cfg.stages[-1].recovery.model_copy(update={
-                "epochs": sum(st.recovery.epochs or 0 for st in cfg.stages) or None,
-                "steps": sum(st.recovery.steps or 0 for st in cfg.stages) or None})
-            name = "oneshot"
+            rec_cfg, name = summed_recovery(cfg), "oneshot"
+        elif i == "baseline":
+            from cascadeprune.methods.baselines import BASELINES
+
+            BASELINES[cfg.method].cut(model, batches, round(dense_blocks / cfg.ratio), task.loss,
+                                      cfg.max_channel_fraction)
+            rec_cfg, name = baseline_recovery(cfg), cfg.method
         elif cfg.method == "simultaneous":
             _joint_cut(model, batches, cfg, seed, targets[i], task.loss)  # iteration i ends where stage i would
             rec_cfg, name = stage.recovery, f"all ({i + 1}/{len(cfg.stages)})"
         else:
             _cut_stage(model, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1, loss_fn=task.loss)
             rec_cfg, name = stage.recovery, stage.granularity
-        if i == "oneshot" or idx == len(cfg.stages) - 1:
+        if single or idx == len(cfg.stages) - 1:
             _check_reached(model, dense_blocks, cfg, ckpt, state["completed"])
         pruned, pruned_val = _scores(task, model, "test"), _scores(task, model, "val")
         t_cut = time.perf_counter() - t0
@@ -252,7 +279,7 @@ def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckp
         last = f"the last good checkpoint is {ckpt / f'stage-{completed:02d}'}" if completed >= 0 else \
             "no stage had completed"
         # one-shot cuts once, so more channel steps cannot help it; the cascade's channel stage can
-        steps = "" if cfg.method == "oneshot" else ", or use more channel steps"
+        steps = "" if cfg.method == "oneshot" or cfg.method in BASELINE_METHODS else ", or use more channel steps"
         raise CascadePruneError(
             f"ratio {cfg.ratio:g} is not reachable by method {cfg.method!r} on this model: the cut stopped at "
             f"{achieved:.2f}x (every layer keeps at least one head, at most max_channel_fraction="

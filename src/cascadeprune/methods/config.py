@@ -4,7 +4,7 @@ Unknown keys, misspelled criterion options, ``mode: naive`` on a criterion that 
 duplicate stages and impossible budgets are refused before any model is loaded, each with one line
 naming the key at fault (``RecipeError``; the CLI exits 2). Example recipe::
 
-    method: cascade            # or oneshot, simultaneous
+    method: cascade            # or oneshot, simultaneous; baselines: magnitude, wanda-sp, llm-pruner, flap, shortgpt
     seed: 42
     calibration: {mix: {prose: 0.5, code: 0.3, technical: 0.2}, n: 64}
     stages:
@@ -39,6 +39,9 @@ DEFAULT_CRITERION = {"layers": "lcr", "heads": "wanda_sp", "channels": "wanda_sp
 # 0.6/0.2/0.2 has 99.78 % (one validation window apart); on test the validation choice is -0.15 pp, paired
 # t = -0.38, p = 0.74: a tie. Kept, because validation cannot separate the layer-heavy splits here.
 DEFAULT_SHARE = {"layers": 0.6, "heads": 0.2, "channels": 0.2}
+ENGINE_METHODS = ("cascade", "oneshot", "simultaneous")
+BASELINE_METHODS = ("magnitude", "wanda-sp", "llm-pruner", "flap", "shortgpt")  # methods/baselines/ (a test checks)
+METHODS = ENGINE_METHODS + BASELINE_METHODS
 PAPER_EPOCHS = {"layers": 10.0, "heads": 10.0, "channels": 30.0}  # the paper's recovery budgets
 
 
@@ -145,7 +148,12 @@ def _default_stages() -> list[StageConfig]:
 
 class CompressConfig(_Strict):
     ratio: float = 0.0
-    method: Literal["cascade", "oneshot", "simultaneous"] = "cascade"
+    method: Literal["cascade", "oneshot", "simultaneous", "magnitude", "wanda-sp", "llm-pruner", "flap",
+                    "shortgpt"] = "cascade"
+    # Baselines only (methods/baselines/): "authors" recovers with the summed stage budget where the method's
+    # authors fine-tune (magnitude, llm-pruner) and not at all where they do not (wanda-sp, flap, shortgpt);
+    # "budget" and "none" override that, so every method can be reported both ways.
+    baseline_recovery: Literal["authors", "budget", "none"] = "authors"
     seed: int = 42
     stages: list[StageConfig] = Field(default_factory=_default_stages)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
@@ -158,6 +166,9 @@ class CompressConfig(_Strict):
             raise RecipeError(f"ratio: must be > 1 (dense block params / pruned), got {self.ratio:g}")
         if not self.stages:
             raise RecipeError("stages: at least one stage is needed")
+        if self.baseline_recovery != "authors" and self.method not in BASELINE_METHODS:
+            raise RecipeError(f"baseline_recovery: only a baseline method takes it ({', '.join(BASELINE_METHODS)}); "
+                              f"method is {self.method!r}")
         seen: dict[str, int] = {}
         for i, st in enumerate(self.stages):
             if st.granularity in seen:

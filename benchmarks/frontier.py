@@ -1,0 +1,299 @@
+"""The paper's Table V frontier: the cascade against the published baselines from 1.3x to 13.8x.
+
+Every run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process, from the dense
+``gpt2-deep`` classifier on raw patches, benchmarks/dense.py) with ``--method`` cascade, magnitude,
+wanda-sp, llm-pruner, flap or shortgpt: the same calibration windows (the run seed's draw), the same
+target ratio (reached within 1 %, or the run stops), and the same total recovery budget (the cascade's
+60 + 60 + 180 LoRA steps times ``--recovery-scale``; a baseline gets the sum in one recovery, or none
+where its authors fine-tune nothing). ``--both-ways`` adds, for the methods whose authors do not
+fine-tune (wanda-sp, flap, shortgpt), the run with the budget (method name ``<name>+budget``); the
+engine's ``oneshot`` can be added with ``--methods``. The compressed model is then scored on the clean
+test windows and with white noise at ``--test-snr-db`` added (noise seeded by the run seed).
+
+ShortGPT removes whole layers only: on 12 equal layers it reaches 12 / (12 - k), so it runs at the
+reachable ratios nearest the grid's ratios up to 3.7x (4/3, 2.4, 4) and is absent above.
+
+    python benchmarks/frontier.py --ratios 8.7 13.8 --seeds 42 --test-snr-db 0 --recovery-scale 0.5
+    python benchmarks/frontier.py --list          # the runs and their commands
+    python benchmarks/frontier.py --table         # Markdown table of results/frontier.jsonl
+    python benchmarks/frontier.py --plot          # results/frontier.png: accuracy vs ratio, one line per method
+
+Appends one JSON record per (run, test condition) to benchmarks/results/frontier.jsonl: model, method,
+ratio_target, ratio_achieved, seed, test_accuracy, test_snr_db (null when clean), recovery_steps, and
+command (the ``cascadeprune compress`` that reproduces the run), eval_command, machine, date, commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from cascade import variant_overrides  # noqa: E402  (the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps)
+from dense import CHECKPOINTS, DATA, checkpoint_name  # noqa: E402
+
+RESULTS = HERE / "results" / "frontier.jsonl"
+PLOT = HERE / "results" / "frontier.png"
+MODEL, PROTOCOL, FRONT_END, JITTER = "gpt2-deep", "cwru-4class-crossload", "raw", 0.03
+RATIOS = (1.3, 2.5, 3.7, 5.8, 8.7, 13.8)
+METHODS = ("cascade", "llm-pruner", "flap", "wanda-sp", "magnitude", "shortgpt")
+NO_FINE_TUNING = ("wanda-sp", "flap", "shortgpt")  # their authors recover nothing
+SHORTGPT_RATIOS = {1.3: 4 / 3, 2.5: 2.4, 3.7: 4.0}  # whole layers of 12: the nearest reachable ratio
+
+
+def method_ratio(method: str, ratio: float) -> float | None:
+    if method.split("+")[0] == "shortgpt":
+        return SHORTGPT_RATIOS.get(ratio)
+    return ratio
+
+
+def runs(ratios, methods, seeds, both_ways: bool) -> list[dict]:
+    """The grid, headline ratios first within each seed (a cut-short run still answers the main question)."""
+    out = []
+    names = list(methods) + ([f"{m}+budget" for m in methods if m in NO_FINE_TUNING] if both_ways else [])
+    for seed in seeds:
+        for ratio in ratios:
+            for name in names:
+                r = method_ratio(name, ratio)
+                if r is not None:
+                    out.append({"method": name, "ratio": r, "seed": seed})
+    return out
+
+
+def run_dir(r: dict, scale: float) -> Path:
+    ckpt = checkpoint_name(MODEL, PROTOCOL, r["seed"], JITTER, FRONT_END)
+    return HERE / "runs" / "frontier" / f"{ckpt}_{r['method']}_{r['ratio']:.4g}x_rec{scale:g}"
+
+
+def command(r: dict, scale: float) -> list[str]:
+    """The ``cascadeprune compress`` that is the run."""
+    base, _, budget = r["method"].partition("+")
+    _, sets = variant_overrides("cascade", speed_jitter=JITTER, recovery_scale=scale)
+    ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, r["seed"], JITTER, FRONT_END)
+    cmd = ["cascadeprune", "compress", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--ratio", f"{r['ratio']:.6g}",
+           "--seed", str(r["seed"]), "--method", base, "--out", str(run_dir(r, scale).relative_to(ROOT)),
+           "--overwrite", "--data-dir", DATA]
+    for item in sets + (["baseline_recovery=budget"] if budget else []):
+        cmd += ["--set", item]
+    return cmd
+
+
+def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
+    """In a fresh process: the compress command, then clean (and noisy) test accuracy of its model."""
+    from cascadeprune.cli import main as cli
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+
+    sys.path.insert(0, str(HERE))
+    from dense import set_threads, windows
+
+    set_threads()
+    cmd = command(r, scale)
+    t0 = time.perf_counter()
+    os.chdir(ROOT)
+    code = cli(cmd[1:] + ["--json"])
+    if code != 0:
+        raise SystemExit(f"compress exited {code}")
+    out = run_dir(r, scale)
+    rep = json.loads((out / "report.json").read_text())
+    model = load_model(out / "model")
+    rec = {"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
+           "method": r["method"], "ratio_target": round(r["ratio"], 4), "ratio_achieved": round(rep["ratio_achieved"], 4),
+           "seed": r["seed"], "block_params": rep["block_params"],
+           "recovery_steps": sum(st["recovery_steps"] for st in rep["stages"]), "recovery_scale": scale,
+           "dense_test_accuracy": rep["dense"]["accuracy"],
+           "accuracy_pruned_last_stage": rep["stages"][-1]["accuracy_pruned"],
+           "stages": [{k: st[k] for k in ("granularity", "ratio", "accuracy_pruned", "accuracy_recovered",
+                                          "recovery_steps", "wall_s")} for st in rep["stages"]],
+           "command": shlex.join(cmd)}
+    recs = []
+    for snr in [None] + ([snr_db] if snr_db is not None else []):
+        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=r["seed"], splits=("test",))
+        m = evaluate(model, ds, "test")
+        ev = ["cascadeprune", "eval", str((out / "model").relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
+        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(r["seed"])]
+        recs.append(rec | {"test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5),
+                           "macro_f1": round(m["macro_f1"], 5), "eval_command": shlex.join(ev)})
+    wall = round(time.perf_counter() - t0, 1)
+    return [x | {"wall_s": wall} for x in recs]
+
+
+def run_dense(seed: int, snr_db: float | None) -> list[dict]:
+    """The dense checkpoint on the same clean and noisy test windows (the frontier's reference line)."""
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.train import evaluate
+    from dense import set_threads, windows
+
+    set_threads()
+    ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, seed, JITTER, FRONT_END)
+    model, recs = load_model(ckpt), []
+    for snr in [None] + ([snr_db] if snr_db is not None else []):
+        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=seed, splits=("test",))
+        ev = ["cascadeprune", "eval", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
+        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(seed)]
+        recs.append({"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
+                     "method": "dense", "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "recovery_steps": 0,
+                     "recovery_scale": None, "test_snr_db": snr,
+                     "test_accuracy": round(evaluate(model, ds, "test")["accuracy"], 5),
+                     "command": shlex.join(ev), "eval_command": shlex.join(ev)})
+    return recs
+
+
+def provenance(argv: list[str]) -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "src", "benchmarks/frontier.py"], capture_output=True,
+                           text=True, cwd=ROOT).stdout.strip()
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "benchmark_command": "python benchmarks/frontier.py " + shlex.join(argv),
+            "commit": commit + ("+dirty" if dirty else ""),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU, threads "
+                       f"{os.environ.get('OMP_NUM_THREADS') or os.cpu_count()}, python {platform.python_version()}"}
+
+
+def load(path: Path = RESULTS) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+def summary(recs: list[dict]) -> dict:
+    """(method, snr) -> {ratio_target: [accuracies over seeds]} (the latest record per run wins)."""
+    latest = {}
+    for r in recs:
+        latest[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"], r["recovery_scale"])] = r
+    out: dict = {}
+    for (m, ratio, _, snr, scale), r in sorted(latest.items(), key=lambda kv: str(kv[0])):
+        out.setdefault((m, snr, scale), {}).setdefault(ratio, []).append(r["test_accuracy"])
+    return out
+
+
+def _fmt(xs: list[float]) -> str:
+    import statistics
+
+    mean = 100 * sum(xs) / len(xs)
+    return f"{mean:.2f}" if len(xs) == 1 else f"{mean:.2f} ± {100 * statistics.stdev(xs):.2f}"
+
+
+def table(recs: list[dict]) -> str:
+    s = summary(recs)
+    ratios = sorted({r for v in s.values() for r in v})
+    lines = []
+    for snr in sorted({k[1] for k in s}, key=lambda x: -1e9 if x is None else x):
+        lines += [f"\n**{'clean test' if snr is None else f'test at {snr:g} dB SNR'}** (test accuracy %, mean ± sd over "
+                  "seeds; one value: one seed)\n", "| method | recovery steps | " + " | ".join(f"{r:g}×" for r in ratios)
+                  + " |", "|---|---|" + "---|" * len(ratios)]
+        for (m, sn, scale), v in s.items():
+            if sn != snr:
+                continue
+            steps = {x["recovery_steps"] for x in recs if x["method"] == m and x["recovery_scale"] == scale}
+            lines.append(f"| {m} | {'/'.join(str(x) for x in sorted(steps))} | "
+                         + " | ".join(_fmt(v[r]) if r in v else "–" for r in ratios) + " |")
+    return "\n".join(lines)
+
+
+def plot(recs: list[dict], path: Path = PLOT) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s = summary(recs)
+    snrs = sorted({k[1] for k in s}, key=lambda x: -1e9 if x is None else x)
+    fig, axes = plt.subplots(1, len(snrs), figsize=(6 * len(snrs), 4.2), squeeze=False)
+    for ax, snr in zip(axes[0], snrs):
+        for (m, sn, scale), v in s.items():
+            if sn != snr or m == "dense":
+                continue
+            xs = sorted(v)
+            mean = np.array([100 * np.mean(v[x]) for x in xs])
+            sd = np.array([100 * np.std(v[x], ddof=1) if len(v[x]) > 1 else 0.0 for x in xs])
+            line, = ax.plot(xs, mean, marker="o", label=m, linestyle="--" if "+" in m else "-")
+            ax.fill_between(xs, mean - sd, mean + sd, color=line.get_color(), alpha=0.15)
+        dense = [100 * r["test_accuracy"] for r in recs if r["method"] == "dense" and r["test_snr_db"] == snr]
+        if dense:
+            ax.axhline(sum(dense) / len(dense), color="grey", linestyle=":", label="dense")
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(list(RATIOS), [f"{r:g}" for r in RATIOS])
+        ax.set_xlabel("compression ratio (block parameters, dense / pruned)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{MODEL}, {PROTOCOL}, {'clean test' if snr is None else f'test at {snr:g} dB SNR'}")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--both-ways", action="store_true",
+                    help="also run the methods whose authors do not fine-tune with the recovery budget (<name>+budget)")
+    ap.add_argument("--recovery-scale", type=float, default=1.0,
+                    help="multiply the cascade's 60/60/180 LoRA steps (and so every method's budget) by this")
+    ap.add_argument("--test-snr-db", type=float, default=0.0, help="noisy test condition (a second record)")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--list", action="store_true", help="print the runs and their commands")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --results")
+    ap.add_argument("--plot", action="store_true", help="write results/frontier.png from --results")
+    ap.add_argument("--dense", action="store_true", help="record the dense checkpoint of each seed (clean and noisy)")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.dense:
+        with open(args.results, "a") as f:
+            for seed in args.seeds:
+                for x in run_dense(seed, args.test_snr_db):
+                    f.write(json.dumps(x | provenance(sys.argv[1:])) + "\n")
+                    print(f"dense seed {seed} {x['test_snr_db']}: {x['test_accuracy']:.4f}", flush=True)
+        return
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one), args.recovery_scale, args.test_snr_db)))
+        return
+    if args.table or args.plot:
+        recs = load(args.results)
+        if args.table:
+            print(table(recs))
+        if args.plot:
+            print(f"wrote {plot(recs)}")
+        return
+    grid = runs(args.ratios, args.methods, args.seeds, args.both_ways)
+    if args.list:
+        for r in grid:
+            print(shlex.join(command(r, args.recovery_scale)))
+        return
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    for r in grid:
+        child = subprocess.run([sys.executable, __file__, "--one", json.dumps(r), "--recovery-scale",
+                                str(args.recovery_scale), "--test-snr-db", str(args.test_snr_db)],
+                               capture_output=True, text=True)
+        what = f"{r['method']} {r['ratio']:.4g}x seed {r['seed']}"
+        if child.returncode != 0:
+            print(f"FAILED {what}:\n{child.stderr[-2000:]}", file=sys.stderr, flush=True)
+            continue
+        recs = [x | provenance(sys.argv[1:]) for x in json.loads(child.stdout.strip().splitlines()[-1])]
+        with open(args.results, "a") as f:
+            for x in recs:
+                f.write(json.dumps(x) + "\n")
+        scores = ", ".join(("clean" if x["test_snr_db"] is None else f"{x['test_snr_db']:g} dB")
+                           + f" {x['test_accuracy']:.4f}" for x in recs)
+        print(f"{what}: achieved {recs[0]['ratio_achieved']:.3f}x, recovery {recs[0]['recovery_steps']} steps, "
+              f"{scores}, {recs[0]['wall_s']} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
