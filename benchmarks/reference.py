@@ -1,0 +1,217 @@
+"""What a user would pick instead of a compressed LLM: reference models on every protocol.
+
+For each (protocol, seed):
+
+- ``wdcnn``: the WDCNN-style 1-D CNN, trained by the CLI itself in a fresh process
+  (``cascadeprune train --backbone wdcnn --epochs 15``; the same windows, splits and training loop
+  as the LLM classifiers), evaluated on the protocol's test split;
+- ``fft-linear``: softmax regression on log-FFT magnitudes of the same windows (L-BFGS).
+
+Then, once per run, the seed-42 ``wdcnn`` of the first protocol is exported (fp32 and int8, by the
+code behind ``cascadeprune export``) and measured with ``cascadeprune bench`` (fresh process, batch 1,
+1 thread), so that its latency and model memory stand beside the deployed LLMs of
+results/deploy.jsonl.
+
+One record per (model, protocol, seed) in results/reference.jsonl (accuracy, macro-F1, parameters,
+training wall time, the command), and one per deployed artifact (``benchmark: reference-deploy``).
+``--table`` prints, per protocol, the references beside every LLM classifier record of the same
+protocol found in results/dense.jsonl, cascade.jsonl and noise.jsonl (dense and 8.7x / 13.8x),
+with the file each row comes from.
+
+    python benchmarks/reference.py                         # all protocols, seeds 42 123 456
+    python benchmarks/reference.py --protocols cwru-to-mfpt-2class --seeds 42
+    python benchmarks/reference.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics as st
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from dense import CHECKPOINTS, DATA, common, windows  # noqa: E402
+
+RESULTS = HERE / "results" / "reference.jsonl"
+PROTOCOLS = ["cwru-4class-crossload", "cwru-10class-crossload", "cwru-4class-crossload-snr0",
+             "cwru-4class-crossload-snr-5", "cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot"]
+CNN_EPOCHS = 15
+CLI = [sys.executable, "-m", "cascadeprune"]
+
+
+def run_cnn(protocol: str, seed: int) -> dict:
+    out = CHECKPOINTS / f"wdcnn_{protocol}_seed{seed}"
+    cmd = ["train", "--task", protocol, "--backbone", "wdcnn", "--epochs", str(CNN_EPOCHS), "--seed", str(seed),
+           "--out", str(out), "--data-dir", DATA, "--overwrite", "--json"]
+    t0 = time.perf_counter()
+    child = subprocess.run(CLI + cmd, capture_output=True, text=True, env={"TQDM_DISABLE": "1", **_env()})
+    if child.returncode != 0:
+        raise RuntimeError(f"wdcnn {protocol} seed {seed} failed:\n{child.stderr[-2000:]}")
+    summary = json.loads(child.stdout[child.stdout.index("{"):])
+    meta = json.loads((out / "reference.json").read_text())
+    from safetensors.torch import load_file
+
+    params = sum(v.numel() for k, v in load_file(out / "model.safetensors").items()
+                 if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    test = summary["test"]
+    return {"benchmark": "reference", "model": "wdcnn", "protocol": protocol, "seed": seed,
+            "test_snr_db": _snr(protocol), "accuracy": round(test["accuracy"], 5), "macro_f1": round(test["macro_f1"], 5),
+            "val_accuracy": round(summary["val_accuracy"], 5), "params": params, "train_steps": summary["steps"],
+            "train_wall_s": round(summary["wall_s"], 1), "wall_s": round(time.perf_counter() - t0, 1),
+            "checkpoint": str(out.relative_to(HERE)), "train_command": "cascadeprune " + " ".join(cmd[:-1]),
+            "epochs": CNN_EPOCHS, "recipe": meta.get("train")}
+
+
+def run_fft(protocol: str, seed: int) -> dict:
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.reference import FFTLinear
+    from cascadeprune.tasks.bearing.train import metrics
+
+    ds = build_dataset(protocol, DATA, windows())
+    t0 = time.perf_counter()
+    probe = FFTLinear(seed=seed).fit(ds.x["train"], ds.y["train"], len(ds.classes))
+    wall = time.perf_counter() - t0
+    m = metrics(ds.y["test"], probe.predict(ds.x["test"]), ds.classes, ds.load["test"])
+    v = metrics(ds.y["val"], probe.predict(ds.x["val"]), ds.classes, ds.load["val"])
+    params = probe.linear.weight.numel() + probe.linear.bias.numel()
+    return {"benchmark": "reference", "model": "fft-linear", "protocol": protocol, "seed": seed,
+            "test_snr_db": _snr(protocol), "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+            "val_accuracy": round(v["accuracy"], 5), "params": params, "train_wall_s": round(wall, 1)}
+
+
+def deploy_rows(protocol: str) -> list[dict]:
+    """Export the seed-42 CNN (fp32, int8 dynamic) and bench it beside its PyTorch directory."""
+    src = CHECKPOINTS / f"wdcnn_{protocol}_seed42"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        arts = [src]
+        for int8 in (False, True):
+            out = Path(tmp) / ("int8" if int8 else "fp32")
+            cmd = ["export", str(src), "--out", str(out), "--data-dir", DATA] + (["--int8"] if int8 else [])
+            subprocess.run(CLI + cmd, check=True, capture_output=True, env=_env())
+            arts.append(out)
+        child = subprocess.run(CLI + ["bench", *map(str, arts), "--batch", "1", "--threads", "1", "--runs", "300",
+                                      "--json"], capture_output=True, text=True, check=True, env=_env())
+        for art, r in zip(("torch", "onnx fp32", "onnx int8 dynamic"), json.loads(child.stdout)):
+            rows.append({"benchmark": "reference-deploy", "model": "wdcnn", "protocol": protocol, "seed": 42,
+                         "artifact": art} | {k: r.get(k) for k in (
+                             "runtime", "int8", "batch", "threads", "p50_ms", "p90_ms", "p99_ms", "peak_rss_mb",
+                             "model_mem_mb", "file_mb", "flops_per_window", "accuracy")})
+    return rows
+
+
+def _snr(protocol: str):
+    from cascadeprune.tasks.bearing.protocols import get_protocol
+
+    return get_protocol(protocol).test_snr_db
+
+
+def _env() -> dict:
+    import os
+
+    return dict(os.environ, HF_HUB_OFFLINE="1")
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+LLM_FILES = ("dense.jsonl", "cascade.jsonl", "noise.jsonl")
+
+
+def _llm_rows(protocol: str, snr) -> dict[tuple, list[dict]]:
+    """LLM classifier records of this protocol and test noise, grouped by (model, front end, method, ratio)."""
+    from cascadeprune.tasks.bearing.protocols import get_protocol
+
+    base = protocol
+    if get_protocol(protocol).test_snr_db is not None:  # the noise protocols are the clean protocol's test + noise
+        base = protocol.rsplit("-snr", 1)[0]
+    out: dict[tuple, list[dict]] = {}
+    for name in LLM_FILES:
+        f = HERE / "results" / name
+        if not f.is_file():
+            continue
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            if r.get("protocol") != base or r.get("test_snr_db") != snr or r.get("model") == "fft-linear":
+                continue
+            if r.get("method") not in ("dense", "dense-speedjitter0.03", "cascade") or "accuracy" not in r:
+                continue
+            ratio = r.get("ratio_target") or 1.0
+            if ratio not in (1.0, 8.7, 13.8):
+                continue
+            key = (r["model"], r.get("front_end", "spectrum"), "dense" if ratio == 1.0 else "cascade", ratio, name)
+            out.setdefault(key, []).append(r)
+    return out
+
+
+def table(results: Path = RESULTS) -> str:
+    recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()] if results.is_file() else []
+    fmt = lambda xs: f"{100 * st.mean(xs):.2f}" + (f" ± {100 * st.stdev(xs):.2f}" if len(xs) > 1 else "")  # noqa: E731
+    lines = []
+    for protocol in dict.fromkeys(r["protocol"] for r in recs if r["benchmark"] == "reference"):
+        refs = [r for r in recs if r["benchmark"] == "reference" and r["protocol"] == protocol]
+        snr = refs[0]["test_snr_db"]
+        lines += [f"**{protocol}**" + ("" if snr is None else f" (test noise {snr:g} dB)"), "",
+                  "| model | kind | ratio | test accuracy % | macro-F1 % | parameters | seeds | record |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for model in ("wdcnn", "fft-linear"):
+            rs = [r for r in refs if r["model"] == model]
+            if rs:
+                lines.append(f"| {model} | reference | – | {fmt([r['accuracy'] for r in rs])} | "
+                             f"{fmt([r['macro_f1'] for r in rs])} | {rs[0]['params']:,} | {len(rs)} | reference.jsonl |")
+        llm = _llm_rows(protocol, snr)
+        for (model, fe, method, ratio, name), rs in sorted(llm.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3])):
+            f1 = [r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
+            params = rs[0].get("block_params")
+            lines.append(f"| {model} ({fe}) | LLM {method} | {ratio:g}x | {fmt([r['accuracy'] for r in rs])} | "
+                         f"{fmt(f1) if f1 else '–'} | {f'{params:,} block' if params else '–'} | {len(rs)} | {name} |")
+        if not llm:
+            lines.append("| (no LLM classifier record on this protocol yet) | | | | | | | |")
+        lines.append("")
+    dep = [r for r in recs if r["benchmark"] == "reference-deploy"]
+    if dep:
+        lines += ["Deployed reference (batch 1, 1 thread, fresh process each; `cascadeprune bench`):", "",
+                  "| model | artifact | p50 ms | p99 ms | model MB | file MB | FLOPs/window |", "|---|---|---|---|---|---|---|"]
+        for r in dep:
+            lines.append(f"| {r['model']} | {r['artifact']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
+                         f"{r['model_mem_mb']:.1f} | {r['file_mb']:.2f} | {r['flops_per_window']:,} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--protocols", nargs="+", default=PROTOCOLS)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
+    ap.add_argument("--models", nargs="+", default=["wdcnn", "fft-linear"], choices=["wdcnn", "fft-linear"])
+    ap.add_argument("--no-deploy", action="store_true", help="skip the export + bench rows")
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--table", action="store_true", help="print the tables and stop")
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    if args.table:
+        print(table(args.results))
+        return
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    prov = common(args, "reference.py")
+    for protocol in args.protocols:
+        for seed in args.seeds:
+            for model in args.models:
+                rec = (run_cnn if model == "wdcnn" else run_fft)(protocol, seed) | prov
+                with args.results.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print(f"{model} {protocol} seed {seed}: accuracy {rec['accuracy']:.4f}, macro-F1 {rec['macro_f1']:.4f}",
+                      flush=True)
+    if not args.no_deploy and "wdcnn" in args.models and 42 in args.seeds:
+        for rec in deploy_rows(args.protocols[0]):
+            with args.results.open("a") as f:
+                f.write(json.dumps(rec | prov) + "\n")
+            print(f"deploy {rec['artifact']}: p50 {rec['p50_ms']:.3f} ms, model {rec['model_mem_mb']:.1f} MB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
