@@ -116,24 +116,32 @@ def build_reference(name: str, classes: tuple[str, ...], window: int, meta: dict
     return WDCNNClassifier(classes, window=window, meta=meta)
 
 
+def read_weights(file: Path, what: str) -> dict[str, torch.Tensor]:
+    """A safetensors file of a model directory, or a one-line :class:`ModelSourceError` naming it."""
+    if not file.is_file():
+        raise ModelSourceError(f"{file}: missing ({what})")
+    try:
+        return load_file(file)
+    except Exception as e:
+        raise ModelSourceError(f"{file}: corrupt safetensors file ({e})") from e
+
+
+def read_meta(file: Path) -> dict:
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise ModelSourceError(f"{file}: corrupt JSON ({e})") from None
+
+
 def load_reference_dir(path: Path, dtype: torch.dtype = torch.float32) -> nn.Module:
     """A :class:`WDCNNClassifier` from its directory."""
-    try:
-        meta = json.loads((path / META_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise ModelSourceError(f"{path / META_FILE}: corrupt JSON ({e})") from None
+    meta = read_meta(path / META_FILE)
     if meta.get("format") != FORMAT:
         raise ModelSourceError(f"{path / META_FILE}: format must be {FORMAT!r}, got {meta.get('format')!r}")
     arch = dict(meta.get("arch") or {})
     if arch.pop("name", None) != "wdcnn":
         raise ModelSourceError(f"{path / META_FILE}: unknown reference architecture {meta.get('arch')!r}")
-    weights = path / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ModelSourceError(f"{weights}: missing (the reference model's weights)")
-    try:
-        state = load_file(weights)
-    except Exception as e:
-        raise ModelSourceError(f"{weights}: corrupt safetensors file ({e})") from e
+    state = read_weights(path / WEIGHTS_FILE, "the reference model's weights")
     extra = {k: v for k, v in meta.items() if k not in {"format", "classes", "arch"}}
     try:
         model = WDCNNClassifier(tuple(meta["classes"]), meta=extra, **arch)

@@ -8,11 +8,9 @@ Example::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from cascadeprune.errors import ModelSourceError
@@ -25,18 +23,9 @@ def load_classifier_dir(path: Path, dtype: torch.dtype = torch.float32) -> nn.Mo
     """A :class:`VibrationClassifier` from its directory; the backbone may be pruned (non-uniform)."""
     from cascadeprune.storage import load_model
 
-    try:
-        meta = json.loads((path / META_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise ModelSourceError(f"{path / META_FILE}: corrupt JSON ({e})") from None
+    meta = cnn.read_meta(path / META_FILE)
     backbone = load_model(path / BACKBONE_DIR, dtype)
-    head_file = path / HEAD_FILE
-    if not head_file.is_file():
-        raise ModelSourceError(f"{head_file}: missing (front end and head weights)")
-    try:
-        head = load_file(head_file)
-    except Exception as e:
-        raise ModelSourceError(f"{head_file}: corrupt safetensors file ({e})") from e
+    head = cnn.read_weights(path / HEAD_FILE, "front end and head weights")
     try:
         return VibrationClassifier.from_parts(backbone, meta, head).to(dtype)
     except (ValueError, KeyError, RuntimeError) as e:
