@@ -7,6 +7,7 @@ run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process),
     python benchmarks/lm.py --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
     python benchmarks/lm.py --list                            # the runs and their commands
     python benchmarks/lm.py --table                           # Markdown table of results/lm.jsonl
+    python benchmarks/lm.py --stats                           # paired t-tests over seeds (scipy.stats)
 
 Appends one JSON record per run to benchmarks/results/lm.jsonl (model, task, method, ratio_target,
 ratio_achieved, seed, calibration, recovery_steps, perplexity per domain, dense perplexity, stages,
@@ -149,6 +150,34 @@ def table(results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def stats(results: Path = RESULTS) -> str:
+    """Paired comparisons over seeds (scipy.stats.ttest_rel on log mean perplexity; the seed pairs the runs):
+    every method against iterative channels at each ratio, mix calibration."""
+    import math
+
+    from scipy import stats as sst
+
+    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    by = {}
+    for r in recs:
+        by.setdefault((r["ratio_target"], r["method"], r["calibration"]), {})[r["seed"]] = r["perplexity_mean"]
+    lines = ["| ratio | method | vs | seeds | mean log-ppl difference | t | p (two-sided) |", "|---|---|---|---|---|---|---|"]
+    for (ratio, method, cal), runs in sorted(by.items()):
+        ref = by.get((ratio, "iterative-channels", MIX), {})
+        if cal != MIX or method == "iterative-channels" or not ref:
+            continue
+        seeds = sorted(set(runs) & set(ref))
+        if len(seeds) < 2:
+            continue
+        a = [math.log(runs[s]) for s in seeds]
+        b = [math.log(ref[s]) for s in seeds]
+        t = sst.ttest_rel(a, b)
+        diff = sum(x - y for x, y in zip(a, b)) / len(seeds)
+        lines.append(f"| {ratio:g}x | {method} | iterative-channels | {', '.join(map(str, seeds))} | {diff:+.2f} | "
+                     f"{t.statistic:.2f} | {t.pvalue:.3g} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", nargs="+", type=int, default=[42])
@@ -157,9 +186,13 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
+    ap.add_argument("--stats", action="store_true", help="print paired t-tests over seeds (scipy) and stop")
     args = ap.parse_args()
     if args.table:
         print(table(args.results))
+        return
+    if args.stats:
+        print(stats(args.results))
         return
     grid = [r for r in runs(tuple(args.ratios)) if args.only is None or name(r) in args.only]
     for seed in args.seeds:
