@@ -49,3 +49,34 @@ def family(request):
 @pytest.fixture
 def model(family):
     return tiny_model(family, seed=0)
+
+
+def greedy_masked_and_pruned(model, plan, new_tokens: int):
+    """Cached greedy generation of the masked model and of the pruned one, same prompt (seed 3)."""
+    from cascadeprune import apply_plan, mask_plan
+
+    ids = inputs(model, 3, batch=1)["input_ids"]
+    kw = dict(max_new_tokens=new_tokens, do_sample=False, use_cache=True, output_logits=True,
+              return_dict_in_generate=True, pad_token_id=0)
+    with torch.no_grad():
+        with mask_plan(model, plan):
+            ref = model.generate(ids, **kw)
+        got = apply_plan(model, plan).generate(ids, **kw)
+    return ref, got
+
+
+def check_compressed(res: dict, dense_block_params: int, ratio: float, x: torch.Tensor, tmp_path):
+    """A compress result reached ``ratio`` within 1 %, its plan is valid, and it reloads to the same outputs."""
+    from cascadeprune import load_model, save_model
+    from cascadeprune.accounting import block_params
+    from cascadeprune.arch import resolve
+    from cascadeprune.plan import applied_plan, validate
+
+    small = res["model"]
+    assert abs(res["ratio_achieved"] / ratio - 1) <= 0.01
+    assert dense_block_params / block_params(small) == pytest.approx(res["ratio_achieved"])
+    validate(applied_plan(resolve(small)), resolve(small).dims)
+    save_model(small, tmp_path / "final")
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "final")(x), small(x))
+    return small

@@ -25,7 +25,7 @@ from cascadeprune.arch import recognise as rec
 from cascadeprune.arch.table import FAMILIES, register
 from cascadeprune.inspection import inspect_model
 from cascadeprune.storage.sources import CORE, ENCODERS, TINY_CONFIGS, tiny_model
-from conftest import forward, inputs, make_plan
+from conftest import forward, greedy_masked_and_pruned, inputs, make_plan
 
 TOL = 1e-5
 ALL = sorted(TINY_CONFIGS)
@@ -105,13 +105,7 @@ def test_family_pruned_equals_masked_with_eager_attention(family):
 def test_new_decoder_cached_generation_equals_masked(family):
     model = tiny_model(family, 3)
     plan = mixed_plan(model, uniform=False, seed=3)
-    ids = inputs(model, 3, batch=1)["input_ids"]
-    kw = dict(max_new_tokens=6, do_sample=False, use_cache=True, output_logits=True, return_dict_in_generate=True,
-              pad_token_id=0)
-    with torch.no_grad():
-        with mask_plan(model, plan):
-            ref = model.generate(ids, **kw)
-        got = apply_plan(model, plan).generate(ids, **kw)
+    ref, got = greedy_masked_and_pruned(model, plan, 6)
     assert torch.equal(ref.sequences, got.sequences)
     assert max((a - b).abs().max().item() for a, b in zip(ref.logits, got.logits)) <= TOL
 

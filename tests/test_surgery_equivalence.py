@@ -11,7 +11,7 @@ from cascadeprune import PruningPlan, apply_plan, mask_plan, predict_block_param
 from cascadeprune.accounting import block_params
 from cascadeprune.arch import resolve
 from cascadeprune.storage.sources import tiny_model
-from conftest import DECODERS, FAMILIES, PLAN_KINDS, forward, inputs, make_plan
+from conftest import DECODERS, FAMILIES, PLAN_KINDS, forward, greedy_masked_and_pruned, inputs, make_plan
 
 TOL = 1e-5
 
@@ -42,13 +42,7 @@ def test_pruned_equals_masked(family, kind, uniform, seed):
 def test_cached_greedy_generation_equals_masked(family, kind):
     model = tiny_model(family, 3)
     plan = make_plan(model, kind, uniform=False, seed=3)
-    ids = inputs(model, 3, batch=1)["input_ids"]
-    kw = dict(max_new_tokens=8, do_sample=False, use_cache=True, output_logits=True, return_dict_in_generate=True,
-              pad_token_id=0)
-    with torch.no_grad():
-        with mask_plan(model, plan):
-            ref = model.generate(ids, **kw)
-        got = apply_plan(model, plan).generate(ids, **kw)
+    ref, got = greedy_masked_and_pruned(model, plan, 8)
     assert torch.equal(ref.sequences, got.sequences)
     assert len(got.logits) == 8
     assert max((a - b).abs().max().item() for a, b in zip(ref.logits, got.logits)) <= TOL
