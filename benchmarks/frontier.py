@@ -17,6 +17,7 @@ reachable ratios nearest the grid's ratios up to 3.7x (4/3, 2.4, 4) and is absen
     python benchmarks/frontier.py --list          # the runs and their commands
     python benchmarks/frontier.py --table         # Markdown table of results/frontier.jsonl
     python benchmarks/frontier.py --plot          # results/frontier.png: accuracy vs ratio, one line per method
+    python benchmarks/frontier.py --stats         # cascade - each method, paired over seeds (scipy.stats.ttest_rel)
 
 Appends one JSON record per (run, test condition) to benchmarks/results/frontier.jsonl: model, method,
 ratio_target, ratio_achieved, seed, test_accuracy, test_snr_db (null when clean), recovery_steps, and
@@ -202,6 +203,39 @@ def table(recs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def stats(recs: list[dict]) -> str:
+    """The cascade against every other method, paired over seeds (the seed fixes the dense checkpoint, the
+    calibration draw and the noise; ``scipy.stats.ttest_rel``), per test condition and ratio, at one recovery
+    scale. The strongest baseline is the one with the highest mean over the shared seeds."""
+    from scipy import stats as sst
+
+    latest = {}
+    for r in recs:
+        latest[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"], r["recovery_scale"])] = r["test_accuracy"]
+    cells: dict = {}
+    for (m, ratio, seed, snr, scale), acc in latest.items():
+        cells.setdefault((snr, scale, ratio), {}).setdefault(m, {})[seed] = acc
+    lines = ["| test | recovery scale | ratio | method | seeds | cascade − method (pp) | t | p (two-sided) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (snr, scale, ratio), by in sorted(cells.items(), key=lambda kv: (-1e9 if kv[0][0] is None else kv[0][0],
+                                                                          kv[0][1] or 0, kv[0][2])):
+        casc = by.get("cascade", {})
+        rows = []
+        for m, accs in by.items():
+            seeds = sorted(set(accs) & set(casc))
+            if m == "cascade" or len(seeds) < 2:
+                continue
+            a = [casc[x] for x in seeds]
+            b = [accs[x] for x in seeds]
+            t = sst.ttest_rel(a, b)
+            rows.append((sum(b) / len(b), m, seeds, 100 * sum(x - y for x, y in zip(a, b)) / len(seeds), t))
+        for i, (_, m, seeds, diff, t) in enumerate(sorted(rows, reverse=True)):
+            lines.append(f"| {'clean' if snr is None else f'{snr:g} dB'} | {scale if scale is None else format(scale, 'g')} | {ratio:g}x | {m}"
+                         f"{' (strongest)' if i == 0 else ''} | {', '.join(map(str, seeds))} | {diff:+.2f} | "
+                         f"{t.statistic:.2f} | {t.pvalue:.3g} |")
+    return "\n".join(lines)
+
+
 def plot(recs: list[dict], path: Path = PLOT) -> Path:
     import matplotlib
 
@@ -251,6 +285,7 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the runs and their commands")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results")
     ap.add_argument("--plot", action="store_true", help="write results/frontier.png from --results")
+    ap.add_argument("--stats", action="store_true", help="print the cascade's paired differences over seeds (scipy)")
     ap.add_argument("--dense", action="store_true", help="record the dense checkpoint of each seed (clean and noisy)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -264,10 +299,12 @@ def main() -> None:
     if args.one:
         print(json.dumps(run_one(json.loads(args.one), args.recovery_scale, args.test_snr_db)))
         return
-    if args.table or args.plot:
+    if args.table or args.plot or args.stats:
         recs = load(args.results)
         if args.table:
             print(table(recs))
+        if args.stats:
+            print(stats(recs))
         if args.plot:
             print(f"wrote {plot(recs)}")
         return

@@ -177,6 +177,41 @@ def stats(results: Path = RESULTS) -> str:
         diff = sum(x - y for x, y in zip(a, b)) / len(seeds)
         lines.append(f"| {ratio:g}x | {method} | iterative-channels | {', '.join(map(str, seeds))} | {diff:+.2f} | "
                      f"{t.statistic:.2f} | {t.pvalue:.3g} |")
+    return "\n".join(lines) + "\n\n" + calibration_stats(recs)
+
+
+def calibration_stats(recs: list[dict]) -> str:
+    """The second seed paper's claim, tested: does the multi-domain mix hold perplexity across domains better
+    than calibrating on one domain? For each method run with both, paired over seeds (scipy.stats.ttest_rel):
+    the mix against each single domain, on log mean perplexity (geometric mean over domains) and on the log of
+    the worst domain's perplexity relative to dense (the domain the calibration served worst)."""
+    import math
+
+    from scipy import stats as sst
+
+    def worst(r: dict) -> float:
+        return max(r["perplexity"][d] / r["dense_perplexity"][d] for d in r["perplexity"])
+
+    by: dict[tuple, dict[int, dict]] = {}
+    for r in recs:
+        by.setdefault((r["ratio_target"], r["method"], r["calibration"]), {})[r["seed"]] = r
+    lines = ["| ratio | method | mix vs | seeds | mean ppl: mix / single | p | worst domain vs dense: mix / single | p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (ratio, method, cal), single in sorted(by.items()):
+        mix = by.get((ratio, method, MIX), {})
+        if cal == MIX or not mix:
+            continue
+        seeds = sorted(set(single) & set(mix))
+        if len(seeds) < 2:
+            continue
+        cells = []
+        for f in (lambda r: r["perplexity_mean"], worst):
+            a = [math.log(f(mix[s])) for s in seeds]
+            b = [math.log(f(single[s])) for s in seeds]
+            ratio_geo = math.exp(sum(x - y for x, y in zip(a, b)) / len(seeds))
+            cells += [f"{ratio_geo:.2f}", f"{sst.ttest_rel(a, b).pvalue:.3g}"]
+        lines.append(f"| {ratio:g}x | {method} | {cal.split(':')[0]} only | {', '.join(map(str, seeds))} | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

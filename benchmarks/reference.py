@@ -139,6 +139,8 @@ def _llm_rows(protocol: str, snr) -> dict[tuple, list[dict]]:
             r = json.loads(line)
             if r.get("protocol") != base or r.get("test_snr_db") != snr or r.get("model") == "fft-linear":
                 continue
+            if r.get("final") is False or (name == "noise.jsonl" and snr is None):
+                continue  # noise.jsonl: only each run's last stage, and its clean rows repeat cascade.jsonl's
             if r.get("method") not in ("dense", "dense-speedjitter0.03", "cascade") or "accuracy" not in r:
                 continue
             ratio = r.get("ratio_target") or 1.0
@@ -173,6 +175,7 @@ def table(results: Path = RESULTS) -> str:
         if not llm:
             lines.append("| (no LLM classifier record on this protocol yet) | | | | | | | |")
         lines.append("")
+    lines += verdicts(recs)
     dep = [r for r in recs if r["benchmark"] == "reference-deploy"]
     if dep:
         lines += ["Deployed reference (batch 1, 1 thread, fresh process each; `cascadeprune bench`):", "",
@@ -181,6 +184,45 @@ def table(results: Path = RESULTS) -> str:
             lines.append(f"| {r['model']} | {r['artifact']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{r['model_mem_mb']:.1f} | {r['file_mb']:.2f} | {r['flops_per_window']:,} |")
     return "\n".join(lines)
+
+
+def verdicts(recs: list[dict]) -> list[str]:
+    """The plain statement, one line per protocol: the best compressed LLM classifier (8.7x or 13.8x, by mean
+    test accuracy) against the best reference, Welch's t-test over seeds (scipy.stats.ttest_ind). "Ahead" needs
+    the difference to exceed both groups' seed sd and p < 0.05; otherwise the line says which side leads and
+    that the seed spread covers it."""
+    import statistics as st
+
+    from scipy import stats as sst
+
+    out = ["Where the compressed LLM stands against the references (best compressed LLM row vs best reference, "
+           "test accuracy, mean over seeds; Welch's t-test, `scipy.stats.ttest_ind`):", ""]
+    for protocol in dict.fromkeys(r["protocol"] for r in recs if r["benchmark"] == "reference"):
+        refs = [r for r in recs if r["benchmark"] == "reference" and r["protocol"] == protocol]
+        by_ref: dict[str, list[float]] = {}
+        for r in refs:
+            by_ref.setdefault(r["model"], []).append(r["accuracy"])
+        ref_name, ref = max(by_ref.items(), key=lambda kv: st.mean(kv[1]))
+        llm = {k: [r["accuracy"] for r in rs] for k, rs in _llm_rows(protocol, refs[0]["test_snr_db"]).items()
+               if k[2] == "cascade"}
+        if not llm:
+            out.append(f"- **{protocol}**: no compressed LLM record yet; best reference {ref_name} "
+                       f"{100 * st.mean(ref):.2f} %.")
+            continue
+        (model, fe, _, ratio, _), acc = max(llm.items(), key=lambda kv: st.mean(kv[1]))
+        diff = 100 * (st.mean(acc) - st.mean(ref))
+        spread = max(st.stdev(acc) if len(acc) > 1 else 0.0, st.stdev(ref) if len(ref) > 1 else 0.0) * 100
+        p = sst.ttest_ind(acc, ref, equal_var=False).pvalue if len(acc) > 1 and len(ref) > 1 else float("nan")
+        if diff > 0 and diff > spread and p < 0.05:
+            word = "**the compressed LLM is ahead**"
+        elif diff < 0 and -diff > spread and p < 0.05:
+            word = "**the reference is ahead**"
+        else:
+            word = f"no winner beyond the seed spread ({'LLM' if diff > 0 else 'reference'} leads)"
+        out.append(f"- **{protocol}**: {word}: {model} ({fe}) {ratio:g}x {100 * st.mean(acc):.2f} % "
+                   f"({len(acc)} seeds) vs {ref_name} {100 * st.mean(ref):.2f} % ({len(ref)} seeds), "
+                   f"{diff:+.2f} pp, largest seed sd {spread:.2f} pp, p = {p:.3g}.")
+    return out + [""]
 
 
 def main() -> None:
