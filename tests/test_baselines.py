@@ -131,8 +131,8 @@ def test_flap_bias_compensation_keeps_the_pruned_projections_mean_output(plan):
     assert (without - before).abs().max() > 100 * (after - before).abs().max()  # it did something
 
 
-def test_flap_refuses_a_model_whose_projections_have_no_bias():
-    model = tiny_model("llama")
+def test_flap_refuses_a_model_whose_projections_have_no_bias_and_no_switch_for_one():
+    model = tiny_model("mistral")  # MistralConfig has no attention_bias / mlp_bias
     stats = collect(model, _batches(model))
     s = stats.structure
     means = {l.orig_index: stats.down_in[i].mean for i, l in enumerate(s.layers)}
@@ -140,6 +140,34 @@ def test_flap_refuses_a_model_whose_projections_have_no_bias():
     with pytest.raises(CascadePruneError, match="bias compensation needs a bias on the FFN down projection"):
         compensate_bias(model, PruningPlan(channels={0: {1, 2}}), means, means)
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))  # nothing changed
+
+
+@pytest.mark.parametrize("plan", [PruningPlan(channels={i: set(range(i % 3, 48, 3)) for i in range(4)}),
+                                  PruningPlan(heads={i: set(range(4 * (i % 2), 4 * (i % 2) + 4)) for i in range(4)})],
+                         ids=["channels", "heads"])  # every layer alike: a stock loader can rebuild it
+def test_flap_on_llama_turns_the_configs_bias_switch_on_and_a_stock_loader_keeps_the_compensation(plan, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model = tiny_model("llama")
+    batches = _batches(model)
+    layer = resolve(model).layers[0]
+    proj = "o" if plan.heads else "down"
+    before = _mean_output(model, getattr(layer, proj), batches)
+    stats = collect(model, batches)
+    compensate_bias(model, plan, {i: stats.o_in[i].mean for i in range(4)},
+                    {i: stats.down_in[i].mean for i in range(4)})
+    key = "attention_bias" if plan.heads else "mlp_bias"
+    assert getattr(model.config, key) is True and not getattr(model.config, {"attention_bias": "mlp_bias",
+                                                                             "mlp_bias": "attention_bias"}[key])
+    model = apply_plan(model, plan, inplace=True)
+    assert model.config.cascadeprune["stock_loadable"]
+    after = _mean_output(model, getattr(resolve(model).layers[0], proj), batches)
+    assert torch.allclose(after, before, atol=1e-5)  # the compensation is in the new bias
+    save_model(model, tmp_path)
+    stock = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    assert getattr(stock.config, key) is True
+    with torch.no_grad():
+        assert torch.allclose(stock(batches[0]).logits, model.eval()(batches[0]).logits, atol=1e-5)
 
 
 def test_shortgpt_removes_the_layer_made_an_identity():

@@ -6,9 +6,14 @@ adding that vector to the projection's bias keeps the projection's MEAN output u
 calibration data (only the fluctuation around the mean is lost). Call this BEFORE ``apply_plan``
 (positions are looked up in the model as it is now).
 
-A projection without a bias (Llama-family o_proj/down_proj) is refused: a bias created here would
-not be rebuilt by a stock loader or by the model's own config, so the saved model would silently
-lose it.
+A projection without a bias (Llama-family o_proj/down_proj) gets one only where the model's own
+config has a switch that makes its modeling code build that bias (Llama's ``attention_bias`` /
+``mlp_bias``, also Granite and SmolLM3): the switch is turned on, every projection it governs gets a
+zero bias (so the state dict matches what a stock loader builds from the config), and the
+compensation goes into the new bias. Which projections a switch governs is not guessed: a one-layer
+sibling of the model is built on the meta device with the switch on and its projections are read.
+Where no switch exists (Mistral, Qwen2, Phi-3) the model is refused: a bias created without one would
+be dropped by a stock loader, so the saved model would silently lose it.
 
 Example::
 
@@ -18,10 +23,12 @@ Example::
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
-from cascadeprune.arch.resolve import resolve
+from cascadeprune.arch.resolve import base_model_of, resolve
 from cascadeprune.errors import CascadePruneError
 from cascadeprune.plan import PruningPlan
 
@@ -54,11 +61,64 @@ def compensate_bias(model: nn.Module, plan: PruningPlan, o_mean: dict[int, torch
         gone_ch = [p for p, c in enumerate(l.channels) if c in plan.channels.get(l.orig_index, ())]
         if gone_ch:
             work.append((l.down, gone_ch, down_mean[l.orig_index], "the FFN down projection"))
+    switches = {}  # projection path -> (config key, paths it gives a bias)
     for proj, _, _, what in work:  # refuse before touching anything
         if getattr(proj, "bias", None) is None:
-            raise CascadePruneError(
-                f"bias compensation needs a bias on {what}, and this {s.family.name} model has none (creating one "
-                "would be lost by a stock loader); prune this model with a method without compensation")
+            path = s.family.o if what.startswith("the attention") else s.family.down
+            if path not in switches:
+                switches[path] = bias_switch(model, path)
+            if switches[path] is None:
+                raise CascadePruneError(
+                    f"bias compensation needs a bias on {what}, and this {s.family.name} model has none and no config "
+                    "switch that builds one (a bias created anyway would be lost by a stock loader); prune this "
+                    "model with a method without compensation")
+    for key, paths in dict.fromkeys(v for v in switches.values() if v):
+        enable_bias(model, key, paths)
     for proj, idx, mean, _ in work:
         i = torch.as_tensor(idx, dtype=torch.long)
         proj.bias += (_columns(proj, idx, layout) @ mean.double()[i]).to(proj.bias.dtype)
+
+
+def bias_switch(model: nn.Module, path: str) -> tuple[str, tuple[str, ...]] | None:
+    """The boolean config key that makes the modeling code give the layer projection ``path`` a bias, and
+    every projection path that key gives one (the model's current layer paths), or None when no key does.
+
+    Read off a one-layer sibling built on the meta device (no memory, no weights) with each false
+    ``*_bias`` key of the config turned on in turn."""
+    s = resolve(model)
+    base = base_model_of(model)
+    config = base.config
+    candidates = [k for k, v in config.to_dict().items() if k.endswith("bias") and v is False]
+    paths = [p for p in (*s.family.attention_paths, *s.family.ffn_paths)]
+    for key in candidates:
+        cfg = copy.deepcopy(config)
+        setattr(cfg, s.family.key_layers, 1)
+        setattr(cfg, key, True)
+        try:
+            with torch.device("meta"):
+                sibling = type(base)(cfg)
+            layer = sibling.get_submodule(s.family.layers)[0]
+            biased = tuple(p for p in paths if getattr(layer.get_submodule(p), "bias", None) is not None)
+        except Exception:  # a key this class cannot build with is not a switch for it
+            continue
+        if path in biased:
+            return key, biased
+    return None
+
+
+@torch.no_grad()
+def enable_bias(model: nn.Module, key: str, paths: tuple[str, ...]) -> None:
+    """Turn config ``key`` on and give every projection at ``paths`` in every layer a zero bias (where it has
+    none), so the model computes exactly what it did and saves what a stock loader rebuilds."""
+    s = resolve(model)
+    setattr(base_model_of(model).config, key, True)
+    if getattr(model, "config", None) is not None and model.config is not base_model_of(model).config:
+        setattr(model.config, key, True)
+    out_dim = 1 if s.family.weight_layout == "conv1d" else 0
+    for layer in s.layer_list:
+        for p in paths:
+            proj = layer.get_submodule(p)
+            if getattr(proj, "bias", None) is None:
+                w = proj.weight
+                proj.bias = nn.Parameter(torch.zeros(w.shape[out_dim], dtype=w.dtype, device=w.device),
+                                         requires_grad=w.requires_grad)

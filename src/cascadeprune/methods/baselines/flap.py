@@ -11,8 +11,10 @@ layers and both kinds, lowest first, each unit costing its parameters, until the
 one head stays per layer); bias compensation: the calibration mean of every removed feature times its
 weight column is added to the projection's bias (``surgery.compensate_bias``), so a pruned projection
 keeps its mean output; no fine-tuning (``baseline_recovery: budget`` gives it the run's recovery budget,
-to report it both ways). Models whose output projections have no bias (the Llama family) are refused
-with a clear error rather than given a bias a stock loader would drop.
+to report it both ways). Where an output projection has no bias, the config switch that makes the
+modeling code build one is turned on (Llama/Granite/SmolLM3's ``attention_bias`` / ``mlp_bias``, as the
+FLAP authors' code adds biases to LLaMA) so a stock loader keeps the compensation; a family without such a
+switch (Mistral, Qwen2, Phi-3) is refused with a clear error rather than given a bias a loader would drop.
 """
 
 from __future__ import annotations
