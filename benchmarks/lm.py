@@ -8,6 +8,7 @@ run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process),
     python benchmarks/lm.py --list                            # the runs and their commands
     python benchmarks/lm.py --table                           # Markdown table of results/lm.jsonl
     python benchmarks/lm.py --stats                           # paired t-tests over seeds (scipy.stats)
+    python benchmarks/lm.py --only llm-pruner-mix-1.5 flap-mix-1.5   # the published baselines, same budget
 
 Appends one JSON record per run to benchmarks/results/lm.jsonl (model, task, method, ratio_target,
 ratio_achieved, seed, calibration, recovery_steps, perplexity per domain, dense perplexity, stages,
@@ -37,6 +38,16 @@ RECIPES = {"cascade": "recipes/lm-cpu.yaml", "oneshot": "recipes/lm-cpu.yaml",
            "iterative-channels": "recipes/lm-iterative-channels.yaml",
            "iterative-channels-norecovery": "recipes/lm-iterative-channels.yaml"}
 SETS = {"iterative-channels-norecovery": ["stages.*.recovery.method=none"]}
+# The published baselines (issue 20's causal-LM frontier), each through `--method NAME` on the cascade recipe's
+# stages, so the recovery budget is the same 32 LoRA steps (in one recovery) for the methods whose authors
+# fine-tune; "+budget" gives it to those whose authors do not (FLAP, Wanda-sp, ShortGPT).
+BASELINES = ("llm-pruner", "flap", "wanda-sp", "magnitude", "shortgpt")
+NO_FINE_TUNING = ("flap", "wanda-sp", "shortgpt")
+for _m in BASELINES:
+    RECIPES[_m] = "recipes/lm-cpu.yaml"
+    if _m in NO_FINE_TUNING:
+        RECIPES[f"{_m}+budget"] = "recipes/lm-cpu.yaml"
+        SETS[f"{_m}+budget"] = ["baseline_recovery=budget"]
 
 
 def runs(ratios=(1.5, 2.0)) -> list[dict]:
@@ -54,6 +65,10 @@ def runs(ratios=(1.5, 2.0)) -> list[dict]:
     # perplexities show what each calibration set chose to remove and nothing else
     for cal in (MIX, "prose:1", "code:1", "technical:1"):
         out.append({"method": "iterative-channels-norecovery", "calibration": cal, "ratio": ratios[0]})
+    # the baselines (SmolLM2's 30 layers reach 1.5x and 2x exactly with whole layers, so ShortGPT runs at both)
+    for ratio in ratios:
+        for method in BASELINES + tuple(f"{m}+budget" for m in NO_FINE_TUNING):
+            out.append({"method": method, "calibration": MIX, "ratio": ratio})
     return out
 
 
@@ -68,7 +83,8 @@ def command(r: dict, seed: int, out: Path) -> list[str]:
            "--overwrite"]
     for item in SETS.get(r["method"], []):
         cmd += ["--set", item]
-    return cmd + (["--method", "oneshot"] if r["method"] == "oneshot" else [])
+    base = r["method"].split("+")[0]
+    return cmd + (["--method", base] if base == "oneshot" or base in BASELINES else [])
 
 
 def machine() -> str:
