@@ -231,6 +231,35 @@ def targets(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def references(rows: list[dict], path: Path = HERE / "results" / "reference.jsonl") -> str:
+    """The reference CNN's deployed artifacts (benchmarks/reference.py: same `cascadeprune export` and `bench`, batch 1,
+    1 thread, a fresh process each) beside gpt2-deep's from this run. Two runs, so compare levels, not ratios."""
+    recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    dep = [r for r in recs if r.get("benchmark") == "reference-deploy"]
+    if not dep:
+        return "(no reference-deploy record in results/reference.jsonl yet: run benchmarks/reference.py)"
+    last = dep[-1]["date"]
+    dep = [r for r in dep if r["date"] == last]
+    accs = {}
+    for r in recs:
+        if r.get("benchmark") == "reference" and r["protocol"] == dep[0]["protocol"]:
+            accs.setdefault(r["model"], []).append(r["accuracy"])
+    params = next((r["params"] for r in recs if r.get("benchmark") == "reference" and r["model"] == "wdcnn"), None)
+    lines = [f"The reference CNN (`wdcnn`, {params:,} parameters; test accuracy {100 * sum(accs['wdcnn']) / len(accs['wdcnn']):.2f} % "
+             f"on {dep[0]['protocol']}, mean of {len(accs['wdcnn'])} seeds) from `benchmarks/reference.py` ({last}), "
+             "beside gpt2-deep from the run above, batch 1, 1 thread:", "",
+             "| model | ratio | runtime | p50 ms | model MB | file MB | FLOPs per window |", "|---|---|---|---|---|---|---|"]
+    names = {"torch": "PyTorch", "onnx fp32": "ONNX fp32", "onnx int8 dynamic": "ONNX int8 dynamic"}
+    for r in dep:
+        lines.append(f"| wdcnn | – | {names[r['artifact']]} | {r['p50_ms']:.3f} | {r['model_mem_mb']:.1f} | "
+                     f"{r['file_mb']:.2f} | {r['flops_per_window']:,} |")
+    for r in rows:
+        if r["model"] == "gpt2-deep" and r["batch"] == 1 and r["threads"] == 1 and r["int8_method"] in (None, "dynamic"):
+            lines.append(f"| gpt2-deep | {r['ratio']:g}x | {_rt(r)} | {r['p50_ms']:.3f} | {r['model_mem_mb']:.1f} | "
+                         f"{r['file_mb']:.2f} | {r.get('flops_per_window') or r.get('block_flops_per_window') or 0:,} |")
+    return "\n".join(lines)
+
+
 def breakdowns(rows: list[dict]) -> str:
     from cascadeprune.deploy.bench import breakdown_table
 
@@ -258,7 +287,7 @@ def main() -> None:
     if args.table:
         rows = latest(args.results)
         print(table(rows) + "\n\nTargets:\n\n" + targets(rows) + "\n\nWhere the time goes (ONNX Runtime kernel time, "
-              "batch 1, 1 thread):\n\n" + breakdowns(rows))
+              "batch 1, 1 thread):\n\n" + breakdowns(rows) + "\n\n" + references(rows))
         return
     run(args)
 
