@@ -412,9 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help=COMMANDS["train"][1])
     s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
-    s.add_argument("--backbone", required=True, help="gpt2-10m, llama-10m, all-minilm-l6-v2, smollm2-135m, "
-                                                      "a .gguf file or a Hugging Face directory; or wdcnn, the "
-                                                      "reference 1-D CNN (no transformer: trained to compare with)")
+    s.add_argument("--backbone", required=True, help="from scratch: gpt2-10m (MHA+GELU), gqa-gelu-10m, "
+                                                      "mha-swiglu-10m, llama-10m (GQA+SwiGLU), gpt2-deep; "
+                                                      "pretrained: all-minilm-l6-v2, smollm2-135m; a .gguf file or a "
+                                                      "Hugging Face directory; or wdcnn, the reference 1-D CNN (no "
+                                                      "transformer: trained to compare with)")
     s.add_argument("--out", required=True)
     _data_args(s)
     s.add_argument("--lora", action="store_true", help="LoRA on attention (front end and head train fully)")
