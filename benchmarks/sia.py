@@ -161,6 +161,7 @@ HEAD = ("| model | granularity | criterion | ratio | measured / units | within: 
 
 def table(results: Path = RESULTS) -> str:
     recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
+    recs = [r for r in recs if r.get("benchmark") == "sia"]  # sia_collapse.py appends its own kind to this file
     last = {}
     for r in recs:  # the newest record of each (run, criterion, mode)
         last[(r["run"], r["criterion"], r["mode"])] = r

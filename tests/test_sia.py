@@ -186,3 +186,97 @@ def test_replaying_the_unchanged_prefix_equals_the_full_pass(family):
         with torch.no_grad(), mask_plan(model, plan_of(g, units)):
             plain = sum(float(task.loss(model, b)) for b in batches) / len(batches)
         assert ev(units) == pytest.approx(plain, rel=1e-6, abs=1e-6)
+
+
+# -- stored reports: `sia --out DIR` and `inspect --sia` ------------------------------------------------------
+
+SMALL = ["--task", "lm@seq=16", "--granularity", "heads", "--units", "6", "--pairs", "4", "--random-sets", "1"]
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A saved tiny Llama with its report written into a folder inside its directory (MODEL/sia)."""
+    from cascadeprune import save_model
+
+    root = tmp_path_factory.mktemp("sia-stored")
+    model_dir = save_model(tiny_model("llama"), root / "llama")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in model_dir.iterdir())
+    assert main(["sia", str(model_dir), *SMALL, "--out", str(model_dir / "sia")]) == 0
+    return model_dir, before
+
+
+def test_out_writes_the_report_beside_the_model_files_untouched(stored, capsys):
+    model_dir, before = stored
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in model_dir.iterdir() if p.name != "sia")
+    assert after == before  # the model's own files: not one rewritten
+    assert sorted(p.name for p in (model_dir / "sia").iterdir()) == ["sia.json", "sia.md", "sia.png"]
+    rep = json.loads((model_dir / "sia" / "sia.json").read_text())
+    assert rep["format"] == "cascadeprune-sia/1" and rep["fingerprint"]["family"] == "llama"
+    assert list(rep["granularities"]) == ["heads"]
+    md = (model_dir / "sia" / "sia.md").read_text()
+    assert "| heads | **" in md and "## Full report" in md
+
+
+def test_inspect_finds_the_stored_report_and_shows_both_verdicts(stored, capsys):
+    model_dir, _ = stored
+    rep = json.loads((model_dir / "sia" / "sia.json").read_text())
+    verdict = rep["granularities"]["heads"]["verdict"]
+    capsys.readouterr()
+    assert main(["inspect", str(model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "SIA (static)  VIOLATED" in out and f"SIA (measured) {model_dir / 'sia' / 'sia.json'}" in out
+    assert f"heads     {verdict.upper()}" in out and "(static violated)" in out
+    for arg in (str(model_dir / "sia"), str(model_dir / "sia" / "sia.json")):  # the folder or the file
+        assert main(["inspect", str(model_dir), "--sia", arg, "--json"]) == 0
+        m = json.loads(capsys.readouterr().out)["sia_measured"]
+        h = m["granularities"]["heads"]
+        assert h["verdict"] == verdict and h["static"] == "violated" and m["task"] == "lm@seq=16"
+        assert {"additivity_median", "interaction_within", "interaction_across", "tau_noise", "tau_after"} <= set(h)
+    assert main(["inspect", "tiny-llama", "--json"]) == 0  # no report anywhere: null, and the text says how
+    assert json.loads(capsys.readouterr().out)["sia_measured"] is None
+
+
+def test_inspect_refuses_a_report_of_another_model(stored, tmp_path, capsys):
+    from cascadeprune import save_model
+
+    model_dir, _ = stored
+    report = str(model_dir / "sia")
+    other = save_model(tiny_model("llama", seed=1), tmp_path / "other")  # same architecture, other weights
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "plan.json").write_text('{"format": "cascadeprune-plan/1"}')
+    cases = [(["inspect", "tiny-gpt2", "--sia", report], "a llama model; this one is gpt2"),
+             (["inspect", str(other), "--sia", report], "weights differ"),
+             (["inspect", str(model_dir), "--sia", str(tmp_path / "missing")], "no sia report there"),
+             (["inspect", str(model_dir), "--sia", str(tmp_path / "bad.json")], "not readable JSON"),
+             (["inspect", str(model_dir), "--sia", str(tmp_path / "plan.json")], "not a cascadeprune sia report")]
+    assert main(["inspect", "tiny-llama", "--sia", report]) == 0  # the saved model IS tiny-llama (seed 0): accepted
+    capsys.readouterr()
+    for argv, match in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("cascadeprune: error:") and match in err, err
+
+
+def test_found_reports_of_another_model_are_skipped_with_a_note(stored, tmp_path, capsys):
+    import shutil
+
+    model_dir, _ = stored
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other, ignore=shutil.ignore_patterns("sia"))
+    shutil.copytree(model_dir / "sia", other / "gpt2-report")
+    rep = json.loads((other / "gpt2-report" / "sia.json").read_text())
+    rep["fingerprint"]["weights_sha256"] = "0" * 16  # as if measured on another checkpoint
+    (other / "gpt2-report" / "sia.json").write_text(json.dumps(rep))
+    assert main(["inspect", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "SIA (measured) no report of this model found" in out and "weights differ" in out
+
+
+def test_out_refuses_the_model_directory_and_existing_folders(stored, capsys):
+    model_dir, _ = stored
+    for out, match in [(model_dir, "the model's directory or above it"),
+                       (model_dir.parent, "the model's directory or above it"),
+                       (model_dir / "sia", "already exists and is not empty")]:
+        assert main(["sia", str(model_dir), *SMALL, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and match in err, err

@@ -1,6 +1,6 @@
 """Command line: a table of subcommand -> typed function.
 
-    cascadeprune inspect MODEL [--json]
+    cascadeprune inspect MODEL [--sia DIR_OR_JSON] [--json]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
     cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
@@ -12,6 +12,7 @@
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
     cascadeprune sia MODEL --task TASK [--granularity layers|heads|channels] [--units N] [--pairs N] [--json]
+                     [--out DIR [--overwrite]]
     cascadeprune demo [--out DIR]
 """
 
@@ -27,11 +28,13 @@ from pathlib import Path
 from cascadeprune.errors import CascadePruneError
 
 
-def cmd_inspect(model: str, json_out: bool = False, context: int = 512) -> int:
-    from cascadeprune.inspection import format_inspection, inspect_model
+def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str | None = None) -> int:
+    from cascadeprune.inspection import format_inspection, inspect_model, measured_sia
     from cascadeprune.storage import load_model
 
-    info = inspect_model(load_model(model), context=context)
+    m = load_model(model)
+    info = inspect_model(m, context=context)
+    info["sia_measured"] = measured_sia(m, model, sia)  # a stored `sia --out` report: --sia, or found in MODEL/
     print(json.dumps(info, indent=2) if json_out else format_inspection(info))
     return 0
 
@@ -84,10 +87,12 @@ def cmd_apply(model: str, plan: str, out: str, overwrite: bool = False, json_out
 def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: str | None = None,
             mode: str = "grouped", ratio: float = 1.1, units: int = 64, pairs: int = 64, random_sets: int = 3,
             windows: int = 16, batch_size: int = 8, seed: int = 42, calibration: str | None = None,
-            data_dir: str | None = None, json_out: bool = False) -> int:
+            data_dir: str | None = None, json_out: bool = False, out: str | None = None,
+            overwrite: bool = False) -> int:
     from cascadeprune import load_model
     from cascadeprune.methods.config import parse_mix
     from cascadeprune.sia.measure import GRANULARITIES, format_report, sia_report
+    from cascadeprune.sia.stored import check_out, save_report
     from cascadeprune.tasks import get_task, task_kind
 
     grans = GRANULARITIES if granularity in (None, "all") else (granularity,)
@@ -104,12 +109,19 @@ def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: st
         from cascadeprune.tasks.lm.task import check_mix
 
         check_mix(task, mix)
+    if out is not None:  # refused before minutes of measuring, not after
+        check_out(out, model, overwrite)
     m = load_model(model)
     the_task = get_task(task, m, source=model, data_dir=data_dir)
     rep = sia_report(m, the_task, grans, model_name=model, task_name=task, n=windows, batch_size=batch_size,
                      seed=seed, mix=mix, criteria={grans[0]: criterion} if criterion else None, mode=mode,
                      ratio=ratio, units=units, pairs=pairs, random_sets=random_sets, progress=not json_out)
-    print(json.dumps(rep, indent=2) if json_out else format_report(rep))
+    text = format_report(rep)
+    print(json.dumps(rep, indent=2) if json_out else text)
+    if out is not None:
+        paths = save_report(rep, out, model, overwrite, text=text)
+        print(f"wrote {', '.join(str(p) for p in paths.values())}; `cascadeprune inspect {model} --sia {out}` shows "
+              "it beside the static verdict", file=sys.stderr if json_out else sys.stdout)
     return 0
 
 
@@ -386,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  "all-minilm-l6-v2, tiny-<family>)")
     s.add_argument("--json", dest="json_out", action="store_true", help="print JSON")
     s.add_argument("--context", type=int, default=512, help="context length for attention FLOPs (default 512)")
+    s.add_argument("--sia", default=None, metavar="DIR_OR_JSON",
+                   help="a report written by `cascadeprune sia --out DIR` (the folder or its sia.json): show its "
+                        "measured verdict per granularity (default: MODEL/sia.json or MODEL/*/sia.json if present)")
     s = sub.add_parser("apply", help=COMMANDS["apply"][1])
     s.add_argument("--model", required=True, help="model to prune (same forms as inspect)")
     s.add_argument("--plan", required=True, help="plan JSON (format cascadeprune-plan/1)")
@@ -412,9 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help=COMMANDS["train"][1])
     s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
-    s.add_argument("--backbone", required=True, help="gpt2-10m, llama-10m, all-minilm-l6-v2, smollm2-135m, "
-                                                      "a .gguf file or a Hugging Face directory; or wdcnn, the "
-                                                      "reference 1-D CNN (no transformer: trained to compare with)")
+    s.add_argument("--backbone", required=True, help="from scratch: gpt2-10m (MHA+GELU), gqa-gelu-10m, "
+                                                      "mha-swiglu-10m, llama-10m (GQA+SwiGLU), gpt2-deep; "
+                                                      "pretrained: all-minilm-l6-v2, smollm2-135m; a .gguf file or a "
+                                                      "Hugging Face directory; or wdcnn, the reference 1-D CNN (no "
+                                                      "transformer: trained to compare with)")
     s.add_argument("--out", required=True)
     _data_args(s)
     s.add_argument("--lora", action="store_true", help="LoRA on attention (front end and head train fully)")
@@ -478,6 +495,10 @@ def _sia_args(sub) -> None:
                                                                       '"prose:1,code:1" (default: the task\'s own)')
     _data_args(s)
     s.add_argument("--json", dest="json_out", action="store_true")
+    s.add_argument("--out", default=None, metavar="DIR",
+                   help="also write DIR/sia.json (the --json content), sia.md and sia.png, atomically; not the model's "
+                        "own directory (a folder inside it, e.g. MODEL/sia, is fine: inspect looks there)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def _serve_args(sub) -> None:

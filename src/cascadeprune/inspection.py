@@ -1,5 +1,9 @@
 """``cascadeprune inspect``: what a model is made of and whether it will prune well.
 
+The SIA verdict is the static one (read off the architecture) and, when a ``cascadeprune sia --out``
+report of this very model exists (given with ``--sia``, or stored inside the model's directory), the
+measured one per granularity beside it (:func:`measured_sia`).
+
 Example::
 
     info = inspect_model(load_model("smollm2-135m"))
@@ -57,6 +61,23 @@ def inspect_model(model: nn.Module, context: int = 512) -> dict:
     }
 
 
+def measured_sia(model: nn.Module, source: str, path: str | None = None) -> dict | None:
+    """The stored `sia` report's verdicts for ``model``: the one at ``path`` (an error if it is missing or
+    another model's), else the newest matching one inside the model's directory (others are skipped with a
+    note); None when there is none."""
+    from cascadeprune.report.sia_report import summary
+    from cascadeprune.sia.stored import find_for, load_for
+
+    if path is not None:
+        (rep, where), notes = load_for(model, path), []
+    else:
+        rep, where, notes = find_for(model, source)
+        if rep is None:
+            return {"path": None, "notes": notes} if notes else None
+    return {"path": str(where), "model": rep["model"], "task": rep["task"], "calibration": rep["calibration"],
+            "granularities": summary(rep), "notes": notes}
+
+
 def _tied(model: nn.Module) -> bool:
     """Whether the output head shares its weight with the input embedding."""
     get_in, get_out = getattr(model, "get_input_embeddings", None), getattr(model, "get_output_embeddings", None)
@@ -98,4 +119,25 @@ def format_inspection(info: dict) -> str:
     lines += ["", f"SIA (static)  {'HOLDS' if sia['holds'] else 'VIOLATED'}"]
     lines += [f"              - {r}" for r in sia["reasons"]]
     lines.append(f"              {sia['advice']}")
+    lines += _format_measured(info.get("sia_measured"))
     return "\n".join(lines)
+
+
+def _format_measured(m: dict | None) -> list[str]:
+    if m is None:
+        return ["", "SIA (measured) none stored; measure with `cascadeprune sia MODEL --task TASK --out DIR`, "
+                    "show with --sia DIR"]
+    lines = [""]
+    if m["path"] is not None:
+        cal = m["calibration"]
+        lines.append(f"SIA (measured) {m['path']}: {m['task']}, {cal['windows']} calibration windows, seed {cal['seed']}")
+        f = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+        for g, s in m["granularities"].items():
+            lines.append(f"              {g:<9} {s['verdict'].upper():<9} (static {s['static']}); {s['criterion']} "
+                         f"({s['mode']}): A {f(s['additivity_criterion'])}, random A {f(s['additivity_median'])}, "
+                         f"|I| within {f(s['interaction_within'])} / across {f(s['interaction_across'])}, "
+                         f"τ halves {f(s['tau_noise'])} -> after {f(s['tau_after'])}")
+    else:
+        lines.append("SIA (measured) no report of this model found")
+    lines += [f"              ({n})" for n in m["notes"]]
+    return lines

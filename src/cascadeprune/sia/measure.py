@@ -558,9 +558,12 @@ def sia_report(model: nn.Module, task, granularities=GRANULARITIES, model_name: 
     if n < 2 * batch_size:
         raise CascadePruneError(f"{n} calibration windows in batches of {batch_size}: need at least two batches "
                                 "(the rank check splits them in halves)")
+    from cascadeprune.sia.stored import fingerprint
+
     batches = task.calibration_batches(mix, n, batch_size, seed)
     st = static_check(resolve(model))
     out = {"format": FORMAT, "model": model_name, "task": task_name or getattr(task, "name", "task"),
+           "fingerprint": fingerprint(model),  # `inspect MODEL --sia` checks a stored report against it
            "static": {"holds": st.holds, "group_size": st.group_size, "gated_ffn": st.gated_ffn,
                       "reasons": list(st.reasons)},
            "calibration": {"windows": n, "batch_size": batch_size, "batches": len(batches), "seed": seed,

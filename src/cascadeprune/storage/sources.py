@@ -108,14 +108,24 @@ def minilm_dir() -> Path:
 PRETRAINED = {"smollm2-135m": smollm2_gguf, "all-minilm-l6-v2": minilm_dir}
 
 
-# -- from-scratch trunks (no LM head; one-row token embedding): the controlled MHA+GELU vs GQA+SwiGLU pair
-# ``gpt2-10m`` / ``llama-10m`` at matched size, ``gpt2-deep`` (12 layers), and mini/tiny sizes for demo and tests.
+# -- from-scratch trunks (no LM head; one-row token embedding): the controlled 2x2 of attention (MHA / GQA D = 3)
+# by FFN (GELU / SwiGLU) at matched size (``gpt2-10m``, ``gqa-gelu-10m``, ``mha-swiglu-10m``, ``llama-10m``; what
+# else differs: tasks/bearing/backbones.py), ``gpt2-deep`` (12 layers), and mini/tiny sizes for demo and tests.
 SCRATCH = {
     "gpt2-10m": ("GPT2Config", dict(n_embd=384, n_layer=6, n_head=6, n_inner=1536, activation_function="gelu_new",
                                      resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.0)),
     "llama-10m": ("LlamaConfig", dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
                                        num_key_value_heads=2, head_dim=64, intermediate_size=1152,
                                        hidden_act="silu", attention_dropout=0.0)),
+    # the other two cells: SwiGLU with MHA (Llama with as many KV heads as query heads), and GQA with a plain GELU
+    # FFN (Starcoder2: Llama's attention, an ungated c_fc -> GELU -> c_proj FFN, LayerNorm and biases like GPT-2)
+    "mha-swiglu-10m": ("LlamaConfig", dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
+                                            num_key_value_heads=6, head_dim=64, intermediate_size=1008,
+                                            hidden_act="silu", attention_dropout=0.0)),
+    "gqa-gelu-10m": ("Starcoder2Config", dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6,
+                                              num_key_value_heads=2, intermediate_size=1760,
+                                              hidden_act="gelu_pytorch_tanh", use_bias=True, sliding_window=None,
+                                              residual_dropout=0.1, embedding_dropout=0.1, attention_dropout=0.0)),
     "gpt2-deep": ("GPT2Config", dict(n_embd=256, n_layer=12, n_head=8, n_inner=1024, activation_function="gelu_new",
                                       resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.0)),
     # small versions for the demo (6 layers, ~1.2 M block params) and tiny ones for tests
