@@ -7,6 +7,17 @@ For each (protocol, seed):
   as the LLM classifiers), evaluated on the protocol's test split;
 - ``fft-linear``: softmax regression on log-FFT magnitudes of the same windows (L-BFGS).
 
+On ``cwru-to-mfpt-2class-5shot-adapt`` (few-shot adaptation: the training split is 10 MFPT windows)
+``wdcnn`` is not trained afresh but adapted: ``cascadeprune train --init`` from its own
+``cwru-to-mfpt-2class`` checkpoint of the same seed, for a fixed budget (ADAPT_STEPS at batch
+ADAPT_BATCH, ``--keep last``; see the comment there), so run that protocol first. ``fft-linear`` has
+no model to start from: it is fitted on the 10 windows alone (its record says so).
+
+``--adapt MODEL ...`` adapts the LLM classifiers the same way (same budget, each from its dense
+``cwru-to-mfpt-2class`` checkpoint of benchmarks/dense.py, see ADAPT_LLMS) and appends one record per
+(model, seed) with ``benchmark: adapt`` (accuracy, macro-F1, the init and its accuracy before, steps,
+the command); ``--table`` shows them beside the references of that protocol.
+
 Then, once per run, the seed-42 ``wdcnn`` of the first protocol is exported (fp32 and int8, by the
 code behind ``cascadeprune export``) and measured with ``cascadeprune bench`` (fresh process, batch 1,
 1 thread), so that its latency and model memory stand beside the deployed LLMs of
@@ -22,6 +33,9 @@ with the file each row comes from.
     python benchmarks/reference.py --protocols cwru-to-mfpt-2class --seeds 42
     python benchmarks/reference.py --table
     python benchmarks/reference.py --readme                # the README's plain statement, from the records
+    python benchmarks/reference.py --protocols cwru-to-mfpt-2class-5shot-adapt --no-deploy   # the CNN adapted
+    python benchmarks/reference.py --adapt gpt2-deep all-minilm-l6-v2 --device cuda          # the LLMs adapted
+    python benchmarks/reference.py --list [--adapt ...]    # the commands each run would execute; runs nothing
 """
 
 from __future__ import annotations
@@ -37,36 +51,126 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, common, windows  # noqa: E402
+from dense import CHECKPOINTS, DATA, RECIPES, checkpoint_name, common, windows  # noqa: E402
 
 RESULTS = HERE / "results" / "reference.jsonl"
 PROTOCOLS = ["cwru-4class-crossload", "cwru-10class-crossload", "cwru-4class-crossload-snr0",
-             "cwru-4class-crossload-snr-5", "cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot"]
+             "cwru-4class-crossload-snr-5", "cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot",
+             "cwru-to-mfpt-2class-5shot-adapt"]  # after cwru-to-mfpt-2class: adaptation starts from its checkpoints
 CNN_EPOCHS = 15
 CLI = [sys.executable, "-m", "cascadeprune"]
 
+ADAPT, ADAPT_FROM = "cwru-to-mfpt-2class-5shot-adapt", "cwru-to-mfpt-2class"
+# The adaptation budget, fixed before any adapted test figure was seen (the protocol has no target-domain
+# validation to choose it on: its validation windows are CWRU's, so training keeps the last weights).
+# Batch 10 is the whole support set (5 windows per class), so every step is one exactly balanced pass over
+# the shots; 30 steps = 30 passes: enough for the head, the front end and (in the CNN) the batch-norm
+# statistics to move to the new rig, few enough that a model does not merely memorise 10 windows (the
+# CNN's 1,050 from-scratch steps on CWRU would). Warm-up 3 steps: the training loop's default 50 would keep
+# the learning rate below ~17 % of --lr over a 30-step budget.
+ADAPT_STEPS, ADAPT_BATCH, ADAPT_WARMUP = 30, 10, 3
+# LLM classifiers adapted by --adapt: each from benchmarks/dense.py's dense checkpoint on ADAPT_FROM, with
+# the front end and speed jitter it was trained with; the learning rate is dense.py's recipe for the model
+ADAPT_LLMS = {"gpt2-deep": dict(front_end="raw", speed_jitter=0.03),
+              "all-minilm-l6-v2": dict(front_end="spectrum", speed_jitter=0.0)}
 
-def run_cnn(protocol: str, seed: int) -> dict:
+
+def adapt_args(init: Path, seed: int, lr: float | None = None, speed_jitter: float = 0.03) -> list[str]:
+    """The ``cascadeprune train`` arguments that adapt ``init`` to ADAPT (without --out and --json)."""
+    return (["train", "--task", ADAPT, "--init", str(init), "--max-steps", str(ADAPT_STEPS), "--batch-size",
+             str(ADAPT_BATCH), "--warmup-steps", str(ADAPT_WARMUP), "--keep", "last", "--seed", str(seed),
+             "--speed-jitter", f"{speed_jitter:g}"] + ([] if lr is None else ["--lr", f"{lr:g}"]) +
+            ["--data-dir", DATA])
+
+
+def cnn_command(protocol: str, seed: int) -> tuple[list[str], Path]:
+    """The CLI arguments that train (or, on ADAPT, adapt) the CNN for (protocol, seed), and its output folder."""
     out = CHECKPOINTS / f"wdcnn_{protocol}_seed{seed}"
-    cmd = ["train", "--task", protocol, "--backbone", "wdcnn", "--epochs", str(CNN_EPOCHS), "--seed", str(seed),
-           "--out", str(out), "--data-dir", DATA, "--overwrite", "--json"]
-    t0 = time.perf_counter()
+    if protocol == ADAPT:
+        # default --lr (5e-4, the CNN's training rate) and speed jitter (0.03, as in its CWRU training)
+        cmd = adapt_args(CHECKPOINTS / f"wdcnn_{ADAPT_FROM}_seed{seed}", seed)
+    else:
+        cmd = ["train", "--task", protocol, "--backbone", "wdcnn", "--epochs", str(CNN_EPOCHS), "--seed", str(seed),
+               "--data-dir", DATA]
+    return cmd + ["--out", str(out), "--overwrite", "--json"], out
+
+
+def llm_adapt_command(model: str, seed: int, device: str = "cpu") -> tuple[list[str], Path, Path]:
+    """The CLI arguments that adapt LLM classifier ``model`` (ADAPT_LLMS) for ``seed``; its init and output."""
+    how = ADAPT_LLMS[model]
+    init = CHECKPOINTS / checkpoint_name(model, ADAPT_FROM, seed, how["speed_jitter"], how["front_end"])
+    out = CHECKPOINTS / checkpoint_name(model, ADAPT, seed, how["speed_jitter"], how["front_end"])
+    cmd = adapt_args(init, seed, RECIPES[model]["lr"], how["speed_jitter"])
+    if RECIPES[model]["lora"]:
+        cmd.append("--lora")
+    return cmd + ["--device", device, "--out", str(out), "--overwrite", "--json"], init, out
+
+
+def _need_init(cmd: list[str], how: str) -> Path:
+    init = Path(cmd[cmd.index("--init") + 1])
+    if not init.is_dir():
+        raise SystemExit(f"{init}: missing; adaptation starts from it ({how})")
+    return init
+
+
+def _train(cmd: list[str], what: str) -> dict:
     child = subprocess.run(CLI + cmd, capture_output=True, text=True, env={"TQDM_DISABLE": "1", **_env()})
     if child.returncode != 0:
-        raise RuntimeError(f"wdcnn {protocol} seed {seed} failed:\n{child.stderr[-2000:]}")
-    summary = json.loads(child.stdout[child.stdout.index("{"):])
+        raise RuntimeError(f"{what} failed:\n{child.stderr[-2000:]}")
+    return json.loads(child.stdout[child.stdout.index("{"):])
+
+
+def _command(cmd: list[str]) -> str:
+    """The command as recorded (without --json, which only shapes the output)."""
+    return "cascadeprune " + " ".join(c for c in cmd if c != "--json")
+
+
+def run_cnn(protocol: str, seed: int) -> dict:
+    cmd, out = cnn_command(protocol, seed)
+    if protocol == ADAPT:
+        _need_init(cmd, f"python benchmarks/reference.py --protocols {ADAPT_FROM} --seeds {seed} --models wdcnn")
+    t0 = time.perf_counter()
+    summary = _train(cmd, f"wdcnn {protocol} seed {seed}")
     meta = json.loads((out / "reference.json").read_text())
     from safetensors.torch import load_file
 
     params = sum(v.numel() for k, v in load_file(out / "model.safetensors").items()
                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
     test = summary["test"]
-    return {"benchmark": "reference", "model": "wdcnn", "protocol": protocol, "seed": seed,
-            "test_snr_db": _snr(protocol), "accuracy": round(test["accuracy"], 5), "macro_f1": round(test["macro_f1"], 5),
-            "val_accuracy": round(summary["val_accuracy"], 5), "params": params, "train_steps": summary["steps"],
+    rec = {"benchmark": "reference", "model": "wdcnn", "protocol": protocol, "seed": seed, "test_snr_db": _snr(protocol),
+           "accuracy": round(test["accuracy"], 5), "macro_f1": round(test["macro_f1"], 5),
+           "val_accuracy": round(summary["val_accuracy"], 5), "params": params, "train_steps": summary["steps"],
+           "train_wall_s": round(summary["wall_s"], 1), "wall_s": round(time.perf_counter() - t0, 1),
+           "checkpoint": str(out.relative_to(HERE)), "train_command": _command(cmd),
+           "epochs": CNN_EPOCHS, "recipe": meta.get("train")}
+    if protocol == ADAPT:  # adapted, not trained: where it started and how it scored there before
+        rec |= _init_fields(summary) | {"epochs": None}
+    return rec
+
+
+def _init_fields(summary: dict) -> dict:
+    init = summary["init"]
+    return {"init": str(Path(init["dir"]).relative_to(HERE)) if Path(init["dir"]).is_relative_to(HERE) else init["dir"],
+            "init_accuracy": round(init["test_accuracy"], 5), "init_macro_f1": round(init["test_macro_f1"], 5),
+            "init_val_accuracy": round(init["val_accuracy"], 5), "steps": summary["steps"]}
+
+
+def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
+    """Adapt the dense LLM classifier ``model`` (trained on ADAPT_FROM by benchmarks/dense.py) to ADAPT with
+    the references' budget; one ``benchmark: adapt`` record."""
+    cmd, init, out = llm_adapt_command(model, seed, device)
+    how = ADAPT_LLMS[model]
+    _need_init(cmd, f"python benchmarks/dense.py --models {model} --protocols {ADAPT_FROM} --seeds {seed} "
+                    f"--front-end {how['front_end']} --speed-jitter {how['speed_jitter']:g}")
+    t0 = time.perf_counter()
+    summary = _train(cmd, f"{model} adapt seed {seed}")
+    test = summary["test"]
+    return {"benchmark": "adapt", "model": model, "front_end": how["front_end"], "protocol": ADAPT, "seed": seed,
+            "test_snr_db": None, "accuracy": round(test["accuracy"], 5), "macro_f1": round(test["macro_f1"], 5),
+            "val_accuracy": round(summary["val_accuracy"], 5), **_init_fields(summary),
+            "batch_size": ADAPT_BATCH, "lr": RECIPES[model]["lr"], "lora": RECIPES[model]["lora"],
             "train_wall_s": round(summary["wall_s"], 1), "wall_s": round(time.perf_counter() - t0, 1),
-            "checkpoint": str(out.relative_to(HERE)), "train_command": "cascadeprune " + " ".join(cmd[:-1]),
-            "epochs": CNN_EPOCHS, "recipe": meta.get("train")}
+            "checkpoint": str(out.relative_to(HERE)), "train_command": _command(cmd)}
 
 
 def run_fft(protocol: str, seed: int) -> dict:
@@ -81,9 +185,13 @@ def run_fft(protocol: str, seed: int) -> dict:
     m = metrics(ds.y["test"], probe.predict(ds.x["test"]), ds.classes, ds.load["test"])
     v = metrics(ds.y["val"], probe.predict(ds.x["val"]), ds.classes, ds.load["val"])
     params = probe.linear.weight.numel() + probe.linear.bias.numel()
-    return {"benchmark": "reference", "model": "fft-linear", "protocol": protocol, "seed": seed,
-            "test_snr_db": _snr(protocol), "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
-            "val_accuracy": round(v["accuracy"], 5), "params": params, "train_wall_s": round(wall, 1)}
+    rec = {"benchmark": "reference", "model": "fft-linear", "protocol": protocol, "seed": seed,
+           "test_snr_db": _snr(protocol), "accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+           "val_accuracy": round(v["accuracy"], 5), "params": params, "train_wall_s": round(wall, 1)}
+    if protocol == ADAPT:
+        rec["note"] = (f"fitted on the {len(ds.x['train'])} shot windows only: a probe fitted from scratch has no "
+                       "model to adapt from")
+    return rec
 
 
 def deploy_rows(protocol: str) -> list[dict]:
@@ -167,15 +275,22 @@ def table(results: Path = RESULTS) -> str:
         for model in ("wdcnn", "fft-linear"):
             rs = [r for r in refs if r["model"] == model]
             if rs:
-                lines.append(f"| {model} | reference | – | {fmt([r['accuracy'] for r in rs])} | "
+                lines.append(f"| {model} | reference{_adapted(rs, fmt)} | – | {fmt([r['accuracy'] for r in rs])} | "
                              f"{fmt([r['macro_f1'] for r in rs])} | {rs[0]['params']:,} | {len(rs)} | reference.jsonl |")
+        adapted: dict[tuple, list[dict]] = {}
+        for r in recs:
+            if r["benchmark"] == "adapt" and r["protocol"] == protocol:
+                adapted.setdefault((r["model"], r.get("front_end", "spectrum")), []).append(r)
+        for (model, fe), rs in sorted(adapted.items()):
+            lines.append(f"| {model} ({fe}) | LLM dense{_adapted(rs, fmt)} | 1x | {fmt([r['accuracy'] for r in rs])} | "
+                         f"{fmt([r['macro_f1'] for r in rs])} | – | {len(rs)} | reference.jsonl |")
         llm = _llm_rows(protocol, snr)
         for (model, fe, method, ratio, name), rs in sorted(llm.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3])):
             f1 = [r["macro_f1"] for r in rs if r.get("macro_f1") is not None]
             params = rs[0].get("block_params")
             lines.append(f"| {model} ({fe}) | LLM {method} | {ratio:g}x | {fmt([r['accuracy'] for r in rs])} | "
                          f"{fmt(f1) if f1 else '–'} | {f'{params:,} block' if params else '–'} | {len(rs)} | {name} |")
-        if not llm:
+        if not llm and not adapted:
             lines.append("| (no LLM classifier record on this protocol yet) | | | | | | | |")
         lines.append("")
     lines += verdicts(recs)
@@ -187,6 +302,13 @@ def table(results: Path = RESULTS) -> str:
             lines.append(f"| {r['model']} | {r['artifact']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
                          f"{r['model_mem_mb']:.1f} | {r['file_mb']:.2f} | {r['flops_per_window']:,} |")
     return "\n".join(lines)
+
+
+def _adapted(rs: list[dict], fmt) -> str:
+    """For adapted rows: ", adapted N steps (before: test accuracy of the inits)"; else nothing."""
+    if "init" not in rs[0]:
+        return ""
+    return f", adapted {rs[0]['steps']} steps (before: {fmt([r['init_accuracy'] for r in rs])} %)"
 
 
 def verdicts(recs: list[dict]) -> list[str]:
@@ -251,12 +373,20 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
     ap.add_argument("--models", nargs="+", default=["wdcnn", "fft-linear"], choices=["wdcnn", "fft-linear"])
     ap.add_argument("--no-deploy", action="store_true", help="skip the export + bench rows")
+    ap.add_argument("--adapt", nargs="+", default=None, choices=list(ADAPT_LLMS), metavar="MODEL",
+                    help=f"instead of the references: adapt these dense LLM classifiers ({', '.join(ADAPT_LLMS)}) "
+                         f"from their {ADAPT_FROM} checkpoints to {ADAPT}, one 'adapt' record per (model, seed)")
+    ap.add_argument("--device", default="cpu", help="--adapt: where training runs (cuda on a GPU machine)")
+    ap.add_argument("--list", action="store_true", help="print the training commands the run would execute and stop")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the tables and stop")
     ap.add_argument("--readme", action="store_true",
                     help="rewrite the statement between the reference-verdicts markers in README.md and stop")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    if args.list:
+        print("\n".join(listing(args)))
+        return
     if args.table:
         print(table(args.results))
         return
@@ -266,6 +396,15 @@ def main() -> None:
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     prov = common(args, "reference.py")
+    if args.adapt:
+        for seed in args.seeds:
+            for model in args.adapt:
+                rec = run_adapt_llm(model, seed, args.device) | prov
+                with args.results.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print(f"{model} adapted seed {seed}: accuracy {rec['init_accuracy']:.4f} -> {rec['accuracy']:.4f}, "
+                      f"macro-F1 {rec['macro_f1']:.4f}", flush=True)
+        return
     for protocol in args.protocols:
         for seed in args.seeds:
             for model in args.models:
@@ -279,6 +418,28 @@ def main() -> None:
             with args.results.open("a") as f:
                 f.write(json.dumps(rec | prov) + "\n")
             print(f"deploy {rec['artifact']}: p50 {rec['p50_ms']:.3f} ms, model {rec['model_mem_mb']:.1f} MB", flush=True)
+
+
+def listing(args) -> list[str]:
+    """One line per run the arguments ask for: what it is and the command (trains nothing)."""
+    lines = []
+    if args.adapt:
+        for seed in args.seeds:
+            for model in args.adapt:
+                cmd, init, _ = llm_adapt_command(model, seed, args.device)
+                lines.append(f"adapt {model} seed {seed}{'' if init.is_dir() else ' (init missing)'}: {_command(cmd)}")
+        return lines
+    for protocol in args.protocols:
+        for seed in args.seeds:
+            for model in args.models:
+                if model == "wdcnn":
+                    cmd, _ = cnn_command(protocol, seed)
+                    missing = protocol == ADAPT and not Path(cmd[cmd.index("--init") + 1]).is_dir()
+                    lines.append(f"wdcnn {protocol} seed {seed}{' (init missing)' if missing else ''}: {_command(cmd)}")
+                else:
+                    lines.append(f"fft-linear {protocol} seed {seed}: in process (L-BFGS on the training windows"
+                                 + (", the 10 shots only)" if protocol == ADAPT else ")"))
+    return lines
 
 
 if __name__ == "__main__":

@@ -174,20 +174,41 @@ def test_missing_data_folder_says_how_to_fetch(tmp_path):
 
 
 @needs_data
-@pytest.mark.parametrize("protocol", ["cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot"])
+@pytest.mark.parametrize("protocol", ["cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot",
+                                      "cwru-to-mfpt-2class-5shot-adapt"])
 def test_transfer_trains_on_cwru_and_tests_on_mfpt(protocol):
     segs = describe(protocol, DATA)["segments"]
+    few_shot = "5shot" in protocol
     for s in segs:
         if s["split"] == "test":
             assert s["file"].startswith("mfpt/"), s
         elif s["file"].startswith("mfpt/"):  # only the few-shot windows of vload_1 come from the new rig
-            assert protocol.endswith("5shot") and s["split"] == "train" and "_vload_1" in s["file"], s
+            assert few_shot and s["split"] == "train" and "_vload_1" in s["file"], s
+        elif protocol.endswith("-adapt"):  # adaptation: CWRU is validation only
+            assert s["split"] == "val", s
     shots = {}
     for s in segs:
         if s["file"].startswith("mfpt/") and s["split"] == "train":
             shots[s["class"]] = shots.get(s["class"], 0) + s["n_windows"]
-    assert shots == ({"inner": 5, "outer": 5} if protocol.endswith("5shot") else {})
+    assert shots == ({"inner": 5, "outer": 5} if few_shot else {})
     assert {s["class"] for s in segs if s["split"] == "test"} == {"inner", "outer"}
+
+
+@needs_data
+def test_adapt_protocol_is_the_5shot_windows_only_with_the_same_test():
+    """Adaptation trains on exactly -5shot's 10 MFPT windows, validates on cwru-to-mfpt-2class's CWRU
+    validation windows and tests on -5shot's test windows, sample for sample."""
+    adapt = build_dataset("cwru-to-mfpt-2class-5shot-adapt", DATA)
+    joint = build_dataset("cwru-to-mfpt-2class-5shot", DATA)
+    plain = build_dataset("cwru-to-mfpt-2class", DATA)
+    mfpt = np.array([s.file.startswith("mfpt/") for s in joint.segments if s.split == "train"
+                     for _ in range(s.n_windows)])
+    assert len(adapt.x["train"]) == 10 == mfpt.sum()
+    assert np.array_equal(adapt.x["train"], joint.x["train"][mfpt])
+    assert np.array_equal(adapt.y["train"], joint.y["train"][mfpt]) and sorted(adapt.y["train"]) == [0] * 5 + [1] * 5
+    for k in ("x", "y"):
+        assert np.array_equal(getattr(adapt, k)["test"], getattr(joint, k)["test"])
+        assert np.array_equal(getattr(adapt, k)["val"], getattr(plain, k)["val"])
 
 
 @needs_data
@@ -205,3 +226,13 @@ def test_data_describe_prints_the_class_mapping(capsys):
     assert main(["data", "describe", "cwru-to-mfpt-2class", "--data-dir", str(DATA)]) == 0
     out = capsys.readouterr().out
     assert "class mapping: MFPT OuterRaceFault_vload_* -> outer" in out and "class mapping: CWRU IR007" in out
+
+
+@needs_data
+def test_data_describe_says_what_the_adapt_protocol_is(capsys):
+    assert main(["data", "describe", "cwru-to-mfpt-2class-5shot-adapt", "--data-dir", str(DATA)]) == 0
+    out = capsys.readouterr().out
+    assert "few-shot adaptation" in out and "--init" in out
+    assert "class mapping: CWRU IR007/IR014/IR021 (12 kHz DE), validation only -> inner" in out
+    assert "class mapping: MFPT OuterRaceFault_vload_1 (5 training windows)" in out
+    assert "train     10 windows" in out

@@ -82,3 +82,56 @@ def test_pruning_commands_refuse_a_reference_with_one_line(trained, argv, capsys
 def test_lora_on_a_reference_is_refused(tmp_path, capsys):
     assert main(["train", "--task", "synthetic", "--backbone", "wdcnn", "--lora", "--out", str(tmp_path / "x")]) == 2
     assert "--lora" in capsys.readouterr().err
+
+
+def _bench_reference():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import reference
+
+    return reference
+
+
+def test_the_benchmark_adapts_from_the_same_seeds_checkpoint_with_a_fixed_budget():
+    """benchmarks/reference.py: on the adaptation protocol the CNN and the LLM classifiers are trained with
+    --init from their cwru-to-mfpt-2class checkpoint of the same seed; the commands parse into `train`."""
+    from cascadeprune.cli import build_parser
+
+    bench = _bench_reference()
+    cmd, out = bench.cnn_command(bench.ADAPT, 123)
+    a = vars(build_parser().parse_args(cmd))
+    assert a["command"] == "train" and a["task"] == "cwru-to-mfpt-2class-5shot-adapt" and a["backbone"] is None
+    assert a["init"].endswith("checkpoints/wdcnn_cwru-to-mfpt-2class_seed123") and a["seed"] == 123
+    assert (a["max_steps"], a["batch_size"], a["keep"], a["warmup_steps"]) == (30, 10, "last", 3)
+    assert out.name == "wdcnn_cwru-to-mfpt-2class-5shot-adapt_seed123"
+    a = vars(build_parser().parse_args(bench.cnn_command("cwru-to-mfpt-2class", 42)[0]))
+    assert a["backbone"] == "wdcnn" and a["init"] is None and a["keep"] == "best"  # the other protocols unchanged
+    inits = {}
+    for model in bench.ADAPT_LLMS:
+        cmd, init, out = bench.llm_adapt_command(model, 42, "cuda")
+        a = vars(build_parser().parse_args(cmd))
+        assert a["init"] == str(init) and a["max_steps"] == 30 and a["keep"] == "last" and a["device"] == "cuda"
+        assert a["lr"] == bench.RECIPES[model]["lr"] and out != init
+        inits[model] = init.name
+    assert inits == {"gpt2-deep": "gpt2-deep_cwru-to-mfpt-2class_seed42_raw_sj0.03",
+                     "all-minilm-l6-v2": "all-minilm-l6-v2_cwru-to-mfpt-2class_seed42"}
+
+
+def test_the_reference_table_shows_adapted_rows(tmp_path):
+    bench = _bench_reference()
+    p = "cwru-to-mfpt-2class-5shot-adapt"
+    recs = [{"benchmark": "reference", "model": "wdcnn", "protocol": p, "seed": s, "test_snr_db": None,
+             "accuracy": 0.6 + s / 1e4, "macro_f1": 0.5, "params": 47102, "init": "x", "init_accuracy": 0.12,
+             "steps": 30} for s in (42, 123)]
+    recs += [{"benchmark": "reference", "model": "fft-linear", "protocol": p, "seed": 42, "test_snr_db": None,
+              "accuracy": 0.7, "macro_f1": 0.6, "params": 1028}]
+    recs += [{"benchmark": "adapt", "model": "gpt2-deep", "front_end": "raw", "protocol": p, "seed": 42,
+              "accuracy": 0.8, "macro_f1": 0.75, "init": "y", "init_accuracy": 0.5, "steps": 30}]
+    f = tmp_path / "reference.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    text = bench.table(f)
+    assert "| wdcnn | reference, adapted 30 steps (before: 12.00 ± 0.00 %) |" in text
+    assert "| fft-linear | reference | – | 70.00 |" in text
+    assert "| gpt2-deep (raw) | LLM dense, adapted 30 steps (before: 50.00 %) | 1x | 80.00 |" in text

@@ -5,6 +5,7 @@
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
     cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
+    cascadeprune train --task PROTOCOL --init CLASSIFIER_DIR --out DIR [--max-steps N] [--keep last] [--lora]
     cascadeprune eval MODEL --task PROTOCOL|lm[:DOMAINS] [--snr-db DB] [--json]
     cascadeprune compress MODEL --task PROTOCOL|lm[:DOMAINS] --ratio R --out DIR [--recipe FILE.yaml] [--set K=V ...]
                           [--calibration "prose:0.5,code:0.3"] [--resume] [--dry-run]
@@ -187,57 +188,132 @@ def _describe_lm(spec: str, json_out: bool) -> int:
     return 0
 
 
-def cmd_train(task: str, backbone: str, out: str, data_dir: str | None = None, lora: bool = False,
+def cmd_train(task: str, backbone: str | None, out: str, data_dir: str | None = None, lora: bool = False,
               lora_rank: int = 4, lora_alpha: int = 16, epochs: float = 10.0, max_steps: int | None = None,
-              batch_size: int = 32, lr: float | None = None, seed: int = 42, patch: int = 32, window: int = 1024,
-              stride: int = 512, patience: int = 4, features: str = "spectrum", global_token: bool = True,
-              speed_jitter: float = 0.03, overwrite: bool = False, json_out: bool = False,
-              device: str = "cpu") -> int:
-    import torch
-
+              batch_size: int = 32, lr: float | None = None, seed: int = 42, patch: int | None = None,
+              window: int | None = None, stride: int = 512, patience: int = 4, features: str | None = None,
+              global_token: bool | None = None, speed_jitter: float = 0.03, overwrite: bool = False,
+              json_out: bool = False, device: str = "cpu", init: str | None = None, keep: str = "best",
+              warmup_steps: int = 50) -> int:
+    """Train a classifier on ``task``: a fresh one (``backbone``), or one that starts from the trained
+    classifier directory ``init`` (few-shot adaptation, fine-tuning), which is read and never written."""
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
     from cascadeprune.storage import save_model
-    from cascadeprune.storage.load import load_backbone
-    from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
+    from cascadeprune.tasks.bearing.cnn import REFERENCE_BACKBONES
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
 
+    if backbone is None and init is None:
+        raise CascadePruneError("give --backbone (a fresh model) or --init DIR (a trained classifier to start from)")
+    if init is not None:
+        _refuse_input_overwrite(init, out)
     if Path(out).exists() and any(Path(out).iterdir()) and not overwrite:
         raise CascadePruneError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-    from cascadeprune.tasks.bearing.cnn import REFERENCE_BACKBONES, build_reference
-
-    reference = backbone in REFERENCE_BACKBONES
-    if reference and lora:
+    if init is not None:
+        clf = _init_classifier(init, backbone, window, patch, features, global_token)
+        window, backbone = clf.window, clf.meta.get("backbone") or backbone or type(clf).__name__
+    if lora and (getattr(clf, "reference", False) if init is not None else backbone in REFERENCE_BACKBONES):
         raise CascadePruneError(f"--lora: {backbone} is a reference CNN trained in full; drop --lora")
-    ds = build_dataset(task, data_dir, _windows(window, stride, None))
-    torch.manual_seed(seed)
-    if reference:
-        clf = build_reference(backbone, ds.classes, window, meta={"protocol": task, "backbone": backbone})
+    ds = build_dataset(task, data_dir, _windows(window or 1024, stride, None))
+    if init is not None:
+        if tuple(ds.classes) != clf.classes:
+            raise CascadePruneError(f"--init {init} predicts classes {list(clf.classes)} but {task} has "
+                                    f"{list(ds.classes)}")
+        before = {"val": evaluate(clf, ds, "val"), "test": evaluate(clf, ds, "test")}
+        started = {"dir": str(Path(init).resolve()), "protocol": clf.meta.get("protocol"),
+                   "val_accuracy": before["val"]["accuracy"], "test_accuracy": before["test"]["accuracy"],
+                   "test_macro_f1": before["test"]["macro_f1"]}
+        if "init" in clf.meta:  # a chain of adaptations: keep where the init itself started
+            started["init"] = clf.meta["init"]
+        clf.meta.update(protocol=task, init=started)
+        clf.meta.pop("test_accuracy", None)  # the init's own figure, on its own protocol
     else:
-        front = FrontEndConfig(window=window, patch=patch, features=features, global_token=global_token)
-        clf = VibrationClassifier(load_backbone(backbone, max_positions=max(128, front.tokens), seed=seed), ds.classes,
-                                  front, meta={"protocol": task, "backbone": backbone})
+        clf = _fresh_classifier(task, backbone, ds.classes, window or 1024, patch, features, global_token, seed)
     if lora:
         clf = add_lora(clf, LoRAConfig(rank=lora_rank, alpha=lora_alpha))
     cfg = TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, seed=seed, patience=patience,
-                      speed_jitter=speed_jitter, device=device,
+                      speed_jitter=speed_jitter, device=device, keep=keep, warmup_steps=warmup_steps,
                       lr=lr if lr is not None else (1e-3 if lora else 5e-4))
-    report = train_classifier(clf, ds, cfg, desc=f"train {backbone} on {task}")
+    report = train_classifier(clf, ds, cfg, desc=f"train {backbone} on {task}" + (f" from {init}" if init else ""))
     if lora:
         clf = merge_lora(clf)
     test = evaluate(clf, ds, "test")
     clf.meta.update(train={"steps": report["steps"], "wall_s": round(report["wall_s"], 1), "lora": lora,
-                           "best_val_accuracy": report["best_val_accuracy"], **cfg.__dict__},
+                           "best_val_accuracy": report["best_val_accuracy"], "val_accuracy": report["val_accuracy"],
+                           **cfg.__dict__},
                     test_accuracy=test["accuracy"])
     save_model(clf, out, overwrite=overwrite)
     summary = {"out": out, "steps": report["steps"], "wall_s": report["wall_s"],
-               "val_accuracy": report["best_val_accuracy"], "test": test}
+               "val_accuracy": report["val_accuracy"], "test": test}
+    if init is not None:
+        summary["init"] = clf.meta["init"]
     if json_out:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"trained {report['steps']} steps in {report['wall_s']:.0f}s; best val {report['best_val_accuracy']:.4f}; "
+        if init is not None:
+            print(f"started from {init}: val {started['val_accuracy']:.4f}, "
+                  f"test accuracy {started['test_accuracy']:.4f}")
+        print(f"trained {report['steps']} steps in {report['wall_s']:.0f}s; "
+              f"{'best' if keep == 'best' else 'final'} val {report['val_accuracy']:.4f}; "
               f"test accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f}\nwrote {out}/")
     return 0
+
+
+def _fresh_classifier(task: str, backbone: str, classes, window: int, patch: int | None, features: str | None,
+                      global_token: bool | None, seed: int):
+    """A new classifier for ``task``: the reference CNN, or front end + ``backbone`` + head."""
+    import torch
+
+    from cascadeprune.storage.load import load_backbone
+    from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
+    from cascadeprune.tasks.bearing.cnn import REFERENCE_BACKBONES, build_reference
+
+    torch.manual_seed(seed)
+    if backbone in REFERENCE_BACKBONES:
+        return build_reference(backbone, classes, window, meta={"protocol": task, "backbone": backbone})
+    front = FrontEndConfig(window=window, patch=32 if patch is None else patch, features=features or "spectrum",
+                           global_token=True if global_token is None else global_token)
+    return VibrationClassifier(load_backbone(backbone, max_positions=max(128, front.tokens), seed=seed), classes,
+                               front, meta={"protocol": task, "backbone": backbone})
+
+
+def _init_classifier(init: str, backbone: str | None, window: int | None, patch: int | None,
+                     features: str | None, global_token: bool | None):
+    """The trained classifier in ``init``, checked against the flags given; each mismatch is named in a
+    one-line error, because training a model whose input or output the task does not match is a silent
+    failure (the classes are checked against the task by the caller once the windows are built)."""
+    from cascadeprune import load_model
+    from cascadeprune.storage.formats import format_of
+    from cascadeprune.tasks.bearing.classifier import FORMAT, VibrationClassifier
+    from cascadeprune.tasks.bearing.cnn import FORMAT as REFERENCE_FORMAT
+
+    path = Path(init)
+    if not path.is_dir():
+        raise CascadePruneError(f"--init {init}: no such directory (give a classifier written by `cascadeprune train`)")
+    fmt = format_of(path)
+    if fmt is None or fmt.name not in (FORMAT, REFERENCE_FORMAT):
+        raise CascadePruneError(f"--init {init}: not a classifier directory (no classifier.json or reference.json; "
+                                f"train one with `cascadeprune train`)")
+    clf = load_model(path)
+    if not isinstance(clf, VibrationClassifier) and not getattr(clf, "reference", False):
+        raise CascadePruneError(f"--init {init}: not a classifier directory")
+    recorded = clf.meta.get("backbone")
+    if backbone is not None and backbone != recorded:
+        raise CascadePruneError(f"--backbone {backbone} disagrees with --init {init}, a "
+                                f"{recorded or 'classifier that records no'} backbone; drop --backbone")
+    if window is not None and window != clf.window:
+        raise CascadePruneError(f"--init {init} takes windows of {clf.window} samples; --window {window} differs")
+    given = {"patch": patch, "features": features, "global_token": global_token}
+    for name, value in given.items():
+        if value is None:
+            continue
+        flag = "--no-global-token" if name == "global_token" else f"--{name} {value}"
+        if getattr(clf, "reference", False):
+            raise CascadePruneError(f"--init {init} is a {recorded} reference on raw windows; {flag} does not apply")
+        have = getattr(clf.frontend.cfg, name)
+        if value != have:
+            raise CascadePruneError(f"--init {init} has front end {name}={have}; {flag} differs")
+    return clf
 
 
 def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float | None = None,
@@ -427,7 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help=COMMANDS["train"][1])
     s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
-    s.add_argument("--backbone", required=True, help="from scratch: gpt2-10m (MHA+GELU), gqa-gelu-10m, "
+    s.add_argument("--init", default=None, metavar="DIR",
+                   help="start from this trained classifier directory (LLM classifier or wdcnn) instead of a "
+                        "fresh model: its classes, window and front end must match; it is never modified; "
+                        "the output records it (`init` in classifier.json / reference.json)")
+    s.add_argument("--backbone", default=None, help="required without --init; from scratch: gpt2-10m (MHA+GELU), "
+                                                      "gqa-gelu-10m, "
                                                       "mha-swiglu-10m, llama-10m (GQA+SwiGLU), gpt2-deep; "
                                                       "pretrained: all-minilm-l6-v2, smollm2-135m; a .gguf file or a "
                                                       "Hugging Face directory; or wdcnn, the reference 1-D CNN (no "
@@ -442,17 +523,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--lr", type=float, default=None, help="default 5e-4 (full) or 1e-3 (LoRA)")
     s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--patch", type=int, default=32, help="samples (raw) or spectral bins (spectrum) per token")
-    s.add_argument("--features", choices=["spectrum", "raw", "both"], default="spectrum",
+    s.add_argument("--patch", type=int, default=None,
+                   help="samples (raw) or spectral bins (spectrum) per token (default 32, or --init's)")
+    s.add_argument("--features", choices=["spectrum", "raw", "both"], default=None,
                    help="front-end tokens: log-spectrum bands (default), time-domain patches, or both")
-    s.add_argument("--no-global-token", dest="global_token", action="store_false",
+    s.add_argument("--no-global-token", dest="global_token", action="store_false", default=None,
                    help="drop the token that projects the whole log spectrum")
     s.add_argument("--speed-jitter", type=float, default=0.03,
                    help="augment: time-stretch training windows by up to +-this fraction (a load change is a "
                         "speed change; measured: gpt2-10m cwru-4class-crossload 95.2 -> 99.6 %%; 0 to disable)")
-    s.add_argument("--window", type=int, default=1024)
+    s.add_argument("--window", type=int, default=None, help="samples per window (default 1024, or --init's)")
     s.add_argument("--stride", type=int, default=512)
     s.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
+    s.add_argument("--warmup-steps", type=int, default=50,
+                   help="linear learning-rate warm-up before the cosine decay (default 50; a budget of a few "
+                        "dozen steps, e.g. few-shot adaptation, needs fewer or it never reaches --lr)")
+    s.add_argument("--keep", choices=["best", "last"], default="best",
+                   help="best: stop early and keep the best-validation weights (default); last: train every "
+                        "step and keep the final weights (when validation cannot choose, e.g. few-shot "
+                        "adaptation validated on the source domain)")
     s.add_argument("--device", default="cpu", help="where training runs, e.g. cuda (default cpu)")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--json", dest="json_out", action="store_true")

@@ -31,7 +31,15 @@ Harder protocols (where a model's capacity or pretraining might matter):
   -> ``outer``). Different test rig, sensor, shaft speed (CWRU ~29 Hz, MFPT 25 Hz) and load.
 - ``cwru-to-mfpt-2class-5shot``: the same, plus few-shot adaptation data: the first 5 training
   windows' worth of samples of ``*_vload_1`` of each MFPT class move into training (and are cut
-  from that record's test part), so the model sees 5 windows per class of the new rig.
+  from that record's test part), so the model sees 5 windows per class of the new rig. Joint
+  training: the 10 windows sit among ~4,800 CWRU ones and are not up-weighted.
+- ``cwru-to-mfpt-2class-5shot-adapt``: few-shot ADAPTATION. Train on those same 10 MFPT windows
+  only (5 per class), starting from a ``cwru-to-mfpt-2class`` model (``cascadeprune train --init
+  DIR``); test identical to ``-5shot``'s. Validation: ``cwru-to-mfpt-2class``'s CWRU validation
+  windows (the same samples). No MFPT window is left for a target-domain validation without
+  shrinking the shots or changing the test, so this validation measures what adaptation keeps of
+  the source task, not target accuracy: adapt for a fixed budget and keep the last weights
+  (``train --keep last``) rather than select on it.
 
 Example::
 
@@ -166,9 +174,11 @@ def _mfpt_sources(root: Path, val: float):
     return out
 
 
-def _transfer_sources(root: Path, val: float, shots: int = 0):
+def _transfer_sources(root: Path, val: float, shots: int = 0, adapt: bool = False):
     """CWRU inner/outer (all loads, all sizes) for training; MFPT inner/outer for test; with ``shots``,
-    the first ``shots`` training windows of each MFPT class's vload_1 record move into training."""
+    the first ``shots`` training windows of each MFPT class's vload_1 record move into training.
+    With ``adapt``, CWRU keeps only its validation part (the same samples as without it), so the
+    shots are the whole training split."""
     from cascadeprune.tasks.bearing.cwru import catalogue, read_cwru
     from cascadeprune.tasks.bearing.mfpt import read_mfpt
 
@@ -179,7 +189,10 @@ def _transfer_sources(root: Path, val: float, shots: int = 0):
     for f in sorted(catalogue().values(), key=lambda f: f.number):
         if f.fs != 12000 or f.location not in ("inner", "outer") or not (cwru / f.path).is_file():
             continue
-        out.append(Source((lambda p: lambda: read_cwru(p))(cwru / f.path), f.location, _train_val(0.0, 1.0, val)))
+        parts = _train_val(0.0, 1.0, val)
+        if adapt:
+            parts = tuple(p for p in parts if p[0] == "val")
+        out.append(Source((lambda p: lambda: read_cwru(p))(cwru / f.path), f.location, parts))
     files = sorted(folder.glob("*RaceFault_vload_*.mat"))
     for label in ("inner", "outer"):
         if not any(s.label == label for s in out):
@@ -261,6 +274,16 @@ register_protocol(Protocol(
     lambda root, val=0.15: _transfer_sources(root, val, shots=5),
     "cwru-to-mfpt-2class plus 5 training windows per class from MFPT vload_1 (cut from its test part)",
     mapping=_TRANSFER_MAP))
+register_protocol(Protocol(
+    "cwru-to-mfpt-2class-5shot-adapt", ("inner", "outer"),
+    lambda root, val=0.15: _transfer_sources(root, val, shots=5, adapt=True),
+    "few-shot adaptation: train only on cwru-to-mfpt-2class-5shot's 10 MFPT vload_1 windows (5 per class; start "
+    "from a cwru-to-mfpt-2class model with `train --init`); validate on cwru-to-mfpt-2class's CWRU validation "
+    "windows (source retention: adapt for a fixed budget, `--keep last`); test identical to -5shot's",
+    mapping={"CWRU IR007/IR014/IR021 (12 kHz DE), validation only": "inner",
+             "CWRU OR007/OR014/OR021 (12 kHz DE), validation only": "outer",
+             "MFPT InnerRaceFault_vload_1 (5 training windows), InnerRaceFault_vload_* (test)": "inner",
+             "MFPT OuterRaceFault_vload_1 (5 training windows), OuterRaceFault_vload_* (test)": "outer"}))
 register_protocol(Protocol(
     "synthetic", ("normal", "inner", "outer", "ball"),
     lambda root, val=0.15: _synthetic_sources(val),

@@ -2,7 +2,9 @@
 
 Deterministic: a seed fixes initialisation of the front end and head and the data order.
 Class-balanced loss (the normal class has ~70 training windows against ~1,800 per fault class on
-the shared CWRU subset). Early stopping on validation accuracy restores the best weights.
+the shared CWRU subset). Early stopping on validation accuracy restores the best weights
+(``keep="best"``); ``keep="last"`` trains the whole budget and keeps the final weights, for when the
+validation split cannot choose (few-shot adaptation validates on the source domain only).
 
 Example::
 
@@ -42,6 +44,13 @@ class TrainConfig:
     speed_jitter: float = 0.0  # time-stretch each training window by up to +-this fraction (load = speed)
     noise_snr_db: tuple[float, float] | None = None  # add white noise at an SNR drawn from this range
     device: str = "cpu"  # where the training steps run ("cuda" on a GPU); the model comes back where it was
+    # "best": early stopping (patience) and the best-validation weights come back; "last": every step of the
+    # budget runs and the final weights stay (validation is only recorded)
+    keep: str = "best"
+
+    def __post_init__(self):
+        if self.keep not in ("best", "last"):
+            raise ValueError(f"keep={self.keep!r}: choose 'best' or 'last'")
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -134,19 +143,20 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
                     best_state = copy.deepcopy({k: v.detach().clone() for k, v in model.state_dict().items()})
                 else:
                     bad += 1
-                if bad >= cfg.patience:
+                if bad >= cfg.patience and cfg.keep == "best":
                     total = step  # early stop
             if step >= total:
                 break
     bar.close()
-    if best_state is not None:
+    if best_state is not None and cfg.keep == "best":
         model.load_state_dict(best_state)
     model.to(home)
     if teacher is not None:
         teacher.to(teacher_home)
     model.eval()
-    return {"steps": step, "best_val_accuracy": best, "history": history, "wall_s": time.perf_counter() - t0,
-            "config": asdict(cfg)}
+    kept = best if cfg.keep == "best" or not history else history[-1]["val_accuracy"]
+    return {"steps": step, "best_val_accuracy": best, "val_accuracy": kept, "history": history,
+            "wall_s": time.perf_counter() - t0, "config": asdict(cfg)}
 
 
 @torch.no_grad()
