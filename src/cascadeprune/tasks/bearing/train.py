@@ -103,7 +103,9 @@ def train_classifier(model: nn.Module, ds: Dataset, cfg: TrainConfig, progress: 
         teacher.to(dev)
     steps_per_epoch = max(1, len(x) // cfg.batch_size)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    eval_every = cfg.eval_every or steps_per_epoch
+    # with keep="last" validation decides nothing, so by default it runs once, at the end (a few-shot
+    # adaptation has one step per epoch, and validating a 12-layer model every step costs ~17 s on 2 cores)
+    eval_every = cfg.eval_every or (total if cfg.keep == "last" else steps_per_epoch)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
