@@ -95,11 +95,37 @@ def cnn_command(protocol: str, seed: int) -> tuple[list[str], Path]:
     return cmd + ["--out", str(out), "--overwrite", "--json"], out
 
 
+def compressed_init(model: str, ratio: float, seed: int) -> Path:
+    """The last stage of benchmarks/cascade.py's cascade run of ``model`` on ADAPT_FROM at ``ratio`` (the
+    compressed classifier, after its recovery)."""
+    from cascade import run_dir
+
+    how = ADAPT_LLMS[model]
+    ckdir = run_dir(checkpoint_name(model, ADAPT_FROM, seed, how["speed_jitter"], how["front_end"]), "cascade",
+                    ratio) / "checkpoints"
+    state = ckdir / "state.json"
+    if not state.is_file():
+        return ckdir / "missing"
+    stages = json.loads(state.read_text())["stages"]
+    return ckdir / f"stage-{stages[-1]['stage']:02d}" if stages else ckdir / "missing"
+
+
+def split_model(name: str) -> tuple[str, float]:
+    """``gpt2-deep@13.8`` -> ("gpt2-deep", 13.8); a plain name is the dense model (1.0)."""
+    base, _, ratio = name.partition("@")
+    return base, float(ratio) if ratio else 1.0
+
+
 def llm_adapt_command(model: str, seed: int, device: str = "cpu") -> tuple[list[str], Path, Path]:
-    """The CLI arguments that adapt LLM classifier ``model`` (ADAPT_LLMS) for ``seed``; its init and output."""
+    """The CLI arguments that adapt LLM classifier ``model`` (ADAPT_LLMS, or ``NAME@RATIO`` for the cascade's
+    compressed classifier at that ratio) for ``seed``; its init and output."""
+    model, ratio = split_model(model)
     how = ADAPT_LLMS[model]
     init = CHECKPOINTS / checkpoint_name(model, ADAPT_FROM, seed, how["speed_jitter"], how["front_end"])
     out = CHECKPOINTS / checkpoint_name(model, ADAPT, seed, how["speed_jitter"], how["front_end"])
+    if ratio != 1.0:
+        init = compressed_init(model, ratio, seed)
+        out = out.with_name(f"{out.name}_cascade_{ratio:g}x")
     cmd = adapt_args(init, seed, RECIPES[model]["lr"], how["speed_jitter"])
     if RECIPES[model]["lora"]:
         cmd.append("--lora")
@@ -159,13 +185,18 @@ def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
     """Adapt the dense LLM classifier ``model`` (trained on ADAPT_FROM by benchmarks/dense.py) to ADAPT with
     the references' budget; one ``benchmark: adapt`` record."""
     cmd, init, out = llm_adapt_command(model, seed, device)
-    how = ADAPT_LLMS[model]
-    _need_init(cmd, f"python benchmarks/dense.py --models {model} --protocols {ADAPT_FROM} --seeds {seed} "
-                    f"--front-end {how['front_end']} --speed-jitter {how['speed_jitter']:g}")
+    name, ratio = split_model(model)
+    how = ADAPT_LLMS[name]
+    _need_init(cmd, f"python benchmarks/dense.py --models {name} --protocols {ADAPT_FROM} --seeds {seed} "
+                    f"--front-end {how['front_end']} --speed-jitter {how['speed_jitter']:g}" + (
+                        "" if ratio == 1.0 else f", then benchmarks/cascade.py --model {name} --protocol {ADAPT_FROM} "
+                        f"--ratios {ratio:g} --variants cascade --seeds {seed} --front-end {how['front_end']} "
+                        f"--speed-jitter {how['speed_jitter']:g}"))
     t0 = time.perf_counter()
     summary = _train(cmd, f"{model} adapt seed {seed}")
     test = summary["test"]
-    return {"benchmark": "adapt", "model": model, "front_end": how["front_end"], "protocol": ADAPT, "seed": seed,
+    return {"benchmark": "adapt", "model": name, "method": "dense" if ratio == 1.0 else "cascade",
+            "ratio_target": ratio, "front_end": how["front_end"], "protocol": ADAPT, "seed": seed,
             "test_snr_db": None, "accuracy": round(test["accuracy"], 5), "macro_f1": round(test["macro_f1"], 5),
             "val_accuracy": round(summary["val_accuracy"], 5), **_init_fields(summary),
             "batch_size": ADAPT_BATCH, "lr": RECIPES[model]["lr"], "lora": RECIPES[model]["lora"],
@@ -280,9 +311,11 @@ def table(results: Path = RESULTS) -> str:
         adapted: dict[tuple, list[dict]] = {}
         for r in recs:
             if r["benchmark"] == "adapt" and r["protocol"] == protocol:
-                adapted.setdefault((r["model"], r.get("front_end", "spectrum")), []).append(r)
-        for (model, fe), rs in sorted(adapted.items()):
-            lines.append(f"| {model} ({fe}) | LLM dense{_adapted(rs, fmt)} | 1x | {fmt([r['accuracy'] for r in rs])} | "
+                adapted.setdefault((r["model"], r.get("front_end", "spectrum"), r.get("method", "dense"),
+                                    r.get("ratio_target", 1.0)), []).append(r)
+        for (model, fe, method, ratio), rs in sorted(adapted.items()):
+            lines.append(f"| {model} ({fe}) | LLM {method}{_adapted(rs, fmt)} | {ratio:g}x | "
+                         f"{fmt([r['accuracy'] for r in rs])} | "
                          f"{fmt([r['macro_f1'] for r in rs])} | – | {len(rs)} | reference.jsonl |")
         llm = _llm_rows(protocol, snr)
         for (model, fe, method, ratio, name), rs in sorted(llm.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3])):
@@ -330,6 +363,10 @@ def verdicts(recs: list[dict]) -> list[str]:
         ref_name, ref = max(by_ref.items(), key=lambda kv: st.mean(kv[1]))
         llm = {k: [r["accuracy"] for r in rs] for k, rs in _llm_rows(protocol, refs[0]["test_snr_db"]).items()
                if k[2] == "cascade"}
+        for r in recs:  # compressed classifiers adapted to this protocol (benchmark "adapt")
+            if r["benchmark"] == "adapt" and r["protocol"] == protocol and r.get("method") == "cascade":
+                llm.setdefault((r["model"], r["front_end"], "cascade", r["ratio_target"], "adapt"), []).append(
+                    r["accuracy"])
         if not llm:
             out.append(f"- **{protocol}**: no compressed LLM record yet; best reference {ref_name} "
                        f"{100 * st.mean(ref):.2f} %.")
@@ -373,9 +410,11 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456])
     ap.add_argument("--models", nargs="+", default=["wdcnn", "fft-linear"], choices=["wdcnn", "fft-linear"])
     ap.add_argument("--no-deploy", action="store_true", help="skip the export + bench rows")
-    ap.add_argument("--adapt", nargs="+", default=None, choices=list(ADAPT_LLMS), metavar="MODEL",
-                    help=f"instead of the references: adapt these dense LLM classifiers ({', '.join(ADAPT_LLMS)}) "
-                         f"from their {ADAPT_FROM} checkpoints to {ADAPT}, one 'adapt' record per (model, seed)")
+    ap.add_argument("--adapt", nargs="+", default=None, metavar="MODEL",
+                    choices=list(ADAPT_LLMS) + [f"{m}@{r:g}" for m in ADAPT_LLMS for r in (8.7, 13.8)],
+                    help=f"instead of the references: adapt these LLM classifiers ({', '.join(ADAPT_LLMS)}; NAME@8.7 "
+                         f"or NAME@13.8: the cascade's compressed one) from their {ADAPT_FROM} checkpoints to {ADAPT}, "
+                         "one 'adapt' record per (model, seed)")
     ap.add_argument("--device", default="cpu", help="--adapt: where training runs (cuda on a GPU machine)")
     ap.add_argument("--list", action="store_true", help="print the training commands the run would execute and stop")
     ap.add_argument("--results", type=Path, default=RESULTS)
