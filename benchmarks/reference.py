@@ -199,7 +199,7 @@ def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
             "ratio_target": ratio, "front_end": how["front_end"], "protocol": ADAPT, "seed": seed,
             "test_snr_db": None, "accuracy": round(test["accuracy"], 5), "macro_f1": round(test["macro_f1"], 5),
             "val_accuracy": round(summary["val_accuracy"], 5), **_init_fields(summary),
-            "batch_size": ADAPT_BATCH, "lr": RECIPES[model]["lr"], "lora": RECIPES[model]["lora"],
+            "batch_size": ADAPT_BATCH, "lr": RECIPES[name]["lr"], "lora": RECIPES[name]["lora"],
             "train_wall_s": round(summary["wall_s"], 1), "wall_s": round(time.perf_counter() - t0, 1),
             "checkpoint": str(out.relative_to(HERE)), "train_command": _command(cmd)}
 

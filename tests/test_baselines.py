@@ -60,7 +60,8 @@ def test_every_baseline_is_a_method_of_the_config():
 
 CASES = [("magnitude", "gpt2-tiny", 2.5), ("magnitude", "llama-tiny", 8.7), ("wanda-sp", "gpt2-tiny", 8.7),
          ("wanda-sp", "llama-tiny", 2.5), ("llm-pruner", "gpt2-tiny", 2.5), ("llm-pruner", "llama-tiny", 8.7),
-         ("flap", "gpt2-tiny", 2.5), ("flap", "gpt2-tiny", 8.7), ("shortgpt", "gpt2-tiny", 2.0),
+         ("flap", "gpt2-tiny", 2.5), ("flap", "gpt2-tiny", 8.7), ("flap", "llama-tiny", 2.5), ("flap", "llama-tiny", 8.7),
+         ("shortgpt", "gpt2-tiny", 2.0),
          ("shortgpt", "llama-tiny", 4 / 3)]
 
 

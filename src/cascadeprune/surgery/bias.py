@@ -122,3 +122,16 @@ def enable_bias(model: nn.Module, key: str, paths: tuple[str, ...]) -> None:
                 w = proj.weight
                 proj.bias = nn.Parameter(torch.zeros(w.shape[out_dim], dtype=w.dtype, device=w.device),
                                          requires_grad=w.requires_grad)
+
+
+def ensure_bias(model: nn.Module) -> None:
+    """Give the attention output and FFN down projections a bias through the config's switch where they have
+    none (no-op where they have one, or where no switch exists: ``compensate_bias`` refuses those). Call it
+    before planning a cut, so the zero biases are counted in the block parameters the cut aims at."""
+    s = resolve(model)
+    first = s.layers[0]
+    for path, proj in ((s.family.o, first.o), (s.family.down, first.down)):
+        if getattr(proj, "bias", None) is None:
+            switch = bias_switch(model, path)
+            if switch is not None:
+                enable_bias(model, *switch)

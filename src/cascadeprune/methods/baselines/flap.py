@@ -27,7 +27,7 @@ from cascadeprune.importance import score
 from cascadeprune.methods.baselines.common import Baseline, statistics
 from cascadeprune.methods.select import repair_heads, select
 from cascadeprune.plan import PruningPlan
-from cascadeprune.surgery import apply_plan, compensate_bias
+from cascadeprune.surgery import apply_plan, compensate_bias, ensure_bias
 
 
 def standardise(v: torch.Tensor) -> torch.Tensor:
@@ -70,10 +70,22 @@ def adaptive_plan(model, head_scores: dict, channel_scores: dict, target: int, m
                                           torch.tensor(float("inf"), dtype=torch.float64), z_chans[l.orig_index])
                 for l in s.layers}
         plan = plan | select("channels", s, rest, gap, max_fraction=max_fraction)
+    elif gap < 0:  # GQA repair removed whole KV groups the greedy pass did not count: give channels back,
+        # highest standardised score first, until the cut is no deeper than the target (within one channel)
+        removed = sorted((float(z_chans[l.orig_index][p]), l.orig_index, l.channels[p]) for l in s.layers
+                         for p in range(len(l.channels)) if l.channels[p] in plan.channels.get(l.orig_index, ()))
+        back: dict[int, set] = {}
+        while gap < 0 and removed:
+            _, layer, ch = removed.pop()
+            back.setdefault(layer, set()).add(ch)
+            gap += c.channel
+        plan = PruningPlan(layers=plan.layers, heads=plan.heads,
+                           channels={k: set(v) - back.get(k, set()) for k, v in plan.channels.items()})
     return plan
 
 
 def cut(model, batches, target: int, loss_fn, max_fraction: float = 0.97) -> None:
+    ensure_bias(model)  # Llama-family: the zero biases compensation needs, counted before the cut is planned
     stats = statistics(model, batches, loss_fn)
     s = stats.structure
     plan = adaptive_plan(model, score("heads", "fluctuation", stats), score("channels", "fluctuation", stats), target,
