@@ -50,31 +50,27 @@ def compensate_bias(model: nn.Module, plan: PruningPlan, o_mean: dict[int, torch
     changed when a projection that needs compensating has no bias (CascadePruneError)."""
     s = resolve(model)
     hd, layout = s.dims.head_dim, s.family.weight_layout
-    work = []  # (projection, input features removed, their means, what)
+    work = []  # (projection, its path in a layer, input features removed, their means, what)
     for l in s.layers:
         if l.orig_index in plan.layers:
             continue
         gone_heads = [p for p, h in enumerate(l.heads) if h in plan.heads.get(l.orig_index, ())]
         if gone_heads:
-            work.append((l.o, [p * hd + j for p in gone_heads for j in range(hd)], o_mean[l.orig_index],
+            work.append((l.o, s.family.o, [p * hd + j for p in gone_heads for j in range(hd)], o_mean[l.orig_index],
                          "the attention output projection"))
         gone_ch = [p for p, c in enumerate(l.channels) if c in plan.channels.get(l.orig_index, ())]
         if gone_ch:
-            work.append((l.down, gone_ch, down_mean[l.orig_index], "the FFN down projection"))
-    switches = {}  # projection path -> (config key, paths it gives a bias)
-    for proj, _, _, what in work:  # refuse before touching anything
-        if getattr(proj, "bias", None) is None:
-            path = s.family.o if what.startswith("the attention") else s.family.down
-            if path not in switches:
-                switches[path] = bias_switch(model, path)
-            if switches[path] is None:
-                raise CascadePruneError(
-                    f"bias compensation needs a bias on {what}, and this {s.family.name} model has none and no config "
-                    "switch that builds one (a bias created anyway would be lost by a stock loader); prune this "
-                    "model with a method without compensation")
-    for key, paths in dict.fromkeys(v for v in switches.values() if v):
+            work.append((l.down, s.family.down, gone_ch, down_mean[l.orig_index], "the FFN down projection"))
+    switches = _missing_bias_switches(model, {path for _, path, _, _, _ in work})
+    for _, path, _, _, what in work:  # refuse before touching anything
+        if path in switches and switches[path] is None:
+            raise CascadePruneError(
+                f"bias compensation needs a bias on {what}, and this {s.family.name} model has none and no config "
+                "switch that builds one (a bias created anyway would be lost by a stock loader); prune this "
+                "model with a method without compensation")
+    for key, paths in dict.fromkeys(switches.values()):
         enable_bias(model, key, paths)
-    for proj, idx, mean, _ in work:
+    for proj, _, idx, mean, _ in work:
         i = torch.as_tensor(idx, dtype=torch.long)
         proj.bias += (_columns(proj, idx, layout) @ mean.double()[i]).to(proj.bias.dtype)
 
@@ -129,9 +125,13 @@ def ensure_bias(model: nn.Module) -> None:
     none (no-op where they have one, or where no switch exists: ``compensate_bias`` refuses those). Call it
     before planning a cut, so the zero biases are counted in the block parameters the cut aims at."""
     s = resolve(model)
-    first = s.layers[0]
-    for path, proj in ((s.family.o, first.o), (s.family.down, first.down)):
-        if getattr(proj, "bias", None) is None:
-            switch = bias_switch(model, path)
-            if switch is not None:
-                enable_bias(model, *switch)
+    for key, paths in dict.fromkeys(v for v in _missing_bias_switches(model, {s.family.o, s.family.down}).values()
+                                    if v):
+        enable_bias(model, key, paths)
+
+
+def _missing_bias_switches(model: nn.Module, paths: set[str]) -> dict[str, tuple[str, tuple[str, ...]] | None]:
+    """For each layer projection path in ``paths`` that has no bias: the config switch that builds one
+    (:func:`bias_switch`), or None where there is none. Paths that have a bias are left out."""
+    first = resolve(model).layers[0].module
+    return {p: bias_switch(model, p) for p in sorted(paths) if getattr(first.get_submodule(p), "bias", None) is None}
