@@ -33,6 +33,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results" / "sia.jsonl"
 LM_TASK = "lm@seq=64"
 CWRU = "cwru-4class-crossload"
@@ -57,6 +58,20 @@ for _b in ("gpt2-10m", "llama-10m"):
     RUNS[f"{_b}-channels"] = (_m, CWRU, "channels", 1.2, 96, 96, 3, [("wanda_sp", "grouped"), ("l1", "grouped"),
                                                                        ("activation", "grouped")])
     RUNS[f"{_b}-layers"] = (_m, CWRU, "layers", 1.5, 6, 15, 3, [("lcr", "grouped"), ("block_influence", "grouped")])
+# The 2x2 (and MiniLM) as benchmarks/sia_collapse.py trains them (raw time-domain front end, seed 42), measured at
+# the cuts its 2x runs make: heads alone at the heads stage's ratio (half of the attention parameters), channels
+# alone at the channels stage's (half of the FFN parameters), so that the verdict is about the sets that collapse
+# or not there. Calibration as above (10 dB windows).
+_share = {"gpt2-10m": 0.3335, "gqa-gelu-10m": 0.2255, "mha-swiglu-10m": 0.3368, "llama-10m": 0.2286,
+          "all-minilm-l6-v2": 0.3335}  # sia_collapse.HEAD_SHARE (tests/test_sia.py checks they agree)
+RAW_SEED = 42
+for _b, _h in _share.items():
+    _m = f"benchmarks/runs/sia-collapse/classifiers/{_b}-raw_seed{RAW_SEED}"
+    RUNS[f"{_b}-raw-heads"] = (_m, CWRU, "heads", round(1 / (1 - _h / 2), 3), 36, 120, 3,
+                               [("wanda_sp", "grouped"), ("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"),
+                                ("taylor", "grouped")])
+    RUNS[f"{_b}-raw-channels"] = (_m, CWRU, "channels", round(1 / (1 - (1 - _h) / 2), 3), 96, 96, 3,
+                                  [("wanda_sp", "grouped"), ("l1", "naive"), ("l1", "grouped"), ("taylor", "grouped")])
 WINDOWS, BATCH, SEED = 16, 8, 42
 NOISY = f"{CWRU}@snr=10:1"
 
@@ -91,6 +106,12 @@ def cli_command(model, task, g, ratio, units, pairs, random_sets, criterion, mod
 
 
 def ensure_classifier(model: str) -> None:
+    if "sia-collapse" in model:  # trained by sia_collapse.py's own command (one recipe for both benchmarks)
+        import sia_collapse
+
+        backbone, seed = Path(model).name.rsplit("-raw_seed", 1)
+        sia_collapse.ensure_classifier(backbone, int(seed), "cpu")
+        return
     if model.startswith("benchmarks/") and not (ROOT / model).exists():
         backbone = Path(model).name.removesuffix("-cwru")
         cmd = [sys.executable, "-m", "cascadeprune.cli", "train", "--backbone", backbone, "--out", model, *TRAIN]

@@ -61,22 +61,24 @@ RESULTS = HERE / "results" / "sia.jsonl"
 RUNS = HERE / "runs" / "sia-collapse"
 CWRU = "cwru-4class-crossload"
 LM_TASK, LM_MIX, LM_RECIPE = "lm@seq=64,eval=16,val=4", "prose:1,code:1,technical:1", "recipes/lm-cpu.yaml"
-CLASSIFIERS = ("gpt2-10m", "gqa-gelu-10m", "mha-swiglu-10m", "llama-10m")
+CLASSIFIERS = ("gpt2-10m", "gqa-gelu-10m", "mha-swiglu-10m", "llama-10m", "all-minilm-l6-v2")
 MODELS = CLASSIFIERS + ("smollm2-135m",)
 # the static check per model (what `cascadeprune inspect` says; tests/test_backbones.py checks the four)
-STATIC = {"gpt2-10m": "holds", "gqa-gelu-10m": "violated (heads: D = 3)",
+STATIC = {"gpt2-10m": "holds", "all-minilm-l6-v2": "holds", "gqa-gelu-10m": "violated (heads: D = 3)",
           "mha-swiglu-10m": "violated (channels: gated FFN)", "llama-10m": "violated (D = 3, gated FFN)",
           "smollm2-135m": "violated (D = 3, gated FFN)"}
 # The dense classifiers: benchmarks/dense.py's raw-patch recipe (400 steps, lr 5e-4, batch 32, speed jitter 0.03)
-# through the CLI, identical for the four backbones.
+# through the CLI, identical for the four backbones; the pretrained MiniLM gets dense.py's own learning rate for it
+# (2e-4: at 5e-4 fine-tuning a pretrained encoder is the wrong recipe, and dense.py's MiniLM classifiers use 2e-4).
 TRAIN = ["--task", CWRU, "--features", "raw", "--no-global-token", "--patch", "32", "--window", "1024", "--stride",
          "512", "--max-steps", "400", "--lr", "5e-4", "--batch-size", "32", "--speed-jitter", "0.03"]
+LR = {"all-minilm-l6-v2": "2e-4"}
 RATIO = 2.0
 # "heads+channels at 2x" = half of the attention and half of the FFN parameters: each stage's share of the cut is
 # its granularity's share of the removable block parameters (per layer: q/k/v/o with biases vs the FFN's
 # projections; norms stay). gpt2-10m 591,360 vs 1,181,568; gqa-gelu-10m 394,240 vs 1,353,824; mha-swiglu-10m
 # 589,824 vs 1,161,216; llama-10m 393,216 vs 1,327,104; smollm2-135m 884,736 vs 2,654,208 (tests check the four).
-HEAD_SHARE = {"gpt2-10m": 0.3335, "gqa-gelu-10m": 0.2255, "mha-swiglu-10m": 0.3368, "llama-10m": 0.2286,
+HEAD_SHARE = {"gpt2-10m": 0.3335, "all-minilm-l6-v2": 0.3335, "gqa-gelu-10m": 0.2255, "mha-swiglu-10m": 0.3368, "llama-10m": 0.2286,
               "smollm2-135m": 0.25}
 SEEDS = (42, 123, 456)
 # LoRA steps per stage (heads, channels) and their batch / learning rate, per kind of model
@@ -103,7 +105,8 @@ def model_path(model: str, seed: int) -> str:
 def train_command(model: str, seed: int, device: str = "cpu") -> list[str] | None:
     if kind(model) == "lm":
         return None
-    return (["cascadeprune", "train", "--backbone", model, "--out", model_path(model, seed), *TRAIN, "--seed",
+    train = TRAIN if model not in LR else [x if x != "5e-4" else LR[model] for x in TRAIN]
+    return (["cascadeprune", "train", "--backbone", model, "--out", model_path(model, seed), *train, "--seed",
              str(seed), "--data-dir", DATA] + (["--device", device] if device != "cpu" else []))
 
 
@@ -187,7 +190,7 @@ def _cli(cmd: list[str]) -> subprocess.CompletedProcess:
 
 def ensure_classifier(model: str, seed: int, device: str) -> None:
     cmd = train_command(model, seed, device)
-    if cmd is None or (ROOT / model_path(model, seed) / "config.json").exists():
+    if cmd is None or (ROOT / model_path(model, seed) / "classifier.json").exists():  # what `train` writes last
         return
     print(f"training: {shlex.join(cmd)}", flush=True)
     child = _cli(cmd)
@@ -308,6 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--remedies", nargs="+", default=list(REMEDIES), choices=list(REMEDIES))
     ap.add_argument("--recovery", nargs="+", default=["none", "lora"], choices=["none", "lora"])
     ap.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
+    ap.add_argument("--criteria", nargs="+", default=None, metavar="CRITERION-MODE",
+                    help="only these criteria, e.g. l1-naive taylor-grouped (default: all of the remedy's)")
     ap.add_argument("--recovery-scale", type=float, default=1.0, help="multiply every LoRA budget by this")
     ap.add_argument("--device", default="cpu", help="where recovery and classifier training run (e.g. cuda)")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -318,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         print(table(load(args.results)))
         return
     runs = [r for r in grid(args.models, args.seeds, args.remedies, args.recovery)
-            if args.only is None or name(r) in args.only]
+            if (args.only is None or name(r) in args.only)
+            and (args.criteria is None or f"{r['criterion']}-{r['mode']}" in args.criteria)]
     if args.list:
         trained = set()
         for r in runs:

@@ -12,6 +12,8 @@ import transformers
 
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.cli import main
+from cascadeprune.errors import CascadePruneError
+from cascadeprune.sia.gradient import A_grad, I_grad, mask_gradients
 from cascadeprune.sia.measure import GRADES, measure
 from cascadeprune.storage.sources import TINY_CONFIGS, tiny_model
 from cascadeprune.tasks import get_task
@@ -112,6 +114,46 @@ def test_a_constructed_interaction_is_detected():
     assert lin["pairs"]["within"]["max"] < 1e-6
 
 
+@pytest.mark.parametrize("granularity", ["heads", "channels"])
+def test_mask_gradients_equal_finite_differences(granularity):
+    model = one_layer_llama(zero_ffn=False)
+    task = SquaredReadout(model)
+    batch = task.calibration_batches(None, 4, 4, 0)
+    g = mask_gradients(model, task, batch, granularity)
+    layer = resolve(model).layers[0]
+    hd = model.config.hidden_size // model.config.num_attention_heads
+    for unit in [(0, 1), (0, 3)]:
+        cols = slice(unit[1] * hd, (unit[1] + 1) * hd) if granularity == "heads" else slice(unit[1], unit[1] + 1)
+
+        def loss_at(scale):
+            def pre(module, args):
+                x = args[0].clone()
+                x[..., cols] *= scale
+                return (x, *args[1:])
+            h = (layer.o if granularity == "heads" else layer.down).register_forward_pre_hook(pre)
+            try:
+                return float(task.loss(model, batch[0]).detach())
+            finally:
+                h.remove()
+
+        fd = (loss_at(1 + 1e-3) - loss_at(1 - 1e-3)) / 2e-3  # central difference (parts of the model run in fp32)
+        assert g[unit].shape == (4,) and float(g[unit].sum()) == pytest.approx(fd, rel=2e-3, abs=1e-6)
+
+
+def test_the_gradient_estimate_finds_the_cancelling_pair():
+    model = cancelling_heads()
+    task = SquaredReadout(model)
+    g = mask_gradients(model, task, task.calibration_batches(None, 16, 8, 0), "heads")
+    assert I_grad(g, (0, 0), (0, 1)) == pytest.approx(-1.0, abs=1e-9)  # their outputs cancel in every window
+    assert A_grad(g, [(0, 0), (0, 1)]) == pytest.approx(0.0, abs=1e-9)  # together: nothing, to second order
+    r = measure(model, task, "heads", units=8, pairs=100, random_sets=1)
+    gr = r["gradient"]
+    assert gr["windows"] == 16 and gr["pairs"]["within"]["max"] == pytest.approx(1.0, abs=1e-6)
+    assert gr["tau_pairs_vs_exact"] is not None and gr["tau_pairs_vs_exact"] > 0  # the big pair ranks first in both
+    with pytest.raises(CascadePruneError, match="heads and channels"):
+        mask_gradients(model, task, [], "layers")
+
+
 @pytest.mark.parametrize("args, match", [
     (["--granularity", "neurons"], "--granularity 'neurons'"),
     (["--units", "1"], "need --units >= 2"),
@@ -156,6 +198,13 @@ def test_json_schema(capsys):
                               "per_layer"}
             assert sum(c["per_layer"].values()) == c["units"]
         assert {"tau_halves", "tau_criterion_vs_delta", "weight_only"} <= set(r["rank"])
+        if g == "layers":
+            assert r["gradient"] is None
+        else:
+            gr = r["gradient"]
+            assert set(gr) == {"windows", "tau_single_vs_delta", "pairs", "tau_pairs_vs_exact", "sets",
+                               "A_grade_agreement"} and gr["windows"] == 16
+            assert all(set(x) == {"set", "units", "A", "A_grad", "graded"} for x in gr["sets"])
         assert all(set(s) == {"grade", "what"} and s["grade"] in GRADES for s in r["signals"])
         assert math.isfinite(r["loss_full"]) and r["evaluations"] > 0
     h = rep["granularities"]["heads"]

@@ -16,6 +16,7 @@ from cascadeprune.arch.resolve import resolve
 from cascadeprune.cli import build_parser, main
 from cascadeprune.methods.config import build_config
 from cascadeprune.storage.load import load_backbone
+from cascadeprune.storage.sources import ModelSourceError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -66,10 +67,14 @@ def test_a_listed_schedule_dry_runs_to_2x_on_a_tiny_model(capsys):
 
 @pytest.mark.parametrize("model", bench.CLASSIFIERS)
 def test_the_heads_share_is_the_attention_share_of_the_blocks(model):
-    backbone = load_backbone(model)
+    try:
+        backbone = load_backbone(model)
+    except ModelSourceError as e:  # the pretrained MiniLM comes from a PyPI package
+        pytest.skip(str(e))
     layer = resolve(backbone).layers[0].module
-    attn = sum(p.numel() for n, p in layer.named_parameters() if n.startswith(("attn.", "self_attn.")))
-    ffn = sum(p.numel() for n, p in layer.named_parameters() if n.startswith("mlp."))
+    named = [(n, p.numel()) for n, p in layer.named_parameters() if "norm" not in n.lower()]
+    attn = sum(k for n, k in named if n.startswith(("attn.", "self_attn.", "attention.")))
+    ffn = sum(k for n, k in named if n.startswith(("mlp.", "intermediate.", "output.")))
     assert attn + ffn < block_params(backbone) / 6  # norms are neither
     assert bench.HEAD_SHARE[model] == pytest.approx(attn / (attn + ffn), abs=5e-4)
 

@@ -52,6 +52,7 @@ from cascadeprune.errors import CascadePruneError
 from cascadeprune.importance import check, score
 from cascadeprune.methods.select import select
 from cascadeprune.plan import PruningPlan
+from cascadeprune.sia.gradient import A_grad, I_grad, mask_gradients, single
 from cascadeprune.sia.static import static_check
 from cascadeprune.surgery.masking import mask_plan
 
@@ -398,6 +399,9 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
             rank["rescore_bottom_overlap"] = len(low(dense) & low(again)) / k
         rank["removed_first"] = len(half_set)
     rank["tau_criterion_vs_delta"] = kendall(dense, delta)
+    gradient = None if granularity == "layers" else _gradient_estimate(
+        mask_gradients(model, task, batches, granularity), delta, chosen_pairs, pair_rows, sets,
+        crit_set, rand_sets)
 
     out = {
         "granularity": granularity, "criterion": criterion, "mode": mode, "units_total": len(pool),
@@ -410,12 +414,41 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
         "pairs": {"within": _summary(norm(within_rows)), "across": _summary(norm(across_rows)),
                   "top": sorted((r for r in pair_rows if r["I_norm"] is not None),
                                 key=lambda r: -abs(r["I"]))[:5]},
-        "sets": sets, "rank": rank, "evaluations": len(ev.cache), "replayed_prefix": ev.outputs is not None,
+        "sets": sets, "rank": rank, "gradient": gradient,
+        "evaluations": len(ev.cache), "replayed_prefix": ev.outputs is not None,
         "wall_s": time.perf_counter() - t0,
         "static": static_for(s, granularity),
     }
     out.update(verdict(out))
     return jsonable(out)
+
+
+def _gradient_estimate(g: dict, delta: dict, chosen_pairs: list, pair_rows: list, sets: dict, crit_set: list,
+                       rand_sets: list) -> dict:
+    """The gradient-only estimate (:mod:`cascadeprune.sia.gradient`) of what was just measured, and how well
+    the two agree: Kendall τ of the single costs and of the pairs' abs(normalised interaction), and the share
+    of graded sets whose A both grade alike (holds / weak / violated)."""
+    est = [I_grad(g, a, b) for a, b in chosen_pairs]
+    both = [(abs(r["I_norm"]), abs(e)) for r, e in zip(pair_rows, est) if r["I_norm"] is not None and e is not None]
+    within = [abs(e) for r, e in zip(pair_rows, est) if e is not None and r["within"]]
+    across = [abs(e) for r, e in zip(pair_rows, est) if e is not None and not r["within"]]
+    rows = []
+    for kind, units, exact in [("criterion", crit_set, sets.get("criterion")),
+                               *[("random", r, x) for r, x in zip(rand_sets, sets.get("random", []))]]:
+        if exact is not None:
+            rows.append({"set": kind, "units": len(units), "A": exact["A"], "A_grad": A_grad(g, units),
+                         "graded": bool(exact.get("determined", True))})
+    graded = [r for r in rows if r["graded"] and isinstance(r["A"], (int, float)) and r["A_grad"] is not None]
+    n = next(iter(g.values())).shape[0] if g else 0
+    return {
+        "windows": n,
+        "tau_single_vs_delta": kendall({u: single(g, u) for u in delta}, delta),
+        "pairs": {"within": _summary(within), "across": _summary(across)},
+        "tau_pairs_vs_exact": kendall(dict(enumerate(x for x, _ in both)), dict(enumerate(y for _, y in both))),
+        "sets": rows,
+        "A_grade_agreement": (sum(_grade_A(r["A"]) == _grade_A(r["A_grad"]) for r in graded) / len(graded)
+                              if graded else None),
+    }
 
 
 def jsonable(x):
@@ -537,6 +570,16 @@ def format_report(rep: dict) -> str:
         lines.append(f"  rank stability  τ halves {t(rk['tau_halves'])} (noise floor), τ after {rk.get('removed_first', 0)} "
                      f"removed {t(rk.get('tau_rescore'))}" + (" (weight-only criterion)" if rk["weight_only"] else "") +
                      f"; criterion vs measured δ τ {t(rk['tau_criterion_vs_delta'])}")
+        gr = r.get("gradient")
+        if gr:
+            sets_txt = ", ".join(f"{x['set']} A {_fmt(x['A'])} ~ {_fmt(x['A_grad'])}" for x in gr["sets"])
+            agree = gr["A_grade_agreement"]
+            lines.append(f"  gradient est.   {gr['windows']} windows: pairs within median |I| "
+                         f"{t(gr['pairs']['within'].get('median'))}, across {t(gr['pairs']['across'].get('median'))}; "
+                         f"τ vs measured: singles {t(gr['tau_single_vs_delta'])}, pairs {t(gr['tau_pairs_vs_exact'])}")
+            if sets_txt:
+                lines.append(f"                  sets (measured ~ estimated): {sets_txt}; same A grade "
+                             f"{'n/a' if agree is None else f'{agree:.0%}'} (not part of the verdict)")
         lines.append(f"  verdict         {r['verdict'].upper()} (static: {r['static']['verdict']}, {r['static']['why']})")
         for x in r["signals"]:
             lines.append(f"                  [{x['grade']}] {x['what']}")
