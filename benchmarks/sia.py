@@ -62,10 +62,10 @@ for _b in ("gpt2-10m", "llama-10m"):
 # the cuts its 2x runs make: heads alone at the heads stage's ratio (half of the attention parameters), channels
 # alone at the channels stage's (half of the FFN parameters), so that the verdict is about the sets that collapse
 # or not there. Calibration as above (10 dB windows).
-_share = {"gpt2-10m": 0.3335, "gqa-gelu-10m": 0.2255, "mha-swiglu-10m": 0.3368, "llama-10m": 0.2286,
-          "all-minilm-l6-v2": 0.3335}  # sia_collapse.HEAD_SHARE (tests/test_sia.py checks they agree)
+from sia_collapse import CLASSIFIERS, HEAD_SHARE  # noqa: E402  (one definition of the 2x2 and their cuts)
+
 RAW_SEED = 42
-for _b, _h in _share.items():
+for _b, _h in ((b, HEAD_SHARE[b]) for b in CLASSIFIERS):
     _m = f"benchmarks/runs/sia-collapse/classifiers/{_b}-raw_seed{RAW_SEED}"
     RUNS[f"{_b}-raw-heads"] = (_m, CWRU, "heads", round(1 / (1 - _h / 2), 3), 36, 120, 3,
                                [("wanda_sp", "grouped"), ("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"),

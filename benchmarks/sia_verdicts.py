@@ -1,0 +1,300 @@
+"""The SIA table (issue 19): per architecture, the static verdict, the measured SIA statistics and verdict per
+granularity, and what naive and group-aware pruning at 2x actually did; then whether either verdict predicted it.
+
+It reads two kinds of records in benchmarks/results/sia.jsonl and runs nothing:
+
+- ``benchmark: "sia"`` (benchmarks/sia.py: `cascadeprune sia` on the raw-front-end classifiers of seed 42 at the
+  cuts of the 2x runs, and on SmolLM2-135M as a causal LM). The check is the one `cascadeprune sia` runs by
+  default (criterion ``wanda_sp``, grouped); a granularity that was not measured shows "–";
+- ``benchmark: "sia-collapse"`` (benchmarks/sia_collapse.py: heads + channels to 2x, no recovery and with one
+  LoRA budget per model, seeds 42 / 123 / 456).
+
+Definitions (fixed before the numbers were read):
+
+- *naive*: ``l1`` in ``naive`` mode (each query head and each projection's channel scored alone: the paper's
+  collapsing per-component L1);
+- *group-aware*: of the grouped criteria (``l1``, ``taylor``, ``wanda_sp``), the one with the best mean
+  **validation** metric after recovery over the model's seeds (never the test split);
+- *best way*: the same choice over every run of the model except naive without a remedy (grouped criteria and
+  the remedies of sia_collapse.py: channels first, iterative, uniform allocation, channels only);
+- *collapse*: naive without recovery loses more than 30 pp of test accuracy (the issue's threshold), or for the
+  causal LM its test perplexity is more than 10x dense;
+- a verdict *predicts* a collapse when it says "violated": the static one (shared KV heads or a gated FFN), the
+  measured one for any granularity.
+
+    python benchmarks/sia_verdicts.py            # the Markdown table and the prediction check
+    python benchmarks/sia_verdicts.py --record   # and append one record per (model, granularity, seed)
+
+``--record`` appends ``benchmark: "sia-verdict"`` records to sia.jsonl with model, granularity, static_verdict,
+verdict, the statistics, drop_naive_pp / drop_grouped_pp (classifiers) or ppl_ratio_naive / ppl_ratio_grouped
+(LM), each without recovery, before the last LoRA recovery and after it, the chosen criteria, seed, date, commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from sia_collapse import CLASSIFIERS, MODELS, RESULTS, STATIC  # noqa: E402
+
+GRANULARITIES = ("heads", "channels")
+CHECK = ("wanda_sp", "grouped")  # what `cascadeprune sia` runs by default on heads and channels
+NAIVE = ("l1", "naive")
+GROUPED = (("l1", "grouped"), ("taylor", "grouped"), ("wanda_sp", "grouped"))
+COLLAPSE_PP, COLLAPSE_PPL = 30.0, 10.0
+ARCH = {"gpt2-10m": "MHA + GELU", "gqa-gelu-10m": "GQA + GELU", "mha-swiglu-10m": "MHA + SwiGLU",
+        "llama-10m": "GQA + SwiGLU", "all-minilm-l6-v2": "MHA + GELU, pretrained", "smollm2-135m":
+        "GQA + SwiGLU, pretrained (LM)"}
+
+
+def sia_run(model: str, g: str) -> str:
+    return f"smollm2-{g}" if model == "smollm2-135m" else f"{model}-raw-{g}"
+
+
+def load(path: Path = RESULTS) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+
+
+def measurements(recs: list[dict]) -> dict:
+    """(model, granularity) -> the newest `sia` record of the default check."""
+    out = {}
+    for r in recs:
+        if r.get("benchmark") == "sia" and (r["criterion"], r["mode"]) == CHECK:
+            for m in MODELS:
+                for g in GRANULARITIES:
+                    if r["run"] == sia_run(m, g):
+                        out[(m, g)] = r
+    return out
+
+
+def stats_of(rec: dict | None) -> dict:
+    if rec is None:
+        return {"verdict": None}
+    r = rec["result"]
+    sets = [r["sets"]["criterion"]] + list(r["sets"]["random"]) if r["sets"]["criterion"] else []
+    graded = [float(s["A"]) for s in sets if s.get("determined", True) and isinstance(s["A"], (int, float))]
+    gr = r.get("gradient") or {}
+    crit_grad = next((x["A_grad"] for x in gr.get("sets", []) if x["set"] == "criterion"), None)
+    return {"verdict": r["verdict"], "static_granularity": r["static"]["verdict"],
+            "A_abs_dev_median": statistics.median(abs(a - 1) for a in graded) if graded else None,
+            "A_graded": len(graded), "A_sets": len(sets),
+            "interaction_within": r["pairs"]["within"].get("median"),
+            "interaction_across": r["pairs"]["across"].get("median"),
+            "tau_noise": r["rank"].get("tau_halves"), "tau_after": r["rank"].get("tau_rescore"),
+            "A_grad_criterion": crit_grad, "gradient_tau_pairs": gr.get("tau_pairs_vs_exact"),
+            "sia_ratio": rec["ratio"], "sia_seed": rec["seed"], "sia_command": rec["command"]}
+
+
+def collapse_runs(recs: list[dict]) -> dict:
+    """(model, criterion, mode, remedy, recovery, seed) -> newest sia-collapse record."""
+    out = {}
+    for r in recs:
+        if r.get("benchmark") == "sia-collapse":
+            out[(r["model"], r["criterion"], r["mode"], r["remedy"], r["recovery"], r["seed"])] = r
+    return out
+
+
+def is_lm(model: str) -> bool:
+    return model == "smollm2-135m"
+
+
+def metric(r: dict, when: str) -> float:
+    """drop_pp or ppl_ratio: 'final' (after the run's recovery, if any) or 'before' (before the last recovery)."""
+    key = "ppl_ratio" if "ppl_ratio" in r else "drop_pp"
+    return r[key] if when == "final" else r[key + "_before_recovery"]
+
+
+def val_score(r: dict) -> float:
+    """Higher is better: validation accuracy, or minus the log validation perplexity, after the last stage."""
+    last = r["stages"][-1]
+    if "val_accuracy_recovered" in last:
+        return last["val_accuracy_recovered"]
+    return -math.log(last["val_perplexity_recovered"])
+
+
+def choose(runs: dict, model: str, keys: list[tuple]) -> tuple | None:
+    """Of (criterion, mode, remedy) keys, the best mean validation score after LoRA recovery over the seeds
+    that have it (without recovery where no LoRA run exists)."""
+    best, best_v = None, -math.inf
+    for recovery in ("lora", "none"):
+        for k in keys:
+            xs = [val_score(r) for (m, c, mo, re, rc, _), r in runs.items() if m == model and (c, mo, re) == k
+                  and rc == recovery]
+            if xs and statistics.mean(xs) > best_v:
+                best, best_v = k, statistics.mean(xs)
+        if best is not None:
+            return best
+    return None
+
+
+def outcome(runs: dict, model: str, key: tuple) -> dict:
+    """seed -> {none, before, after} for (criterion, mode, remedy)."""
+    out: dict = {}
+    for (m, c, mo, re, rc, seed), r in runs.items():
+        if m == model and (c, mo, re) == key:
+            d = out.setdefault(seed, {})
+            if rc == "none":
+                d["none"] = metric(r, "final")
+            else:
+                d["before"], d["after"], d["recovery_steps"] = metric(r, "before"), metric(r, "final"), \
+                    r["recovery_steps"]
+    return out
+
+
+def agg(model: str, xs: list[float]) -> str:
+    if not xs:
+        return "–"
+    if is_lm(model):
+        logs = [math.log(x) for x in xs]
+        return f"×{math.exp(statistics.mean(logs)):.3g}" + (f" (×/÷ {math.exp(statistics.stdev(logs)):.2g})"
+                                                             if len(xs) > 1 else "")
+    return f"{statistics.mean(xs):.1f}" + (f" ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else "")
+
+
+def summarise(recs: list[dict]) -> list[dict]:
+    """One row per model: the measured statistics per granularity and the 2x outcomes over seeds."""
+    meas, runs = measurements(recs), collapse_runs(recs)
+    rows = []
+    for model in MODELS:
+        if not any(k[0] == model for k in runs) and not any(k[0] == model for k in meas):
+            continue
+        grouped = choose(runs, model, [(c, mo, "none") for c, mo in GROUPED])
+        others = sorted({(c, mo, re) for (m, c, mo, re, _, _) in runs if m == model} - {NAIVE + ("none",)})
+        best = choose(runs, model, others)
+        rows.append({"model": model, "static": STATIC[model],
+                     "stats": {g: stats_of(meas.get((model, g))) for g in GRANULARITIES},
+                     "naive": outcome(runs, model, NAIVE + ("none",)),
+                     "grouped_key": grouped, "grouped": outcome(runs, model, grouped) if grouped else {},
+                     "best_key": best, "best": outcome(runs, model, best) if best else {}})
+    return rows
+
+
+def _col(model: str, out: dict, when: str) -> str:
+    return agg(model, [d[when] for d in out.values() if when in d])
+
+
+def _name(key) -> str:
+    if key is None:
+        return "–"
+    c, mo, re = key
+    return f"{c} ({mo})" + ("" if re == "none" else f", {re}")
+
+
+def _t(x, fmt=".2f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def collapsed(row: dict) -> bool | None:
+    xs = [d["none"] for d in row["naive"].values() if "none" in d]
+    if not xs:
+        return None
+    m = statistics.mean(xs) if not is_lm(row["model"]) else math.exp(statistics.mean(math.log(x) for x in xs))
+    return m > (COLLAPSE_PPL if is_lm(row["model"]) else COLLAPSE_PP)
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| model (architecture) | static SIA | granularity | measured: median abs(A − 1) (graded / sets) | "
+            "interaction within / across | τ noise floor → after half the cut | A est. from gradients | verdict |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        for g in GRANULARITIES:
+            s = row["stats"][g]
+            if s["verdict"] is None:
+                lines.append(f"| {row['model']} ({ARCH[row['model']]}) | {row['static']} | {g} | – | – | – | – | "
+                             "not measured |")
+                continue
+            lines.append(
+                f"| {row['model']} ({ARCH[row['model']]}) | {row['static']} | {g} | "
+                f"{_t(s['A_abs_dev_median'])} ({s['A_graded']} / {s['A_sets']}) | "
+                f"{_t(s['interaction_within'])} / {_t(s['interaction_across'])} | "
+                f"{_t(s['tau_noise'])} → {_t(s['tau_after'])} | {_t(s['A_grad_criterion'])} | **{s['verdict']}** |")
+    head2 = ("| model | seeds | naive `l1`: no recovery | before last LoRA | after LoRA | group-aware (chosen on val) "
+             "| no recovery | after LoRA | best way found (chosen on val) | no recovery | after LoRA | LoRA steps |")
+    lines += ["", head2, "|" + "---|" * (head2.count("|") - 1)]
+    for row in rows:
+        m = row["model"]
+        seeds = sorted(set(row["naive"]) | set(row["grouped"]))
+        steps = sorted({d.get("recovery_steps") for d in row["naive"].values() if "recovery_steps" in d})
+        lines.append(
+            f"| {m} | {', '.join(map(str, seeds))} | {_col(m, row['naive'], 'none')} | {_col(m, row['naive'], 'before')} | "
+            f"{_col(m, row['naive'], 'after')} | {_name(row['grouped_key'])} | {_col(m, row['grouped'], 'none')} | "
+            f"{_col(m, row['grouped'], 'after')} | {_name(row['best_key'])} | {_col(m, row['best'], 'none')} | "
+            f"{_col(m, row['best'], 'after')} | {'/'.join(map(str, steps)) or '–'} |")
+    lines.append("\nClassifiers: test accuracy drop in pp (dense − pruned), mean ± sd over seeds; SmolLM2: test "
+                 "perplexity / dense, geometric mean (×/÷ geometric sd).")
+    head3 = "| model | naive collapses? | static predicts | measured verdict predicts | best way under target? |"
+    lines += ["", head3, "|" + "---|" * (head3.count("|") - 1)]
+    hits = {"static": [], "measured": []}
+    for row in rows:
+        c = collapsed(row)
+        st = "violated" in row["static"]
+        verdicts = [row["stats"][g]["verdict"] for g in GRANULARITIES if row["stats"][g]["verdict"]]
+        me = ("violated" in verdicts) if verdicts else None
+        if c is not None:
+            hits["static"].append(st == c)
+            if me is not None:
+                hits["measured"].append(me == c)
+        target = "–"
+        if c and not is_lm(row["model"]):
+            after = [d["after"] for d in row["best"].values() if "after" in d]
+            target = f"{'yes' if after and statistics.mean(after) < 10 else 'no'} ({agg(row['model'], after)} pp)"
+        elif c:
+            target = f"n/a for perplexity (best {agg(row['model'], [d['after'] for d in row['best'].values() if 'after' in d])})"
+        say = lambda p, ok: "–" if p is None or c is None else f"{'collapse' if p else 'no collapse'} ({'right' if ok else 'wrong'})"  # noqa: E731
+        lines.append(f"| {row['model']} | {'–' if c is None else ('yes' if c else 'no')} | {say(st, st == c)} | "
+                     f"{say(me, me == c)} | {target} |")
+    for k, v in hits.items():
+        lines.append(f"\n{k} verdict right on {sum(v)} of {len(v)} models" if v else f"\n{k} verdict: nothing to score")
+    return "\n".join(lines)
+
+
+def records(rows: list[dict]) -> list[dict]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    out = []
+    for row in rows:
+        lm = is_lm(row["model"])
+        seeds = sorted(set(row["naive"]) | set(row["grouped"]))
+        for g in GRANULARITIES:
+            for seed in seeds:
+                n, gr = row["naive"].get(seed, {}), row["grouped"].get(seed, {})
+                key = "ppl_ratio" if lm else "drop_pp"
+                rec = {"benchmark": "sia-verdict", "model": row["model"], "granularity": g,
+                       "static_verdict": row["static"], **row["stats"][g], "seed": seed}
+                for w, d in (("naive", n), ("grouped", gr)):
+                    base = f"ppl_ratio_{w}" if lm else f"drop_{w}_pp"
+                    rec |= {base: d.get("after"), f"{base}_no_recovery": d.get("none"),
+                            f"{base}_before_recovery": d.get("before")}
+                rec |= {"naive_criterion": _name(NAIVE + ("none",)), "grouped_criterion": _name(row["grouped_key"]),
+                        "recovery_steps": n.get("recovery_steps"), "collapse": collapsed(row), "date": date,
+                        "commit": commit.strip(), "command": "python benchmarks/sia_verdicts.py --record"}
+                out.append(rec)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--record", action="store_true", help="append the sia-verdict records to --results")
+    args = ap.parse_args(argv)
+    rows = summarise(load(args.results))
+    print(table(rows))
+    if args.record:
+        recs = records(rows)
+        with args.results.open("a") as f:
+            for r in recs:
+                f.write(json.dumps(r) + "\n")
+        print(f"\nappended {len(recs)} records to {args.results}")
+
+
+if __name__ == "__main__":
+    main()

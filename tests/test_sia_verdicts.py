@@ -1,0 +1,58 @@
+"""benchmarks/sia_verdicts.py: the group-aware criterion is chosen on validation (never test), a collapse is
+naive losing > 30 pp without recovery, and a verdict is scored right or wrong against it. Synthetic records."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import sia_verdicts as sv  # noqa: E402
+
+
+def run(model, criterion, mode, recovery, seed, drop, val, remedy="none"):
+    return {"benchmark": "sia-collapse", "model": model, "criterion": criterion, "mode": mode, "remedy": remedy,
+            "recovery": recovery, "seed": seed, "drop_pp": drop, "drop_pp_before_recovery": drop + 5,
+            "recovery_steps": 0 if recovery == "none" else 180,
+            "stages": [{"val_accuracy_recovered": val}]}
+
+
+def check(model, verdict):
+    return {"benchmark": "sia", "run": f"{model}-raw-heads", "criterion": "wanda_sp", "mode": "grouped",
+            "ratio": 1.2, "seed": 42, "command": "cascadeprune sia ...",
+            "result": {"verdict": verdict, "static": {"verdict": "violated"},
+                       "sets": {"criterion": {"A": 4.0, "determined": True}, "random": [{"A": 1.1, "determined": False}]},
+                       "pairs": {"within": {"median": 0.2}, "across": {"median": 0.05}},
+                       "rank": {"tau_halves": 0.9, "tau_rescore": 0.5}}}
+
+
+def test_validation_chooses_and_collapse_is_scored():
+    m = "llama-10m"
+    recs = [check(m, "violated")]
+    for seed in (42, 123):
+        recs += [run(m, "l1", "naive", "none", seed, 45.0, 0.3), run(m, "l1", "naive", "lora", seed, 20.0, 0.6),
+                 # l1 grouped is better on test, taylor grouped on validation: taylor must be chosen
+                 run(m, "l1", "grouped", "lora", seed, 2.0, 0.70), run(m, "taylor", "grouped", "lora", seed, 8.0, 0.80),
+                 run(m, "l1", "grouped", "none", seed, 12.0, 0.5), run(m, "taylor", "grouped", "none", seed, 15.0, 0.5)]
+    rows = sv.summarise(recs)
+    (row,) = rows
+    assert row["grouped_key"] == ("taylor", "grouped", "none")
+    assert sv.collapsed(row) is True
+    s = row["stats"]["heads"]
+    assert s["A_abs_dev_median"] == 3.0 and s["A_graded"] == 1 and s["verdict"] == "violated"
+    text = sv.table(rows)
+    assert "| llama-10m | yes | collapse (right) | collapse (right) | yes (8.0 ± 0.0 pp) |" in text
+    recs_out = sv.records(rows)
+    assert len(recs_out) == 2 * 2  # granularities x seeds
+    r = next(x for x in recs_out if x["granularity"] == "heads" and x["seed"] == 42)
+    assert r["drop_naive_pp_no_recovery"] == 45.0 and r["drop_grouped_pp"] == 8.0 and r["verdict"] == "violated"
+    assert r["drop_naive_pp_before_recovery"] == 25.0 and r["grouped_criterion"] == "taylor (grouped)"
+
+
+def test_no_collapse_makes_a_violated_verdict_wrong():
+    m = "gqa-gelu-10m"
+    recs = [check(m, "violated"), run(m, "l1", "naive", "none", 42, 4.0, 0.9)]
+    (row,) = sv.summarise(recs)
+    assert sv.collapsed(row) is False
+    assert "| gqa-gelu-10m | no | collapse (wrong) | collapse (wrong) | – |" in sv.table([row])
