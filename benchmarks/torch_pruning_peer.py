@@ -474,6 +474,20 @@ def _table(recs: list[dict]) -> str:
                 achieved.setdefault(k[2], []).append(r["ratio_achieved"])
         lines.append("| ratio achieved (all runs) | | | " + " | ".join(
             f"{min(achieved[x]):.3f}–{max(achieved[x]):.3f}" if x in achieved else "–" for x in ratios) + " |")
+        setting = {}
+        for k, r in mine.items():
+            if r.get("heads_removed_per_layer") is not None and r.get("units") == "heads+ffn":
+                setting.setdefault(k[2], set()).add(f"{r['heads_removed_per_layer']} / {r['ffn_pruning_ratio']:.3f}")
+        if setting:
+            lines.append("| Torch-Pruning: heads removed per layer / FFN `pruning_ratio` | | | " + " | ".join(
+                ", ".join(sorted(setting[x])) if x in setting else "–" for x in ratios) + " |")
+        checked = [r.get("matches_engine_surgery") for r in mine.values() if "matches_engine_surgery" in r]
+        if checked:
+            lines.append(f"\nTorch-Pruning's cut equal to the engine's `apply_plan` of the same units "
+                         f"(`matches_engine_surgery`): {sum(map(bool, checked))} of {len(checked)} runs.")
+        how = sorted({r["recovery_method"] for r in mine.values() if (r.get("recovery_method") or "none") != "none"})
+        if how:
+            lines.append("Recovery: " + "; ".join(f"`{h}`" for h in how) + ".")
     return "\n".join(lines)
 
 
