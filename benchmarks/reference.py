@@ -391,15 +391,15 @@ README = HERE.parent / "README.md"
 START, END = "<!-- reference-verdicts:start (benchmarks/reference.py --readme) -->", "<!-- reference-verdicts:end -->"
 
 
-def write_readme(lines: list[str], readme: Path = README) -> Path:
-    """Replace the block between START and END in the README with ``lines`` (atomically)."""
+def write_readme(lines: list[str], readme: Path = README, start: str = START, end: str = END) -> Path:
+    """Replace the block between ``start`` and ``end`` in the README with ``lines`` (atomically)."""
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme}: no {START} ... {END} block to rewrite")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: no {start} ... {end} block to rewrite")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(head + START + "\n" + "\n".join(lines).strip() + "\n" + END + tail)
+    tmp.write_text(head + start + "\n" + "\n".join(lines).strip() + "\n" + end + tail)
     tmp.replace(readme)
     return readme
 
