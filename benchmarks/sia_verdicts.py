@@ -45,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from sia_collapse import CLASSIFIERS, MODELS, RESULTS, STATIC  # noqa: E402
+from sia_collapse import MODELS, RESULTS, STATIC, kind  # noqa: E402
 
 GRANULARITIES = ("heads", "channels")
 CHECK = ("wanda_sp", "grouped")  # what `cascadeprune sia` runs by default on heads and channels
@@ -106,7 +106,7 @@ def collapse_runs(recs: list[dict]) -> dict:
 
 
 def is_lm(model: str) -> bool:
-    return model == "smollm2-135m"
+    return kind(model) == "lm"  # sia_collapse's own rule
 
 
 def metric(r: dict, when: str) -> float:
