@@ -65,13 +65,22 @@ for _b in ("gpt2-10m", "llama-10m"):
 from sia_collapse import CLASSIFIERS, HEAD_SHARE  # noqa: E402  (one definition of the 2x2 and their cuts)
 
 RAW_SEED = 42
+# The classifiers of the other two seeds are independently trained models: each gets the default check
+# (wanda_sp, grouped: the one the verdict uses) at the same cuts, as runs "<model>-raw-<granularity>-s<seed>", so
+# that a verdict is seen on three models per architecture rather than one.
+OTHER_SEEDS = (123, 456)
+CHECK = ("wanda_sp", "grouped")
 for _b, _h in ((b, HEAD_SHARE[b]) for b in CLASSIFIERS):
     _m = f"benchmarks/runs/sia-collapse/classifiers/{_b}-raw_seed{RAW_SEED}"
-    RUNS[f"{_b}-raw-heads"] = (_m, CWRU, "heads", round(1 / (1 - _h / 2), 3), 36, 120, 3,
-                               [("wanda_sp", "grouped"), ("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"),
-                                ("taylor", "grouped")])
-    RUNS[f"{_b}-raw-channels"] = (_m, CWRU, "channels", round(1 / (1 - (1 - _h) / 2), 3), 96, 96, 3,
-                                  [("wanda_sp", "grouped"), ("l1", "naive")])  # channels: ~40 s per extra criterion
+    _rh, _rc = round(1 / (1 - _h / 2), 3), round(1 / (1 - (1 - _h) / 2), 3)
+    RUNS[f"{_b}-raw-heads"] = (_m, CWRU, "heads", _rh, 36, 120, 3,
+                               [CHECK, ("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"), ("taylor", "grouped")])
+    RUNS[f"{_b}-raw-channels"] = (_m, CWRU, "channels", _rc, 96, 96, 3,
+                                  [CHECK, ("l1", "naive")])  # channels: ~40 s per extra criterion
+    for _s in OTHER_SEEDS:
+        _ms = f"benchmarks/runs/sia-collapse/classifiers/{_b}-raw_seed{_s}"
+        RUNS[f"{_b}-raw-heads-s{_s}"] = (_ms, CWRU, "heads", _rh, 36, 120, 3, [CHECK])
+        RUNS[f"{_b}-raw-channels-s{_s}"] = (_ms, CWRU, "channels", _rc, 96, 96, 3, [CHECK])
 WINDOWS, BATCH, SEED = 16, 8, 42
 NOISY = f"{CWRU}@snr=10:1"
 

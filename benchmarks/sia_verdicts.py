@@ -20,7 +20,10 @@ Definitions (fixed before the numbers were read):
 - *collapse*: naive without recovery loses more than 30 pp of test accuracy (the issue's threshold), or for the
   causal LM its test perplexity is more than 10x dense;
 - a verdict *predicts* a collapse when it says "violated": the static one (shared KV heads or a gated FFN), the
-  measured one for any granularity.
+  measured one for any granularity. A classifier's measured verdict per granularity is the majority over its three
+  seeds (each an independently trained model; sia.py's ``-s123`` / ``-s456`` runs; a tie goes to the more severe);
+  seed 42's alone, the only one measured at first, is scored beside it. SmolLM2 is one pretrained model: its one
+  measurement serves every pruning seed.
 
     python benchmarks/sia_verdicts.py            # the Markdown table and the prediction check
     python benchmarks/sia_verdicts.py --record   # and append one record per (model, granularity, seed)
@@ -45,7 +48,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from sia_collapse import MODELS, RESULTS, STATIC, kind  # noqa: E402
+from sia_collapse import MODELS, RESULTS, SEEDS, STATIC, kind  # noqa: E402
 
 GRANULARITIES = ("heads", "channels")
 CHECK = ("wanda_sp", "grouped")  # what `cascadeprune sia` runs by default on heads and channels
@@ -58,8 +61,12 @@ ARCH = {"gpt2-10m": "MHA + GELU", "gqa-gelu-10m": "GQA + GELU", "mha-swiglu-10m"
         "GQA + SwiGLU, pretrained (LM)"}
 
 
-def sia_run(model: str, g: str) -> str:
-    return f"smollm2-{g}" if model == "smollm2-135m" else f"{model}-raw-{g}"
+def sia_run(model: str, g: str, seed: int | None = None) -> str:
+    """benchmarks/sia.py's run name: SmolLM2 is one pretrained model (its seeds are pruning seeds), a classifier
+    seed is its own trained model (seed 42's runs carry no suffix)."""
+    if model == "smollm2-135m":
+        return f"smollm2-{g}"
+    return f"{model}-raw-{g}" + ("" if seed in (None, 42) else f"-s{seed}")
 
 
 def load(path: Path = RESULTS) -> list[dict]:
@@ -67,15 +74,27 @@ def load(path: Path = RESULTS) -> list[dict]:
 
 
 def measurements(recs: list[dict]) -> dict:
-    """(model, granularity) -> the newest `sia` record of the default check."""
+    """(model, granularity, seed) -> the newest `sia` record of the default check (seed None for the LM: one
+    measurement of the one pretrained model serves every pruning seed)."""
+    names = {sia_run(m, g, s): (m, g, None if is_lm(m) else s)
+             for m in MODELS for g in GRANULARITIES for s in SEEDS}
     out = {}
     for r in recs:
-        if r.get("benchmark") == "sia" and (r["criterion"], r["mode"]) == CHECK:
-            for m in MODELS:
-                for g in GRANULARITIES:
-                    if r["run"] == sia_run(m, g):
-                        out[(m, g)] = r
+        if r.get("benchmark") == "sia" and (r["criterion"], r["mode"]) == CHECK and r["run"] in names:
+            out[names[r["run"]]] = r
     return out
+
+
+def measured(meas: dict, model: str, g: str, seed: int | None = 42) -> dict | None:
+    return meas.get((model, g, None if is_lm(model) else seed))
+
+
+def majority(verdicts: list[str]) -> str | None:
+    """The verdict most seeds gave; a tie goes to the more severe (violated > weak > holds)."""
+    if not verdicts:
+        return None
+    order = {"violated": 2, "weak": 1, "holds": 0}
+    return max(set(verdicts), key=lambda v: (verdicts.count(v), order.get(v, -1)))
 
 
 def stats_of(rec: dict | None) -> dict:
@@ -172,8 +191,13 @@ def summarise(recs: list[dict]) -> list[dict]:
         grouped = choose(runs, model, [(c, mo, "none") for c, mo in GROUPED])
         others = sorted({(c, mo, re) for (m, c, mo, re, _, _) in runs if m == model} - {NAIVE + ("none",)})
         best = choose(runs, model, others)
+        per_seed = {g: {seed: stats_of(measured(meas, model, g, seed)) for seed in ((42,) if is_lm(model) else SEEDS)}
+                    for g in GRANULARITIES}
         rows.append({"model": model, "static": STATIC[model],
-                     "stats": {g: stats_of(meas.get((model, g))) for g in GRANULARITIES},
+                     "stats": {g: per_seed[g][42] for g in GRANULARITIES},
+                     "seed_stats": per_seed,
+                     "verdicts": {g: {sd: st["verdict"] for sd, st in per_seed[g].items() if st["verdict"]}
+                                  for g in GRANULARITIES},
                      "naive": outcome(runs, model, NAIVE + ("none",)),
                      "grouped_key": grouped, "grouped": outcome(runs, model, grouped) if grouped else {},
                      "best_key": best, "best": outcome(runs, model, best) if best else {}})
@@ -203,22 +227,32 @@ def collapsed(row: dict) -> bool | None:
     return m > (COLLAPSE_PPL if is_lm(row["model"]) else COLLAPSE_PP)
 
 
+def model_verdict(row: dict, g: str, seed42_only: bool = False) -> str | None:
+    """A granularity's measured verdict for the architecture: the majority over its measured seeds (each classifier
+    seed is its own trained model), or seed 42's alone."""
+    v = row["verdicts"][g]
+    return v.get(42) if seed42_only else majority(list(v.values()))
+
+
 def table(rows: list[dict]) -> str:
-    head = ("| model (architecture) | static SIA | granularity | measured: median abs(A − 1) (graded / sets) | "
-            "interaction within / across | τ noise floor → after half the cut | A est. from gradients | verdict |")
+    head = ("| model (architecture) | static SIA | granularity | measured on seed 42: median abs(A − 1) "
+            "(graded / sets) | interaction within / across | τ noise floor → after half the cut | "
+            "A est. from gradients | verdict per seed (42 / 123 / 456) | verdict (majority) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         for g in GRANULARITIES:
             s = row["stats"][g]
+            per = " / ".join(row["verdicts"][g].get(sd, "–") for sd in sorted(row["seed_stats"][g]))
             if s["verdict"] is None:
                 lines.append(f"| {row['model']} ({ARCH[row['model']]}) | {row['static']} | {g} | – | – | – | – | "
-                             "not measured |")
+                             f"{per} | {model_verdict(row, g) or 'not measured'} |")
                 continue
             lines.append(
                 f"| {row['model']} ({ARCH[row['model']]}) | {row['static']} | {g} | "
                 f"{_t(s['A_abs_dev_median'])} ({s['A_graded']} / {s['A_sets']}) | "
                 f"{_t(s['interaction_within'])} / {_t(s['interaction_across'])} | "
-                f"{_t(s['tau_noise'])} → {_t(s['tau_after'])} | {_t(s['A_grad_criterion'])} | **{s['verdict']}** |")
+                f"{_t(s['tau_noise'])} → {_t(s['tau_after'])} | {_t(s['A_grad_criterion'])} | {per} | "
+                f"**{model_verdict(row, g)}** |")
     head2 = ("| model | seeds | naive `l1`: no recovery | before last LoRA | after LoRA | group-aware (chosen on val) "
              "| no recovery | after LoRA | best way found (chosen on val) | no recovery | after LoRA | LoRA steps |")
     lines += ["", head2, "|" + "---|" * (head2.count("|") - 1)]
@@ -233,27 +267,31 @@ def table(rows: list[dict]) -> str:
             f"{_col(m, row['best'], 'after')} | {'/'.join(map(str, steps)) or '–'} |")
     lines.append("\nClassifiers: test accuracy drop in pp (dense − pruned), mean ± sd over seeds; SmolLM2: test "
                  "perplexity / dense, geometric mean (×/÷ geometric sd).")
-    head3 = "| model | naive collapses? | static predicts | measured verdict predicts | best way under target? |"
+    head3 = ("| model | naive collapses? | static predicts | measured verdict (majority) predicts | "
+             "seed 42's verdict alone predicts | best way under target? |")
     lines += ["", head3, "|" + "---|" * (head3.count("|") - 1)]
-    hits = {"static": [], "measured": []}
+    hits = {"static": [], "measured (majority over seeds)": [], "measured (seed 42 alone)": []}
     for row in rows:
         c = collapsed(row)
         st = "violated" in row["static"]
-        verdicts = [row["stats"][g]["verdict"] for g in GRANULARITIES if row["stats"][g]["verdict"]]
-        me = ("violated" in verdicts) if verdicts else None
+        preds = []
+        for only42, label in ((False, "measured (majority over seeds)"), (True, "measured (seed 42 alone)")):
+            verdicts = [v for v in (model_verdict(row, g, only42) for g in GRANULARITIES) if v]
+            me = ("violated" in verdicts) if verdicts else None
+            if c is not None and me is not None:
+                hits[label].append(me == c)
+            preds.append(me)
         if c is not None:
             hits["static"].append(st == c)
-            if me is not None:
-                hits["measured"].append(me == c)
         target = "–"
         if c and not is_lm(row["model"]):
             after = [d["after"] for d in row["best"].values() if "after" in d]
             target = f"{'yes' if after and statistics.mean(after) < 10 else 'no'} ({agg(row['model'], after)} pp)"
         elif c:
             target = f"n/a for perplexity (best {agg(row['model'], [d['after'] for d in row['best'].values() if 'after' in d])})"
-        say = lambda p, ok: "–" if p is None or c is None else f"{'collapse' if p else 'no collapse'} ({'right' if ok else 'wrong'})"  # noqa: E731
-        lines.append(f"| {row['model']} | {'–' if c is None else ('yes' if c else 'no')} | {say(st, st == c)} | "
-                     f"{say(me, me == c)} | {target} |")
+        say = lambda p: "–" if p is None or c is None else f"{'collapse' if p else 'no collapse'} ({'right' if p == c else 'wrong'})"  # noqa: E731
+        lines.append(f"| {row['model']} | {'–' if c is None else ('yes' if c else 'no')} | {say(st)} | "
+                     f"{say(preds[0])} | {say(preds[1])} | {target} |")
     for k, v in hits.items():
         lines.append(f"\n{k} verdict right on {sum(v)} of {len(v)} models" if v else f"\n{k} verdict: nothing to score")
     return "\n".join(lines)
@@ -271,7 +309,8 @@ def records(rows: list[dict]) -> list[dict]:
                 n, gr = row["naive"].get(seed, {}), row["grouped"].get(seed, {})
                 key = "ppl_ratio" if lm else "drop_pp"
                 rec = {"benchmark": "sia-verdict", "model": row["model"], "granularity": g,
-                       "static_verdict": row["static"], **row["stats"][g], "seed": seed}
+                       "static_verdict": row["static"], **row["seed_stats"][g].get(seed, row["stats"][g]),
+                       "verdict_majority": model_verdict(row, g), "seed": seed}
                 for w, d in (("naive", n), ("grouped", gr)):
                     base = f"ppl_ratio_{w}" if lm else f"drop_{w}_pp"
                     rec |= {base: d.get("after"), f"{base}_no_recovery": d.get("none"),
@@ -281,6 +320,22 @@ def records(rows: list[dict]) -> list[dict]:
                         "commit": commit.strip(), "command": "python benchmarks/sia_verdicts.py --record"}
                 out.append(rec)
     return out
+
+
+STAMP = ("date", "commit")
+
+
+def new_records(recs: list[dict], existing: list[dict]) -> tuple[list[dict], int]:
+    """The records that differ (beyond date and commit) from the newest sia-verdict record of the same model,
+    granularity and seed, and how many did not: a re-run with nothing new appends nothing."""
+    newest = {}
+    for r in existing:
+        if r.get("benchmark") == "sia-verdict":
+            newest[(r["model"], r["granularity"], r["seed"])] = r
+    strip = lambda r: {k: v for k, v in r.items() if k not in STAMP}  # noqa: E731
+    out = [r for r in recs if (old := newest.get((r["model"], r["granularity"], r["seed"]))) is None
+           or json.loads(json.dumps(strip(old))) != json.loads(json.dumps(strip(r)))]
+    return out, len(recs) - len(out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -296,11 +351,11 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"rewrote {write_readme(table(rows).splitlines(), start=START, end=END)}")
     if args.record:
-        recs = records(rows)
+        recs, same = new_records(records(rows), load(args.results))
         with args.results.open("a") as f:
             for r in recs:
                 f.write(json.dumps(r) + "\n")
-        print(f"\nappended {len(recs)} records to {args.results}")
+        print(f"\nappended {len(recs)} records to {args.results} ({same} unchanged since the newest ones: not repeated)")
 
 
 if __name__ == "__main__":

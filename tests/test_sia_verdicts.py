@@ -42,7 +42,7 @@ def test_validation_chooses_and_collapse_is_scored():
     s = row["stats"]["heads"]
     assert s["A_abs_dev_median"] == 3.0 and s["A_graded"] == 1 and s["verdict"] == "violated"
     text = sv.table(rows)
-    assert "| llama-10m | yes | collapse (right) | collapse (right) | yes (8.0 ± 0.0 pp) |" in text
+    assert "| llama-10m | yes | collapse (right) | collapse (right) | collapse (right) | yes (8.0 ± 0.0 pp) |" in text
     recs_out = sv.records(rows)
     assert len(recs_out) == 2 * 2  # granularities x seeds
     r = next(x for x in recs_out if x["granularity"] == "heads" and x["seed"] == 42)
@@ -55,4 +55,33 @@ def test_no_collapse_makes_a_violated_verdict_wrong():
     recs = [check(m, "violated"), run(m, "l1", "naive", "none", 42, 4.0, 0.9)]
     (row,) = sv.summarise(recs)
     assert sv.collapsed(row) is False
-    assert "| gqa-gelu-10m | no | collapse (wrong) | collapse (wrong) | – |" in sv.table([row])
+    assert "| gqa-gelu-10m | no | collapse (wrong) | collapse (wrong) | collapse (wrong) | – |" in sv.table([row])
+
+
+def test_verdict_is_the_majority_over_classifier_seeds():
+    m = "gpt2-10m"
+    recs = [check(m, "weak"), run(m, "l1", "naive", "none", 42, 4.0, 0.9)]
+    for seed, v in ((123, "violated"), (456, "weak")):
+        c = check(m, v)
+        c["run"] = f"{m}-raw-heads-s{seed}"
+        recs.append(c)
+    (row,) = sv.summarise(recs)
+    assert row["verdicts"]["heads"] == {42: "weak", 123: "violated", 456: "weak"}
+    assert sv.model_verdict(row, "heads") == "weak" and sv.majority(["violated", "weak"]) == "violated"
+    text = sv.table([row])
+    assert "| weak / violated / weak | **weak** |" in text
+    (rec,) = [r for r in sv.records([row]) if r["granularity"] == "heads"]
+    assert rec["verdict"] == "weak" and rec["verdict_majority"] == "weak"
+
+
+def test_record_appends_only_what_changed():
+    m = "llama-10m"
+    rows = sv.summarise([check(m, "violated"), run(m, "l1", "naive", "none", 42, 45.0, 0.3)])
+    first = sv.records(rows)
+    new, same = sv.new_records(first, [])
+    assert len(new) == len(first) == 2 and same == 0
+    again = [dict(r, date="later", commit="abc") for r in sv.records(rows)]
+    assert sv.new_records(again, first) == ([], 2)
+    changed = sv.records(sv.summarise([check(m, "violated"), run(m, "l1", "naive", "none", 42, 40.0, 0.3)]))
+    new, same = sv.new_records(changed, first)
+    assert len(new) == 2 and all(r["drop_naive_pp_no_recovery"] == 40.0 for r in new)
