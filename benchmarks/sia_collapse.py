@@ -19,7 +19,8 @@ reproduces it. The schedule is given as ``--set stages=[...]`` (JSON), as benchm
   criterion): ``channels-first`` (channels then heads), ``iterative`` (each stage in 4 re-scored steps),
   ``uniform`` (channels taken equally from every layer: ``allocation: uniform``) and ``channels-only``
   (the whole cut from FFN channels in 4 re-scored steps, recipes/lm-iterative-channels.yaml's schedule;
-  its granularity is ``channels``).
+  its granularity is ``channels``); ``distill`` (heads then channels as without a remedy, recovered by LoRA with a
+  KL term to the dense model: recovery method ``distill``), with grouped ``taylor`` and naive ``l1``.
 
 Each runs twice: without recovery (``recovery.method: none``) and with the same LoRA budget for every run
 of a model (classifiers 60 + 120 steps of 32 windows; SmolLM2 8 + 16 steps of 8 windows, lm-cpu.yaml's;
@@ -87,7 +88,10 @@ BUDGET = {"classifier": {"heads": 60, "channels": 120, "batch_size": 32, "lr": 1
 BASE_CRITERIA = (("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"), ("taylor", "grouped"),
                  ("wanda_sp", "grouped"))
 REMEDY_CRITERIA = (("wanda_sp", "grouped"), ("l1", "naive"))
-REMEDIES = ("none", "channels-first", "iterative", "uniform", "channels-only")
+# distillation changes the recovery, not the cut: it is tried on the criterion that did best without a remedy
+# (grouped Taylor, chosen on validation by sia_verdicts.py) and on the naive one
+CRITERIA_OF = {"distill": (("taylor", "grouped"), ("l1", "naive"))}
+REMEDIES = ("none", "channels-first", "iterative", "uniform", "channels-only", "distill")
 
 
 def kind(model: str) -> str:
@@ -116,8 +120,11 @@ def grid(models=MODELS, seeds=SEEDS, remedies=REMEDIES, recoveries=("none", "lor
     for seed in seeds:
         for recovery in recoveries:
             for remedy in remedies:
+                if remedy == "distill" and recovery == "none":
+                    continue  # without recovery it is the remedy-less run
                 for model in models:
-                    for criterion, mode in (BASE_CRITERIA if remedy == "none" else REMEDY_CRITERIA):
+                    for criterion, mode in (BASE_CRITERIA if remedy == "none"
+                                            else CRITERIA_OF.get(remedy, REMEDY_CRITERIA)):
                         out.append({"model": model, "criterion": criterion, "mode": mode, "remedy": remedy,
                                     "recovery": recovery, "seed": seed})
     return out
@@ -136,7 +143,7 @@ def stages(r: dict, scale: float = 1.0, device: str = "cpu") -> list[dict]:
     for g in order:
         steps = round(scale * (b["heads"] + b["channels"] if len(order) == 1 else b[g]))
         rec = ({"method": "none"} if r["recovery"] == "none" else
-               {"method": "lora", "steps": steps, "batch_size": b["batch_size"], "lr": b["lr"]})
+               {"method": recovery_method(r), "steps": steps, "batch_size": b["batch_size"], "lr": b["lr"]})
         if device != "cpu" and r["recovery"] != "none":
             rec["device"] = device
         st = {"granularity": g, "criterion": r["criterion"], "mode": r["mode"], "recovery": rec}
@@ -149,6 +156,13 @@ def stages(r: dict, scale: float = 1.0, device: str = "cpu") -> list[dict]:
             st["allocation"] = "uniform"
         out.append(st)
     return out
+
+
+def recovery_method(r: dict) -> str:
+    """``rec-lora`` runs recover with LoRA on the task's loss, or (remedy ``distill``) with LoRA on the task's loss
+    plus a KL term to the dense model's outputs (recovery ``distill``: alpha 0.5, temperature 2, the engine's
+    defaults), at the same steps, batch and learning rate."""
+    return "none" if r["recovery"] == "none" else ("distill" if r["remedy"] == "distill" else "lora")
 
 
 def name(r: dict) -> str:
@@ -204,7 +218,8 @@ def record(r: dict, rep: dict, cmd: list[str], wall: float, scale: float, device
     rec = {"benchmark": "sia-collapse", "model": r["model"], "model_path": model_path(r["model"], r["seed"]),
            "task": LM_TASK if kind(r["model"]) == "lm" else CWRU, "granularity": granularity(r),
            "static_verdict": STATIC[r["model"]], "criterion": r["criterion"], "mode": r["mode"],
-           "remedy": r["remedy"], "recovery": r["recovery"], "ratio_target": RATIO,
+           "remedy": r["remedy"], "recovery": r["recovery"], "recovery_method": recovery_method(r),
+           "ratio_target": RATIO,
            "ratio_achieved": round(rep["ratio_achieved"], 4), "seed": r["seed"],
            "recovery_steps": sum(s["recovery_steps"] for s in rep["stages"]), "recovery_scale": scale,
            "block_params": rep["block_params"], "dense_block_params": rep["dense"]["block_params"],

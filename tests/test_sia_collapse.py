@@ -41,10 +41,11 @@ def test_every_listed_command_parses_into_the_intended_configuration(monkeypatch
         assert grans == {"channels-first": ["channels", "heads"], "channels-only": ["channels"]}.get(
             r["remedy"], ["heads", "channels"])
         assert all(s.criterion == r["criterion"] and s.mode == r["mode"] for s in cfg.stages)
-        steps = sum(s.recovery.steps or 0 for s in cfg.stages if s.recovery.method == "lora")
+        method = "none" if r["recovery"] == "none" else ("distill" if r["remedy"] == "distill" else "lora")
+        steps = sum(s.recovery.steps or 0 for s in cfg.stages if s.recovery.method == method)
         b = bench.BUDGET[bench.kind(r["model"])]
         assert steps == (0 if r["recovery"] == "none" else b["heads"] + b["channels"])  # one budget per model
-        assert all(s.recovery.method == ("none" if r["recovery"] == "none" else "lora") for s in cfg.stages)
+        assert all(s.recovery.method == method for s in cfg.stages)
         if r["remedy"] == "uniform":
             assert cfg.stages[-1].allocation == "uniform"
         if len(cfg.stages) == 2:
