@@ -22,7 +22,8 @@ Definitions (fixed before the numbers were read):
 - a verdict *predicts* a collapse when it says "violated": the static one (shared KV heads or a gated FFN), the
   measured one for any granularity. A classifier's measured verdict per granularity is the majority over its three
   seeds (each an independently trained model; sia.py's ``-s123`` / ``-s456`` runs; a tie goes to the more severe);
-  seed 42's alone, the only one measured at first, is scored beside it. SmolLM2 is one pretrained model: its one
+  seed 42's alone, the only one measured at first, is scored beside it, and so is each trained model on its own
+  (a classifier seed's verdict against that seed's naive drop). SmolLM2 is one pretrained model: its one
   measurement serves every pruning seed.
 
     python benchmarks/sia_verdicts.py            # the Markdown table and the prediction check
@@ -294,7 +295,31 @@ def table(rows: list[dict]) -> str:
                      f"{say(preds[0])} | {say(preds[1])} | {target} |")
     for k, v in hits.items():
         lines.append(f"\n{k} verdict right on {sum(v)} of {len(v)} models" if v else f"\n{k} verdict: nothing to score")
+    right, wrong = per_model_instance(rows)
+    if right or wrong:
+        lines.append(f"\nper trained model (each classifier seed is its own model; its own verdict against its own "
+                     f"naive drop): right on {len(right)} of {len(right) + len(wrong)}"
+                     + (f"; wrong on {', '.join(wrong)}" if wrong else ""))
     return "\n".join(lines)
+
+
+def per_model_instance(rows: list[dict]) -> tuple[list[str], list[str]]:
+    """Each classifier seed's measured verdict (violated in any granularity) against that seed's own naive drop
+    without recovery (> 30 pp); SmolLM2, one pretrained model, counts once with its mean. -> (right, wrong) names."""
+    right, wrong = [], []
+    for row in rows:
+        m = row["model"]
+        if is_lm(m):
+            c = collapsed(row)
+            vs = [v for v in (row["verdicts"][g].get(42) for g in GRANULARITIES) if v]
+            if c is not None and vs:
+                (right if ("violated" in vs) == c else wrong).append(m)
+            continue
+        for seed, d in sorted(row["naive"].items()):
+            vs = [row["verdicts"][g][seed] for g in GRANULARITIES if seed in row["verdicts"][g]]
+            if "none" in d and vs:
+                (right if ("violated" in vs) == (d["none"] > COLLAPSE_PP) else wrong).append(f"{m} seed {seed}")
+    return right, wrong
 
 
 def records(rows: list[dict]) -> list[dict]:

@@ -85,3 +85,16 @@ def test_record_appends_only_what_changed():
     changed = sv.records(sv.summarise([check(m, "violated"), run(m, "l1", "naive", "none", 42, 40.0, 0.3)]))
     new, same = sv.new_records(changed, first)
     assert len(new) == 2 and all(r["drop_naive_pp_no_recovery"] == 40.0 for r in new)
+
+
+def test_each_trained_model_is_scored_against_its_own_drop():
+    m = "all-minilm-l6-v2"
+    recs = []
+    for seed, v, drop in ((42, "weak", 18.7), (123, "violated", 30.8), (456, "holds", 39.9)):
+        c = check(m, v)
+        c["run"] = f"{m}-raw-heads" + ("" if seed == 42 else f"-s{seed}")
+        recs += [c, run(m, "l1", "naive", "none", seed, drop, 0.5)]
+    (row,) = sv.summarise(recs)
+    right, wrong = sv.per_model_instance([row])
+    assert right == [f"{m} seed 42", f"{m} seed 123"] and wrong == [f"{m} seed 456"]
+    assert f"right on 2 of 3; wrong on {m} seed 456" in sv.table([row])
