@@ -181,7 +181,8 @@ def test_json_schema(capsys):
     assert main(["sia", "tiny-llama", "--task", "lm@seq=16", "--units", "8", "--pairs", "6", "--json"]) == 0
     rep = json.loads(capsys.readouterr().out)  # strict JSON: no Infinity / NaN tokens
     assert rep["format"] == "cascadeprune-sia/1" and rep["model"] == "tiny-llama" and rep["task"] == "lm@seq=16"
-    assert set(rep["static"]) == {"holds", "group_size", "gated_ffn", "reasons"} and rep["static"]["group_size"] == 4
+    assert set(rep["static"]) == {"holds", "group_size", "gated_ffn", "reasons", "verdict"}
+    assert rep["static"]["group_size"] == 4 and rep["static"]["verdict"] == "violated"
     assert rep["calibration"] == {"windows": 16, "batch_size": 8, "batches": 2, "seed": 42, "mix": None}
     assert set(rep["thresholds"]) >= {"additive", "compounding", "interaction_holds", "rank_drop_holds"}
     assert list(rep["granularities"]) == ["layers", "heads", "channels"]
@@ -198,6 +199,9 @@ def test_json_schema(capsys):
                               "per_layer"}
             assert sum(c["per_layer"].values()) == c["units"]
         assert {"tau_halves", "tau_criterion_vs_delta", "weight_only"} <= set(r["rank"])
+        # the flat schema beside the detail, equal to it
+        assert r["interaction_within"] == r["pairs"]["within"].get("median") and r["tau_noise"] == r["rank"]["tau_halves"]
+        assert {"additivity_median", "interaction_across", "tau_after", "additivity_criterion"} <= set(r)
         if g == "layers":
             assert r["gradient"] is None
         else:

@@ -117,6 +117,9 @@ def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: st
     rep = sia_report(m, the_task, grans, model_name=model, task_name=task, n=windows, batch_size=batch_size,
                      seed=seed, mix=mix, criteria={grans[0]: criterion} if criterion else None, mode=mode,
                      ratio=ratio, units=units, pairs=pairs, random_sets=random_sets, progress=not json_out)
+    from cascadeprune.report.sia_report import with_summary
+
+    rep = with_summary(rep)  # static.verdict and the headline statistics per granularity, as the schema
     text = format_report(rep)
     print(json.dumps(rep, indent=2) if json_out else text)
     if out is not None:

@@ -50,6 +50,19 @@ def summary(rep: dict) -> dict[str, dict]:
     return out
 
 
+SUMMARY_KEYS = ("additivity_criterion", "additivity_median", "interaction_within", "interaction_across", "tau_noise",
+                "tau_after")
+
+
+def with_summary(rep: dict) -> dict:
+    """The report with its headline numbers where a reader of ``sia --json`` looks first: ``static.verdict``
+    (holds / violated) and, per granularity, the :func:`summary` statistics beside ``verdict``. Adds keys only."""
+    rep["static"]["verdict"] = "holds" if rep["static"]["holds"] else "violated"
+    for g, s in summary(rep).items():
+        rep["granularities"][g].update({k: s[k] for k in SUMMARY_KEYS})
+    return rep
+
+
 def _f(x, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
