@@ -20,7 +20,8 @@ reproduces it. The schedule is given as ``--set stages=[...]`` (JSON), as benchm
   ``uniform`` (channels taken equally from every layer: ``allocation: uniform``) and ``channels-only``
   (the whole cut from FFN channels in 4 re-scored steps, recipes/lm-iterative-channels.yaml's schedule;
   its granularity is ``channels``); ``distill`` (heads then channels as without a remedy, recovered by LoRA with a
-  KL term to the dense model: recovery method ``distill``), with grouped ``taylor`` and naive ``l1``.
+  KL term to the dense model: recovery method ``distill``), with grouped ``taylor`` and naive ``l1``;
+  ``channels-only`` also with grouped ``taylor``.
 
 Each runs twice: without recovery (``recovery.method: none``) and with the same LoRA budget for every run
 of a model (classifiers 60 + 120 steps of 32 windows; SmolLM2 8 + 16 steps of 8 windows, lm-cpu.yaml's;
@@ -90,7 +91,9 @@ BASE_CRITERIA = (("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"), ("tayl
 REMEDY_CRITERIA = (("wanda_sp", "grouped"), ("l1", "naive"))
 # distillation changes the recovery, not the cut: it is tried on the criterion that did best without a remedy
 # (grouped Taylor, chosen on validation by sia_verdicts.py) and on the naive one
-CRITERIA_OF = {"distill": (("taylor", "grouped"), ("l1", "naive"))}
+# channels only (the best schedule with wanda_sp at seed 42) is also tried with grouped Taylor, the best criterion
+CRITERIA_OF = {"distill": (("taylor", "grouped"), ("l1", "naive")),
+               "channels-only": REMEDY_CRITERIA + (("taylor", "grouped"),)}
 REMEDIES = ("none", "channels-first", "iterative", "uniform", "channels-only", "distill")
 
 
