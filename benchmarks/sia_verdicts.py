@@ -26,7 +26,7 @@ Definitions (fixed before the numbers were read):
   (a classifier seed's verdict against that seed's naive drop). SmolLM2 is one pretrained model: its one
   measurement serves every pruning seed.
 
-    python benchmarks/sia_verdicts.py            # the Markdown table and the prediction check
+    python benchmarks/sia_verdicts.py            # the tables, paired t-tests (scipy) and the prediction check
     python benchmarks/sia_verdicts.py --record   # and append one record per (model, granularity, seed)
     python benchmarks/sia_verdicts.py --readme   # rewrite the README's block between the sia-verdicts markers
 
@@ -268,6 +268,7 @@ def table(rows: list[dict]) -> str:
             f"{_col(m, row['best'], 'after')} | {'/'.join(map(str, steps)) or '–'} |")
     lines.append("\nClassifiers: test accuracy drop in pp (dense − pruned), mean ± sd over seeds; SmolLM2: test "
                  "perplexity / dense, geometric mean (×/÷ geometric sd).")
+    lines += ["", *paired_tests(rows)]
     head3 = ("| model | naive collapses? | static predicts | measured verdict (majority) predicts | "
              "seed 42's verdict alone predicts | best way under target? |")
     lines += ["", head3, "|" + "---|" * (head3.count("|") - 1)]
@@ -301,6 +302,35 @@ def table(rows: list[dict]) -> str:
                      f"naive drop): right on {len(right)} of {len(right) + len(wrong)}"
                      + (f"; wrong on {', '.join(wrong)}" if wrong else ""))
     return "\n".join(lines)
+
+
+def paired_tests(rows: list[dict]) -> list[str]:
+    """Best way against naive L1 and against the group-aware criterion, after LoRA and (where both exist) without
+    recovery, paired over the seeds both have: scipy.stats.ttest_rel on the drop (pp) or log perplexity ratio."""
+    from scipy import stats as sst
+
+    head = "| model | comparison | when | seeds | mean difference | p (paired t) |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for row in rows:
+        m, lm = row["model"], is_lm(row["model"])
+        for label, other, okey in (("naive `l1`", row["naive"], NAIVE + ("none",)),
+                                   ("group-aware", row["grouped"], row["grouped_key"])):
+            if row["best_key"] is None or okey == row["best_key"]:
+                continue
+            for when in ("none", "after"):
+                seeds = sorted(sd for sd in row["best"] if when in row["best"][sd] and when in other.get(sd, {}))
+                if len(seeds) < 2:
+                    continue
+                f = (lambda x: math.log(x)) if lm else (lambda x: x)  # noqa: E731
+                a = [f(row["best"][sd][when]) for sd in seeds]
+                b = [f(other[sd][when]) for sd in seeds]
+                diff = statistics.mean(x - y for x, y in zip(a, b))
+                p = sst.ttest_rel(a, b).pvalue
+                shown = f"×{math.exp(diff):.3g} perplexity" if lm else f"{diff:+.1f} pp"
+                out.append(f"| {m} | {_name(row['best_key'])} − {label} | "
+                           f"{'no recovery' if when == 'none' else 'after LoRA'} | {', '.join(map(str, seeds))} | "
+                           f"{shown} | {'–' if math.isnan(p) else f'{p:.3g}'} |")
+    return out if len(out) > 2 else []
 
 
 def per_model_instance(rows: list[dict]) -> tuple[list[str], list[str]]:

@@ -98,3 +98,18 @@ def test_each_trained_model_is_scored_against_its_own_drop():
     right, wrong = sv.per_model_instance([row])
     assert right == [f"{m} seed 42", f"{m} seed 123"] and wrong == [f"{m} seed 456"]
     assert f"right on 2 of 3; wrong on {m} seed 456" in sv.table([row])
+
+
+def test_best_way_is_tested_against_naive_with_scipy_paired_over_seeds():
+    from scipy import stats
+
+    m = "llama-10m"
+    naive, best = {42: 40.0, 123: 35.0, 456: 50.0}, {42: 5.0, 123: 4.0, 456: 9.0}
+    recs = [check(m, "violated")]
+    for seed in naive:
+        recs += [run(m, "l1", "naive", "none", seed, naive[seed], 0.3),
+                 run(m, "taylor", "grouped", "none", seed, best[seed], 0.8)]
+    (row,) = sv.summarise(recs)
+    lines = sv.paired_tests([row])
+    p = stats.ttest_rel(list(best.values()), list(naive.values())).pvalue
+    assert f"| llama-10m | taylor (grouped) − naive `l1` | no recovery | 42, 123, 456 | -35.7 pp | {p:.3g} |" in lines
