@@ -62,7 +62,7 @@ for _b in ("gpt2-10m", "llama-10m"):
 # the cuts its 2x runs make: heads alone at the heads stage's ratio (half of the attention parameters), channels
 # alone at the channels stage's (half of the FFN parameters), so that the verdict is about the sets that collapse
 # or not there. Calibration as above (10 dB windows).
-from sia_collapse import CLASSIFIERS, HEAD_SHARE  # noqa: E402  (one definition of the 2x2 and their cuts)
+from sia_collapse import CLASSIFIERS, HEAD_SHARE, classifier_dir  # noqa: E402  (one definition of the 2x2 and cuts)
 
 RAW_SEED = 42
 # The classifiers of the other two seeds are independently trained models: each gets the default check
@@ -71,14 +71,14 @@ RAW_SEED = 42
 OTHER_SEEDS = (123, 456)
 CHECK = ("wanda_sp", "grouped")
 for _b, _h in ((b, HEAD_SHARE[b]) for b in CLASSIFIERS):
-    _m = f"benchmarks/runs/sia-collapse/classifiers/{_b}-raw_seed{RAW_SEED}"
+    _m = str(classifier_dir(_b, RAW_SEED).relative_to(ROOT))
     _rh, _rc = round(1 / (1 - _h / 2), 3), round(1 / (1 - (1 - _h) / 2), 3)
     RUNS[f"{_b}-raw-heads"] = (_m, CWRU, "heads", _rh, 36, 120, 3,
                                [CHECK, ("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"), ("taylor", "grouped")])
     RUNS[f"{_b}-raw-channels"] = (_m, CWRU, "channels", _rc, 96, 96, 3,
                                   [CHECK, ("l1", "naive")])  # channels: ~40 s per extra criterion
     for _s in OTHER_SEEDS:
-        _ms = f"benchmarks/runs/sia-collapse/classifiers/{_b}-raw_seed{_s}"
+        _ms = str(classifier_dir(_b, _s).relative_to(ROOT))
         RUNS[f"{_b}-raw-heads-s{_s}"] = (_ms, CWRU, "heads", _rh, 36, 120, 3, [CHECK])
         RUNS[f"{_b}-raw-channels-s{_s}"] = (_ms, CWRU, "channels", _rc, 96, 96, 3, [CHECK])
 WINDOWS, BATCH, SEED = 16, 8, 42
@@ -118,8 +118,9 @@ def ensure_classifier(model: str) -> None:
     if "sia-collapse" in model:  # trained by sia_collapse.py's own command (one recipe for both benchmarks)
         import sia_collapse
 
-        backbone, seed = Path(model).name.rsplit("-raw_seed", 1)
-        sia_collapse.ensure_classifier(backbone, int(seed), "cpu")
+        name, seed = next((b, s) for b in sia_collapse.CLASSIFIERS for s in (RAW_SEED, *OTHER_SEEDS)
+                          if str(sia_collapse.classifier_dir(b, s).relative_to(ROOT)) == model)
+        sia_collapse.ensure_classifier(name, seed, "cpu")
         return
     if model.startswith("benchmarks/") and not (ROOT / model).exists():
         backbone = Path(model).name.removesuffix("-cwru")

@@ -3,8 +3,10 @@ prunable where the criteria alone fail (issue 19, item 3).
 
 Models: the controlled 2x2 trained from scratch on the paper's task with the raw time-domain front end
 (``gpt2-10m`` MHA+GELU, ``gqa-gelu-10m``, ``mha-swiglu-10m``, ``llama-10m`` GQA+SwiGLU; one classifier per
-seed, each trained by the same ``cascadeprune train`` command when its folder is missing), and
-``smollm2-135m`` (pretrained GQA+SwiGLU) as a causal LM on the shipped corpus.
+seed, each trained by the same ``cascadeprune train`` command when its folder is missing), the pretrained
+``all-minilm-l6-v2`` (MHA+GELU) and ``smollm2-135m-cwru`` (pretrained GQA+SwiGLU, LoRA-trained as dense.py trains
+it: ~20 s per step on 2 shared cores, so about an hour per seed before any pruning) on the same task, and
+``smollm2-135m`` as a causal LM on the shipped corpus.
 
 Every run IS ``cascadeprune compress`` in a fresh process (as benchmarks/lm.py); the record's ``command``
 reproduces it. The schedule is given as ``--set stages=[...]`` (JSON), as benchmarks/cascade.py does:
@@ -63,25 +65,32 @@ RESULTS = HERE / "results" / "sia.jsonl"
 RUNS = HERE / "runs" / "sia-collapse"
 CWRU = "cwru-4class-crossload"
 LM_TASK, LM_MIX, LM_RECIPE = "lm@seq=64,eval=16,val=4", "prose:1,code:1,technical:1", "recipes/lm-cpu.yaml"
-CLASSIFIERS = ("gpt2-10m", "gqa-gelu-10m", "mha-swiglu-10m", "llama-10m", "all-minilm-l6-v2")
+CLASSIFIERS = ("gpt2-10m", "gqa-gelu-10m", "mha-swiglu-10m", "llama-10m", "all-minilm-l6-v2", "smollm2-135m-cwru")
 MODELS = CLASSIFIERS + ("smollm2-135m",)
+# a model name that is not its backbone's: SmolLM2 is also a bearing classifier (the pretrained GQA + SwiGLU model
+# on the task where the 2x2 was measured), beside "smollm2-135m", the causal LM
+BACKBONE = {"smollm2-135m-cwru": "smollm2-135m"}
 # the static check per model (what `cascadeprune inspect` says; tests/test_backbones.py checks the four)
 STATIC = {"gpt2-10m": "holds", "all-minilm-l6-v2": "holds", "gqa-gelu-10m": "violated (heads: D = 3)",
           "mha-swiglu-10m": "violated (channels: gated FFN)", "llama-10m": "violated (D = 3, gated FFN)",
-          "smollm2-135m": "violated (D = 3, gated FFN)"}
+          "smollm2-135m": "violated (D = 3, gated FFN)", "smollm2-135m-cwru": "violated (D = 3, gated FFN)"}
 # The dense classifiers: benchmarks/dense.py's raw-patch recipe (400 steps, lr 5e-4, batch 32, speed jitter 0.03)
 # through the CLI, identical for the four backbones; the pretrained MiniLM gets dense.py's own learning rate for it
 # (2e-4: at 5e-4 fine-tuning a pretrained encoder is the wrong recipe, and dense.py's MiniLM classifiers use 2e-4).
 TRAIN = ["--task", CWRU, "--features", "raw", "--no-global-token", "--patch", "32", "--window", "1024", "--stride",
          "512", "--max-steps", "400", "--lr", "5e-4", "--batch-size", "32", "--speed-jitter", "0.03"]
 LR = {"all-minilm-l6-v2": "2e-4"}
+# SmolLM2 as a classifier: dense.py's recipe for it (LoRA r4/a16 on attention, the front end and head in full;
+# 200 steps at lr 1e-3): 135 M parameters trained in full on 2 cores is not a CPU recipe
+TRAIN_OF = {"smollm2-135m-cwru": [x if x not in ("400", "5e-4") else {"400": "200", "5e-4": "1e-3"}[x]
+                                  for x in TRAIN] + ["--lora"]}
 RATIO = 2.0
 # "heads+channels at 2x" = half of the attention and half of the FFN parameters: each stage's share of the cut is
 # its granularity's share of the removable block parameters (per layer: q/k/v/o with biases vs the FFN's
 # projections; norms stay). gpt2-10m 591,360 vs 1,181,568; gqa-gelu-10m 394,240 vs 1,353,824; mha-swiglu-10m
 # 589,824 vs 1,161,216; llama-10m 393,216 vs 1,327,104; smollm2-135m 884,736 vs 2,654,208 (tests check the four).
 HEAD_SHARE = {"gpt2-10m": 0.3335, "all-minilm-l6-v2": 0.3335, "gqa-gelu-10m": 0.2255, "mha-swiglu-10m": 0.3368, "llama-10m": 0.2286,
-              "smollm2-135m": 0.25}
+              "smollm2-135m": 0.25, "smollm2-135m-cwru": 0.25}
 SEEDS = (42, 123, 456)
 # LoRA steps per stage (heads, channels) and their batch / learning rate, per kind of model
 BUDGET = {"classifier": {"heads": 60, "channels": 120, "batch_size": 32, "lr": 1e-3},
@@ -101,8 +110,12 @@ def kind(model: str) -> str:
     return "lm" if model == "smollm2-135m" else "classifier"
 
 
+def backbone(model: str) -> str:
+    return BACKBONE.get(model, model)
+
+
 def classifier_dir(model: str, seed: int) -> Path:
-    return RUNS / "classifiers" / f"{model}-raw_seed{seed}"
+    return RUNS / "classifiers" / f"{backbone(model)}-raw_seed{seed}"
 
 
 def model_path(model: str, seed: int) -> str:
@@ -112,8 +125,8 @@ def model_path(model: str, seed: int) -> str:
 def train_command(model: str, seed: int, device: str = "cpu") -> list[str] | None:
     if kind(model) == "lm":
         return None
-    train = TRAIN if model not in LR else [x if x != "5e-4" else LR[model] for x in TRAIN]
-    return (["cascadeprune", "train", "--backbone", model, "--out", model_path(model, seed), *train, "--seed",
+    train = TRAIN_OF.get(model) or (TRAIN if model not in LR else [x if x != "5e-4" else LR[model] for x in TRAIN])
+    return (["cascadeprune", "train", "--backbone", backbone(model), "--out", model_path(model, seed), *train, "--seed",
              str(seed), "--data-dir", DATA] + (["--device", device] if device != "cpu" else []))
 
 

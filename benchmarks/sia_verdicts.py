@@ -58,7 +58,8 @@ GROUPED = (("l1", "grouped"), ("taylor", "grouped"), ("wanda_sp", "grouped"))
 COLLAPSE_PP, COLLAPSE_PPL = 30.0, 10.0
 START, END = "<!-- sia-verdicts:start (benchmarks/sia_verdicts.py --readme) -->", "<!-- sia-verdicts:end -->"
 ARCH = {"gpt2-10m": "MHA + GELU", "gqa-gelu-10m": "GQA + GELU", "mha-swiglu-10m": "MHA + SwiGLU",
-        "llama-10m": "GQA + SwiGLU", "all-minilm-l6-v2": "MHA + GELU, pretrained", "smollm2-135m":
+        "llama-10m": "GQA + SwiGLU", "all-minilm-l6-v2": "MHA + GELU, pretrained",
+        "smollm2-135m-cwru": "GQA + SwiGLU, pretrained (classifier)", "smollm2-135m":
         "GQA + SwiGLU, pretrained (LM)"}
 
 

@@ -69,7 +69,7 @@ def test_a_listed_schedule_dry_runs_to_2x_on_a_tiny_model(capsys):
 @pytest.mark.parametrize("model", bench.CLASSIFIERS)
 def test_the_heads_share_is_the_attention_share_of_the_blocks(model):
     try:
-        backbone = load_backbone(model)
+        backbone = load_backbone(bench.backbone(model))
     except ModelSourceError as e:  # the pretrained MiniLM comes from a PyPI package
         pytest.skip(str(e))
     layer = resolve(backbone).layers[0].module
