@@ -42,7 +42,8 @@ def test_validation_chooses_and_collapse_is_scored():
     s = row["stats"]["heads"]
     assert s["A_abs_dev_median"] == 3.0 and s["A_graded"] == 1 and s["verdict"] == "violated"
     text = sv.table(rows)
-    assert "| llama-10m | yes | collapse (right) | collapse (right) | collapse (right) | yes (8.0 ± 0.0 pp) |" in text
+    assert ("| llama-10m | yes | collapse (right) | collapse (right) | collapse (right) | no (taylor (grouped) without "
+            "recovery: 15.0 ± 0.0 pp; best way after LoRA 8.0 ± 0.0 pp) |") in text
     recs_out = sv.records(rows)
     assert len(recs_out) == 2 * 2  # granularities x seeds
     r = next(x for x in recs_out if x["granularity"] == "heads" and x["seed"] == 42)
