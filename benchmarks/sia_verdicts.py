@@ -324,6 +324,7 @@ def paired_tests(rows: list[dict]) -> list[str]:
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         m, lm = row["model"], is_lm(row["model"])
+        f = math.log if lm else float  # perplexity ratios are compared on the log scale
         for label, other, okey in (("naive `l1`", row["naive"], NAIVE + ("none",)),
                                    ("group-aware", row["grouped"], row["grouped_key"])):
             if row["best_key"] is None or okey == row["best_key"]:
@@ -332,7 +333,6 @@ def paired_tests(rows: list[dict]) -> list[str]:
                 seeds = sorted(sd for sd in row["best"] if when in row["best"][sd] and when in other.get(sd, {}))
                 if len(seeds) < 2:
                     continue
-                f = (lambda x: math.log(x)) if lm else (lambda x: x)  # noqa: E731
                 a = [f(row["best"][sd][when]) for sd in seeds]
                 b = [f(other[sd][when]) for sd in seeds]
                 diff = statistics.mean(x - y for x, y in zip(a, b))
