@@ -12,7 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -98,6 +98,74 @@ def unit_costs(s: Structure) -> UnitCosts:
     ch = _rowcost(l.up, s) + _rowcost(l.gate, s) + 2 * _rowcost(l.gate_up, s) + out_features(l.down, fam)
     fixed = _count(l.module) - len(l.heads) * q - len(l.kv_heads) * kv - len(l.channels) * ch
     return UnitCosts(q, kv, ch, fixed)
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """What one kept block keeps, by ORIGINAL index (the fields selection reads from ``LayerRefs``)."""
+
+    orig_index: int
+    heads: tuple[int, ...]
+    kv_heads: tuple[int, ...]
+    channels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A model's block structure as plain data: which units each kept layer keeps, and what each unit costs.
+
+    Selection (``methods.select``) reads a Shape exactly as it reads a resolved ``Structure``, so the
+    planner can run the engine's own cut schedule on shapes alone (no weights, no calibration) and
+    predict what a run removes. ``after(plan)`` is the shape once ``plan`` (original indices) is applied.
+
+    Example::
+
+        sh = Shape.of(model)
+        sh.after(PruningPlan(layers={2})).block_params()  == predict_block_params(model, PruningPlan(layers={2}))
+    """
+
+    family: object  # the FamilySpec
+    dims: object  # the dense Dims
+    costs: UnitCosts
+    layers: tuple[LayerShape, ...]
+    applied: PruningPlan = field(default_factory=PruningPlan)
+
+    @staticmethod
+    def of(model_or_structure) -> "Shape":
+        s = model_or_structure if isinstance(model_or_structure, (Structure, Shape)) else resolve(model_or_structure)
+        if isinstance(s, Shape):
+            return s
+        layers = tuple(LayerShape(l.orig_index, tuple(l.heads), tuple(l.kv_heads), tuple(l.channels))
+                       for l in s.layers)
+        return Shape(s.family, s.dims, unit_costs(s), layers, applied_plan(s))
+
+    def after(self, plan: PruningPlan) -> "Shape":
+        D = self.dims.group_size
+        layers = []
+        for l in self.layers:
+            if l.orig_index in plan.layers:
+                continue
+            heads = tuple(h for h in l.heads if h not in plan.heads.get(l.orig_index, ()))
+            channels = tuple(c for c in l.channels if c not in plan.channels.get(l.orig_index, ()))
+            layers.append(LayerShape(l.orig_index, heads, tuple(sorted({h // D for h in heads})), channels))
+        return Shape(self.family, self.dims, self.costs, tuple(layers), self.applied | plan)
+
+    def layer_params(self, l) -> int:
+        c = self.costs
+        return c.fixed + len(l.heads) * c.q_head + len(l.kv_heads) * c.kv_head + len(l.channels) * c.channel
+
+    def block_params(self) -> int:
+        return sum(self.layer_params(l) for l in self.layers)
+
+
+def costs_of(s) -> UnitCosts:
+    """Unit costs of a resolved Structure or a Shape."""
+    return s.costs if isinstance(s, Shape) else unit_costs(s)
+
+
+def layer_params_of(s, l) -> int:
+    """Parameters of one kept layer of a Structure (counted on its module) or a Shape (from unit costs)."""
+    return s.layer_params(l) if isinstance(s, Shape) else _count(l.module)
 
 
 def predict_block_params(model: nn.Module, plan: PruningPlan) -> int:

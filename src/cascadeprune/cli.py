@@ -366,7 +366,7 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
                  overwrite: bool = False, json_out: bool = False, device: str | None = None,
                  calibration: str | None = None, sets: list[str] | None = None) -> int:
     from cascadeprune import load_model
-    from cascadeprune.methods.cascade import dry_run as plan_stages
+    from cascadeprune.methods.cascade import plan_run
     from cascadeprune.methods.cascade import run_compression
     from cascadeprune.methods.config import build_config
     from cascadeprune.tasks import get_task, task_kind
@@ -380,11 +380,11 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
 
         check_mix(task, cfg.calibration.mix)
     m = load_model(model)
+    the_plan = plan_run(m, cfg)  # the run's own plan: an unreachable target stops here, before any cost
     if dry_run:
-        rows = plan_stages(m, cfg)
-        print(json.dumps(rows, indent=2) if json_out else "\n".join(
-            f"stage {r['stage']} {r['granularity']:<8} {r['criterion']:<12} remove {r['remove_params']:>11,} params "
-            f"-> {r['block_params_after']:>11,} ({r['ratio_after']:.2f}x), recovery {r['recovery']}" for r in rows))
+        from cascadeprune.report.compress_report import format_plan
+
+        print(json.dumps(the_plan["stages"], indent=2) if json_out else format_plan(the_plan))
         return 0
     final = Path(out) / "model"
     if final.exists() and not (overwrite or resume):
@@ -663,7 +663,8 @@ def _compress_args(sub) -> None:
     s.add_argument("--device", default=None,
                    help="where recovery trains, e.g. cuda (default: the recipe's, else cpu); scoring stays on the CPU")
     s.add_argument("--resume", action="store_true", help="continue from the last stage checkpoint in --out")
-    s.add_argument("--dry-run", action="store_true", help="print the per-stage budgets and stop")
+    s.add_argument("--dry-run", action="store_true", help="print the plan the run will follow (stages, cuts, recovery steps, skipped stages) "
+                                                       "and stop; with --json, its stages as JSON")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--json", dest="json_out", action="store_true")
 

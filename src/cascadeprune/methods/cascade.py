@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -34,13 +35,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cascadeprune.accounting import block_params, dense_block_params, predict_block_params
+from cascadeprune.accounting import Shape, block_params, dense_block_params, predict_block_params
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
 from cascadeprune.deploy.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
 from cascadeprune.importance import score
 from cascadeprune.methods.config import BASELINE_METHODS, CompressConfig, StageConfig
+from cascadeprune.methods.feasibility import RATIO_TOLERANCE, InfeasibleTargetError  # noqa: F401 (re-exported)
 from cascadeprune.methods.select import select
 from cascadeprune.plan import PruningPlan, applied_plan
 from cascadeprune.recovery import recover
@@ -51,12 +53,7 @@ STATE_FILE = "state.json"
 
 # -- budget -----------------------------------------------------------------------------------
 
-def stage_targets(model: nn.Module, cfg: CompressConfig) -> list[int]:
-    """Block-parameter count to reach after each stage (the last one is the ratio's target)."""
-    dense, now = dense_block_params(model), block_params(model)
-    target = round(dense / cfg.ratio)
-    if target >= now:
-        raise CascadePruneError(f"the model already has {now:,} block params; ratio {cfg.ratio} asks for {target:,}")
+def _stage_goals(now: int, target: int, cfg: CompressConfig) -> list[int]:
     cum, out = 0.0, []
     for st in cfg.stages:
         cum += st.share
@@ -65,20 +62,260 @@ def stage_targets(model: nn.Module, cfg: CompressConfig) -> list[int]:
     return out
 
 
+def stage_targets(model: nn.Module, cfg: CompressConfig) -> list[int]:
+    """Block-parameter count to reach after each stage (the last one is the ratio's target)."""
+    dense, now = dense_block_params(model), block_params(model)
+    target = round(dense / cfg.ratio)
+    if target >= now:
+        raise CascadePruneError(f"the model already has {now:,} block params; ratio {cfg.ratio:g} asks for {target:,}")
+    return _stage_goals(now, target, cfg)
+
+
+# -- the cut, on a model (the run) or on a Shape (the plan) ------------------------------------
+#
+# The run and the dry run execute the SAME schedule below (stage goals, iterative steps, the last stage's
+# channel trim, the joint cut) through the same ``select``; only the scores differ: the run scores units on
+# calibration data, the planner gives every unit the same placeholder score (protected layers +inf, as the
+# layer criteria do). What a stage removes depends on unit costs and limits, not on which units score lowest,
+# so the plan predicts every stage's cut exactly; the one exception is a GQA heads stage, whose greedy choice
+# between whole KV groups and one head per group depends on the scores (it differs by less than one unit).
+
+class _ModelCut:
+    """The run: scores from calibration statistics, plans applied to the weights."""
+
+    def __init__(self, model: nn.Module, batches, loss_fn, protect_ends: bool):
+        self.model, self.batches, self.loss_fn, self.protect_ends = model, batches, loss_fn, protect_ends
+
+    @property
+    def shape(self):
+        return resolve(self.model)
+
+    def block_params(self) -> int:
+        return block_params(self.model)
+
+    def predict(self, plan: PruningPlan) -> int:
+        return predict_block_params(self.model, plan)
+
+    def scores(self, stage: StageConfig, seed: int, granularity: str | None = None):
+        return stage_scores(self.model, self.batches, stage, seed, self.protect_ends, self.loss_fn, granularity)[1]
+
+    def apply(self, plan: PruningPlan) -> None:
+        apply_plan(self.model, plan, inplace=True)
+
+
+class _ShapeCut:
+    """The plan: placeholder scores, plans applied to a :class:`~cascadeprune.accounting.Shape`."""
+
+    def __init__(self, shape: Shape, protect_ends: bool):
+        self.shape, self.protect_ends = shape, protect_ends
+
+    def block_params(self) -> int:
+        return self.shape.block_params()
+
+    def predict(self, plan: PruningPlan) -> int:
+        return self.shape.after(plan).block_params()
+
+    def scores(self, stage: StageConfig, seed: int, granularity: str | None = None):
+        granularity = granularity or stage.granularity
+        layers = self.shape.layers
+        if granularity == "layers":
+            out = {l.orig_index: 0.0 for l in layers}
+            if _criterion_options(stage, self.protect_ends)["protect_ends"] and len(layers) > 2:
+                out[layers[0].orig_index] = out[layers[-1].orig_index] = float("inf")
+            return out
+        n = (lambda l: len(l.heads)) if granularity == "heads" else (lambda l: len(l.channels))
+        return {l.orig_index: torch.zeros(n(l), dtype=torch.float64) for l in layers}
+
+    def apply(self, plan: PruningPlan) -> None:
+        self.shape = self.shape.after(plan)
+
+
+def _cut_stage(cut, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool) -> None:
+    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
+    for step in range(stage.steps):
+        now = cut.block_params()
+        step_target = round(now - (now - target) / (stage.steps - step))
+        if now - step_target <= 0:
+            continue  # nothing left to remove in this step: no scoring pass
+        sc = cut.scores(stage, seed + step)
+        cut.apply(select(stage.granularity, cut.shape, sc, now - step_target, mode=stage.mode,
+                         max_fraction=cfg.max_channel_fraction, allocation=stage.allocation))
+    gap = cut.block_params() - target
+    if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
+        trim = _trim_stage(stage)
+        sc = cut.scores(trim, seed + 99)
+        cut.apply(select("channels", cut.shape, sc, gap, max_fraction=cfg.max_channel_fraction))
+
+
+def _trim_stage(stage: StageConfig) -> StageConfig:
+    return StageConfig(granularity="channels", criterion="wanda_sp" if stage.criterion in (
+        "lcr", "block_influence", "ablation") else stage.criterion).check("trim")
+
+
+def _joint_cut(cut, cfg: CompressConfig, seed: int, target: int) -> None:
+    """Score every granularity once on the model as it is, then remove all of them together down
+    to ``target`` block params, each granularity taking its share of the cut."""
+    s = cut.shape
+    start = cut.block_params()
+    scored = {st.granularity: cut.scores(st, seed) for st in cfg.stages}
+    plan, cum = PruningPlan(), 0.0
+    for k, st in enumerate(cfg.stages):
+        cum += st.share
+        goal = target if k == len(cfg.stages) - 1 else round(start - (start - target) * cum)
+        need = cut.predict(plan) - goal
+        plan = plan | select(st.granularity, s, _restrict(scored[st.granularity], s, plan), need, mode=st.mode,
+                             max_fraction=cfg.max_channel_fraction, allocation=st.allocation)
+    gap = cut.predict(plan) - target
+    if gap > 0:  # coarse last stage: close the gap with channels, scored on the same model
+        trim = StageConfig(granularity="channels", criterion="wanda_sp").check("trim")
+        sc = cut.scores(trim, seed + 99)
+        plan = plan | select("channels", s, _restrict(sc, s, plan), gap, max_fraction=cfg.max_channel_fraction)
+    cut.apply(plan)
+
+
+def _restrict(scores: dict, s, plan: PruningPlan) -> dict:
+    """Units of layers the plan already removes score +inf (choosing them would waste budget)."""
+    if all(isinstance(v, float) for v in scores.values()):
+        return {k: (float("inf") if k in plan.layers else v) for k, v in scores.items()}
+    return {l.orig_index: scores[l.orig_index] if l.orig_index not in plan.layers
+            else torch.full_like(scores[l.orig_index], float("inf")) for l in s.layers}
+
+
+# -- the plan of a run: what the dry run prints and the run follows ---------------------------
+
+def _stage_list(cfg: CompressConfig) -> list:
+    if cfg.method == "oneshot":
+        return [("oneshot", None)]
+    if cfg.method in BASELINE_METHODS:
+        return [("baseline", None)]
+    return list(enumerate(cfg.stages))  # cascade, or simultaneous: as many iterations as stages
+
+
+def _recovery_of(i, stage, cfg: CompressConfig):
+    if i == "oneshot":
+        return summed_recovery(cfg)
+    if i == "baseline":
+        return baseline_recovery(cfg)
+    return stage.recovery
+
+
+def _simulate(cut, cfg: CompressConfig, target: int, goals: list[int], i, stage, seed: int = 0) -> None:
+    """One stage of the schedule on ``cut`` (a _ModelCut or a _ShapeCut)."""
+    if i == "oneshot":
+        _joint_cut(cut, cfg, seed, target)
+    elif i == "baseline":
+        from cascadeprune.methods.baselines import BASELINES
+
+        cut.apply(BASELINES[cfg.method].plan_shape(cut.shape, target, cfg.max_channel_fraction))
+    elif cfg.method == "simultaneous":
+        _joint_cut(cut, cfg, seed, goals[i])  # iteration i ends where stage i would
+    else:
+        _cut_stage(cut, stage, goals[i], cfg, seed, last=i == len(cfg.stages) - 1)
+
+
+def _skip_reason(i, stage, cut_before: Shape, goal: int, cfg: CompressConfig) -> str:
+    """Why a stage removes nothing (its share is smaller than one of its units, or none is left)."""
+    now = cut_before.block_params()
+    if goal >= now:
+        return f"the earlier stages already reached this stage's goal of {goal:,} block params"
+    gran = stage.granularity if stage is not None else "units"
+    c, layers = cut_before.costs, cut_before.layers
+    unit = {"layers": min((cut_before.layer_params(l) for l in layers), default=0),
+            "heads": c.q_head + (c.kv_head if cut_before.dims.group_size == 1 else 0),
+            "channels": c.channel}.get(gran)
+    if unit and now - goal < unit:
+        return (f"its share ({now - goal:,} block params) is smaller than one of its units ({gran[:-1]}: {unit:,} "
+                f"params); the next stage takes the share")
+    return f"no {gran} can go: the limits on what must stay (protected or last units) are reached"
+
+
+def plan_run(model: nn.Module, cfg: CompressConfig, check: bool = True) -> dict:
+    """The run's plan, from the model's shape and the configuration alone (no data, no scores):
+    every stage's goal, predicted cut and recovery, which stages are skipped and why, and the most
+    this plan can reach. ``check`` raises :class:`InfeasibleTargetError` (before any cost) when a target
+    is out of reach. The dry run prints this; :func:`compress` runs it and follows it.
+
+    Example::
+
+        p = plan_run(model, CompressConfig(ratio=1.5).check())
+        [(r["granularity"], r["block_params_after"], r["skipped"]) for r in p["stages"]]
+    """
+    from cascadeprune.methods.feasibility import check_targets
+
+    shape = Shape.of(model)
+    dense, now = dense_block_params(model), shape.block_params()
+    target = round(dense / cfg.ratio) if cfg.ratio > 1 and math.isfinite(cfg.ratio) else 0
+    plan = {"method": cfg.method, "ratio_target": cfg.ratio, "dense_block_params": dense,
+            "block_params_before": now, "target_block_params": target, "stages": []}
+    floor = _predict(shape, cfg, 0)[-1][0]  # every stage asked for everything: the plan's limit
+    plan["max_ratio"] = dense / floor if floor > 0 else math.inf
+    plan["min_block_params"] = floor
+    if 0 < target < now:
+        rows = _predict(shape, cfg, target)
+        goals = _stage_goals(now, target, cfg)
+        prev = shape
+        for (i, stage), (after, sh) in zip(_stage_list(cfg), rows):
+            idx = 0 if i in ("oneshot", "baseline") else i
+            rec = _recovery_of(i, stage, cfg)
+            removed = prev.block_params() - after
+            goal = target if i in ("oneshot", "baseline") else goals[i]
+            name = {"oneshot": "oneshot", "baseline": cfg.method}.get(i, stage.granularity if stage else "")
+            if cfg.method == "simultaneous":
+                name = f"all ({i + 1}/{len(cfg.stages)})"
+            plan["stages"].append({
+                "stage": idx, "granularity": name, "criterion": stage.criterion if stage is not None else None,
+                "mode": stage.mode if stage is not None else None, "steps": stage.steps if stage is not None else 1,
+                "share": round(stage.share, 4) if stage is not None else 1.0,
+                "goal_block_params": goal, "remove_params": removed, "block_params_after": after,
+                "ratio_after": round(dense / after, 3) if after else math.inf,
+                "skipped": None if removed > 0 else _skip_reason(i, stage, prev, goal, cfg),
+                "recovery": {"method": rec.method if removed > 0 else "none",
+                             "steps": (rec.steps if removed > 0 and rec.method != "none" else 0)
+                             if rec.steps is not None or removed <= 0 or rec.method == "none" else None,
+                             "epochs": rec.epochs if removed > 0 and rec.method != "none" and rec.steps is None
+                             else None},
+                "exact": _exact(i, stage, shape, cfg),
+            })
+            prev = sh
+        plan["block_params_after"] = rows[-1][0]
+        plan["ratio_after"] = dense / rows[-1][0]
+    if check:
+        check_targets(plan, cfg)
+    return plan
+
+
+def _exact(i, stage, shape: Shape, cfg: CompressConfig) -> bool:
+    """Whether the predicted cut is exact: everything but a GQA heads cut (whole KV groups or one head per
+    group, chosen by score) and FLAP's score-ranked mix of heads and channels."""
+    if cfg.method == "flap":
+        return False
+    gqa_heads = shape.dims.group_size > 1 and any(st.granularity == "heads" for st in (
+        cfg.stages if i in ("oneshot", "baseline") or cfg.method == "simultaneous" else [stage]))
+    return not gqa_heads or cfg.method == "shortgpt"
+
+
+def _predict(shape: Shape, cfg: CompressConfig, target: int) -> list[tuple[int, Shape]]:
+    """(block params, shape) after each stage when the schedule cuts ``shape`` towards ``target``."""
+    cut = _ShapeCut(shape, cfg.protect_ends)
+    goals = _stage_goals(shape.block_params(), target, cfg)
+    out = []
+    for i, stage in _stage_list(cfg):
+        _simulate(cut, cfg, target, goals, i, stage)
+        out.append((cut.block_params(), cut.shape))
+    return out
+
+
 def dry_run(model: nn.Module, cfg: CompressConfig) -> list[dict]:
-    dense = dense_block_params(model)
-    rows, prev = [], block_params(model)
-    for i, (st, t) in enumerate(zip(cfg.stages, stage_targets(model, cfg))):
-        rows.append({"stage": i, "granularity": st.granularity, "criterion": st.criterion, "mode": st.mode,
-                     "steps": st.steps, "share": round(st.share, 4), "remove_params": prev - t,
-                     "block_params_after": t, "ratio_after": round(dense / t, 3),
-                     "recovery": {"method": st.recovery.method, "epochs": st.recovery.epochs,
-                                  "steps": st.recovery.steps}})
-        prev = t
-    return rows
+    """The stages of :func:`plan_run` (raises when a target is out of reach)."""
+    return plan_run(model, cfg)["stages"]
 
 
 # -- scoring ----------------------------------------------------------------------------------
+
+def _criterion_options(stage: StageConfig, protect_ends: bool) -> dict:
+    """The run's ``protect_ends`` unless the stage's own criterion options set it."""
+    return {"protect_ends": protect_ends, **stage.criterion_options()}
+
 
 def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, loss_fn,
                  granularity: str | None = None):
@@ -90,27 +327,7 @@ def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bo
     stats = collect(model, batches, loss_fn=loss_fn, gradients=need_grads)
     if stage.criterion == "ablation":
         collect_ablation(model, batches, loss_fn, stats)
-    return stats, score(granularity, stage.criterion, stats, seed=seed, protect_ends=protect_ends,
-                        **stage.criterion_options())
-
-
-def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
-               loss_fn) -> None:
-    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
-    for step in range(stage.steps):
-        now = block_params(model)
-        step_target = round(now - (now - target) / (stage.steps - step))
-        _, sc = stage_scores(model, batches, stage, seed + step, cfg.protect_ends, loss_fn)
-        plan = select(stage.granularity, resolve(model), sc, now - step_target, mode=stage.mode,
-                      max_fraction=cfg.max_channel_fraction, allocation=stage.allocation)
-        apply_plan(model, plan, inplace=True)
-    gap = block_params(model) - target
-    if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
-        trim = StageConfig(granularity="channels", criterion="wanda_sp" if stage.criterion in (
-            "lcr", "block_influence", "ablation") else stage.criterion).check("trim")
-        _, sc = stage_scores(model, batches, trim, seed + 99, cfg.protect_ends, loss_fn)
-        apply_plan(model, select("channels", resolve(model), sc, gap, max_fraction=cfg.max_channel_fraction),
-                   inplace=True)
+    return stats, score(granularity, stage.criterion, stats, seed=seed, **_criterion_options(stage, protect_ends))
 
 
 # -- recovery budgets -------------------------------------------------------------------------
@@ -163,6 +380,7 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
     from cascadeprune.storage import load_model, save_model
 
     cfg.check()
+    the_plan = plan_run(model, cfg)  # an unreachable target stops here: no calibration pass, no recovery
     out = Path(out)
     ckpt = out / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -184,13 +402,8 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         state = {"config": cfg.to_dict(), "task": task.name, "metric": metric, "completed": -1, "stages": [],
                  "dense": {"block_params": dense_blocks, metric: test["primary"], f"val_{metric}": val["primary"],
                            "test": test["all"]}}
-    if cfg.method == "oneshot":
-        stages = [("oneshot", None)]
-    elif cfg.method in BASELINE_METHODS:
-        stages = [("baseline", None)]
-    else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
-        stages = list(enumerate(cfg.stages))
-    for i, stage in stages:
+    stages = _stage_list(cfg)
+    for (i, stage), planned in zip(stages, the_plan["stages"]):
         single = i in ("oneshot", "baseline")  # one cut, one recovery
         idx = 0 if single else i
         if idx <= state["completed"]:
@@ -200,30 +413,41 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         seed = cfg.seed * 1000 + idx * 10
         torch.manual_seed(seed)
         before = block_params(model)
-        if i == "oneshot":
-            _joint_cut(model, batches, cfg, seed, round(dense_blocks / cfg.ratio), task.loss)
-            rec_cfg, name = summed_recovery(cfg), "oneshot"
-        elif i == "baseline":
-            from cascadeprune.methods.baselines import BASELINES
+        name = planned["granularity"]
+        skipped = planned["skipped"]
+        if skipped is None:
+            if i == "baseline":
+                from cascadeprune.methods.baselines import BASELINES
 
-            BASELINES[cfg.method].cut(model, batches, round(dense_blocks / cfg.ratio), task.loss,
-                                      cfg.max_channel_fraction)
-            rec_cfg, name = baseline_recovery(cfg), cfg.method
-        elif cfg.method == "simultaneous":
-            _joint_cut(model, batches, cfg, seed, targets[i], task.loss)  # iteration i ends where stage i would
-            rec_cfg, name = stage.recovery, f"all ({i + 1}/{len(cfg.stages)})"
-        else:
-            _cut_stage(model, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1, loss_fn=task.loss)
-            rec_cfg, name = stage.recovery, stage.granularity
+                BASELINES[cfg.method].cut(model, batches, round(dense_blocks / cfg.ratio), task.loss,
+                                          cfg.max_channel_fraction)
+            else:
+                _simulate(_ModelCut(model, batches, task.loss, cfg.protect_ends), cfg, round(dense_blocks / cfg.ratio),
+                          targets, i, stage, seed)
+            if block_params(model) == before:  # a score-dependent cut (GQA heads) found nothing to take
+                skipped = "the cut removed nothing (no unit fitted this stage's share)"
         if single or idx == len(cfg.stages) - 1:
             _check_reached(model, dense_blocks, cfg, ckpt, state["completed"])
+        if skipped is not None:  # nothing removed: no evaluation, no recovery; the report says why
+            record = {"stage": idx, "granularity": name, "skipped": skipped, "block_params_before": before,
+                      "block_params": block_params(model), "ratio": dense_blocks / block_params(model),
+                      "recovery_steps": 0, "recovery_s": 0.0, "wall_s": round(time.perf_counter() - t0, 2),
+                      "planned_block_params": planned["block_params_after"]}
+            save_model(model, ckpt / f"stage-{idx:02d}", overwrite=True)
+            state["stages"].append(record)
+            state["completed"] = idx
+            state["plan"] = applied_plan(resolve(model)).to_dict()
+            _write_json(ckpt / STATE_FILE, state)
+            continue
+        rec_cfg = _recovery_of(i, stage, cfg)
         pruned, pruned_val = _scores(task, model, "test"), _scores(task, model, "val")
         t_cut = time.perf_counter() - t0
         rec = recover(model, task, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
                       desc=f"stage {idx} {name}: recover")
         recovered, recovered_val = _scores(task, model, "test"), _scores(task, model, "val")
-        record = {"stage": idx, "granularity": name, "block_params_before": before,
+        record = {"stage": idx, "granularity": name, "skipped": None, "block_params_before": before,
                   "block_params": block_params(model), "ratio": dense_blocks / block_params(model),
+                  "planned_block_params": planned["block_params_after"],
                   f"{metric}_pruned": pruned["primary"], f"{metric}_recovered": recovered["primary"],
                   f"val_{metric}_pruned": pruned_val["primary"], f"val_{metric}_recovered": recovered_val["primary"],
                   "test_pruned": pruned["all"], "test_recovered": recovered["all"],
@@ -269,7 +493,6 @@ def run_compression(model: nn.Module, task, cfg: CompressConfig, out: str | Path
     return {"model": small, "report": report, "paths": write_report(report, out)}
 
 
-RATIO_TOLERANCE = 0.01  # the achieved ratio is within 1 % of the target, or the run stops
 
 
 def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckpt: Path, completed: int) -> None:
@@ -285,33 +508,3 @@ def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckp
             f"{achieved:.2f}x (every layer keeps at least one head, at most max_channel_fraction="
             f"{cfg.max_channel_fraction:g} of its channels go per removal step, and at least one layer stays). "
             f"Ask for a lower ratio, give layers a larger share{steps}; {last}")
-
-
-def _joint_cut(clf, batches, cfg: CompressConfig, seed: int, target: int, loss_fn) -> None:
-    """Score every granularity once on the model as it is, then remove all of them together down
-    to ``target`` block params, each granularity taking its share of the cut."""
-    s = resolve(clf)
-    start = block_params(clf)
-    scored = {st.granularity: stage_scores(clf, batches, st, seed, cfg.protect_ends, loss_fn)[1]
-              for st in cfg.stages}
-    plan, cum = PruningPlan(), 0.0
-    for k, st in enumerate(cfg.stages):
-        cum += st.share
-        goal = target if k == len(cfg.stages) - 1 else round(start - (start - target) * cum)
-        need = predict_block_params(clf, plan) - goal
-        plan = plan | select(st.granularity, s, _restrict(scored[st.granularity], s, plan), need, mode=st.mode,
-                             max_fraction=cfg.max_channel_fraction, allocation=st.allocation)
-    gap = predict_block_params(clf, plan) - target
-    if gap > 0:  # coarse last stage: close the gap with channels, scored on the same model
-        trim = StageConfig(granularity="channels", criterion="wanda_sp").check("trim")
-        sc = stage_scores(clf, batches, trim, seed + 99, cfg.protect_ends, loss_fn)[1]
-        plan = plan | select("channels", s, _restrict(sc, s, plan), gap, max_fraction=cfg.max_channel_fraction)
-    apply_plan(clf, plan, inplace=True)
-
-
-def _restrict(scores: dict, s, plan: PruningPlan) -> dict:
-    """Units of layers the plan already removes score +inf (choosing them would waste budget)."""
-    if all(isinstance(v, float) for v in scores.values()):
-        return {k: (float("inf") if k in plan.layers else v) for k, v in scores.items()}
-    return {l.orig_index: scores[l.orig_index] if l.orig_index not in plan.layers
-            else torch.full_like(scores[l.orig_index], float("inf")) for l in s.layers}

@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from cascadeprune.accounting import unit_costs
+from cascadeprune.accounting import Shape, costs_of, layer_params_of
 from cascadeprune.arch.resolve import LayerRefs, Structure
 from cascadeprune.plan import PruningPlan
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 ALLOCATIONS = ("global", "uniform")
 
 
-def select(granularity: str, s: Structure, scores: dict, params_to_remove: int, mode: str = "grouped",
+def select(granularity: str, s: Structure | Shape, scores: dict, params_to_remove: int, mode: str = "grouped",
            max_fraction: float = 0.9, allocation: str = "global") -> PruningPlan:
     if params_to_remove <= 0:
         return PruningPlan()
@@ -58,13 +58,9 @@ def select(granularity: str, s: Structure, scores: dict, params_to_remove: int, 
     raise ValueError(f"unknown granularity {granularity!r}")
 
 
-def _layer_params(l: LayerRefs) -> int:
-    return sum(p.numel() for p in l.module.parameters())
-
-
 def _layers(s: Structure, scores: dict[int, float], budget: int) -> PruningPlan:
     order = sorted((v, i) for i, v in scores.items() if math.isfinite(v))
-    params = {l.orig_index: _layer_params(l) for l in s.layers}
+    params = {l.orig_index: layer_params_of(s, l) for l in s.layers}
     removed, total = set(), 0
     for _, i in order:  # whole layers never overshoot the budget: finer stages take the rest
         if total + params[i] > budget or len(removed) >= len(s.layers) - 1:
@@ -84,7 +80,7 @@ def _groups(l: LayerRefs, D: int, gone: set[int]) -> dict[int, list[int]]:
 
 
 def _heads(s: Structure, scores: dict[int, torch.Tensor], budget: int) -> PruningPlan:
-    c, D = unit_costs(s), s.dims.group_size
+    c, D = costs_of(s), s.dims.group_size
     gone: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}
     total = 0
     while total < budget:
@@ -115,7 +111,7 @@ def _head_plan(s: Structure, gone: dict[int, set[int]]) -> PruningPlan:
 
 
 def _heads_naive(s: Structure, scores: dict[int, torch.Tensor], budget: int) -> PruningPlan:
-    c = unit_costs(s)
+    c = costs_of(s)
     ranked = _finite_ranked(s, scores)
     picked: dict[int, set[int]] = {l.orig_index: set() for l in s.layers}
     n = math.ceil(budget / (c.q_head + c.kv_head / s.dims.group_size))
@@ -167,7 +163,7 @@ def _finite_ranked(s: Structure, scores: dict[int, torch.Tensor]) -> list[tuple[
 
 
 def _channels(s: Structure, scores: dict[int, torch.Tensor], budget: int, max_fraction: float) -> PruningPlan:
-    cost = unit_costs(s).channel
+    cost = costs_of(s).channel
     n = math.ceil(budget / cost)
     ranked = _finite_ranked(s, scores)
     cap = {l.orig_index: min(len(l.channels) - 1, int(max_fraction * len(l.channels))) for l in s.layers}

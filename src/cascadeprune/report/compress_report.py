@@ -34,12 +34,20 @@ def markdown(report: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| dense | – | {d['block_params']:,} | 1.00x | {f(d[m])} | – | {f(d.get(f'val_{m}'))} | – | – | – | – |",
     ]
+    skipped = []
     for s in report["stages"]:
+        if s.get("skipped"):
+            skipped.append(f"stage {s['stage']} ({s['granularity']}) was skipped: {s['skipped']}")
+            lines.append(f"| {s['stage']} | {s['granularity']} (skipped) | {s['block_params']:,} | {s['ratio']:.2f}x "
+                         f"| – | – | – | – | 0 | {s['wall_s']:.1f} | – |")
+            continue
         lines.append(
             f"| {s['stage']} | {s['granularity']} | {s['block_params']:,} | {s['ratio']:.2f}x | "
             f"{f(s[f'{m}_pruned'])} | {f(s[f'{m}_recovered'])} | {f(s.get(f'val_{m}_pruned'))} "
             f"| {f(s.get(f'val_{m}_recovered'))} | {s['recovery_steps']} | {s['wall_s']:.1f} "
             f"| {s['peak_rss_mb']} / {s.get('process_peak_rss_mb', '–')} |")
+    if skipped:
+        lines += [""] + [f"- {x}; it removed nothing, so no recovery was spent." for x in skipped]
     lines += ["", f"Final test {m} {f(report[m])} (dense {f(d[m])}). "
               "Test is the task's held-out split (for a cross-load task, the load no model trained on; for an LM, "
               "the corpus's test blocks); validation is a held-out part of the training data, which recovery also "
@@ -63,6 +71,8 @@ def plot(report: dict, path: Path) -> None:
     scale = 100 if m == "accuracy" else 1
     xs, ys, vals, labels = [1.0], [scale * d[m]], [d.get(f"val_{m}")], ["dense"]
     for s in report["stages"]:
+        if s.get("skipped"):
+            continue
         xs += [s["ratio"], s["ratio"]]
         ys += [scale * s[f"{m}_pruned"], scale * s[f"{m}_recovered"]]
         vals += [s.get(f"val_{m}_pruned"), s.get(f"val_{m}_recovered")]
@@ -91,3 +101,31 @@ def write_report(report: dict, out: str | Path) -> dict[str, Path]:
     paths["markdown"].write_text(markdown(report))
     plot(report, paths["plot"])
     return paths
+
+
+def format_plan(plan: dict) -> str:
+    """The dry run's table: what each stage of the run will cut and the recovery it will spend."""
+    lines = [f"plan: method {plan['method']}, target ratio {plan['ratio_target']:g}x on block parameters "
+             f"({plan['block_params_before']:,} -> {plan['target_block_params']:,}); this plan reaches at most "
+             f"{plan['max_ratio']:.2f}x",
+             "",
+             f"{'stage':<5}  {'granularity':<14} {'criterion':<12} {'steps':>5}  {'removes':>12}  "
+             f"{'block params':>12}  {'ratio':>8}  recovery"]
+    for r in plan["stages"]:
+        rec = r["recovery"]
+        if r["skipped"]:
+            what = f"none (skipped: {r['skipped']})"
+        elif rec["method"] == "none":
+            what = "none"
+        elif rec["steps"] is not None:
+            what = f"{rec['method']}, {rec['steps']} steps"
+        else:
+            what = f"{rec['method']}, {rec['epochs']:g} epochs"
+        approx = "" if r["exact"] else "~"
+        lines.append(f"{r['stage']:<5}  {r['granularity']:<14} {r['criterion'] or '-':<12} {r['steps']:>5}  "
+                     f"{approx + format(r['remove_params'], ','):>12}  {approx + format(r['block_params_after'], ','):>12}"
+                     f"  {r['ratio_after']:>7.2f}x  {what}")
+    if not all(r["exact"] for r in plan["stages"]):
+        lines += ["", "~ a GQA heads cut takes whole KV groups or one head per group, whichever scores lower, so it can "
+                      "differ from the plan by less than one such unit; the next stage takes the difference back"]
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from cascadeprune.accounting import block_params, predict_block_params, unit_costs
+from cascadeprune.accounting import Shape
 from cascadeprune.arch.resolve import Structure, resolve
 from cascadeprune.calib import collect
 from cascadeprune.methods.select import repair_heads, select
@@ -33,6 +33,15 @@ class Baseline:
     fine_tunes: bool  # its authors recover (LoRA / fine-tuning) after pruning
     # cut(model, batches, target_block_params, loss_fn, max_channel_fraction) -> None, in place
     cut: Callable[..., None]
+
+    def plan_shape(self, shape: Shape, target: int, max_fraction: float = 0.97) -> PruningPlan:
+        """What the cut removes, predicted on a Shape with placeholder scores (the planner's view; exact for
+        whole layers and MHA heads + channels, within a unit for GQA heads and FLAP's adaptive mix)."""
+        if self.units == "whole layers":
+            return whole_layers_plan(shape, target)
+        zeros = lambda n: torch.zeros(n, dtype=torch.float64)  # noqa: E731
+        return uniform_plan(shape, {l.orig_index: zeros(len(l.heads)) for l in shape.layers},
+                            {l.orig_index: zeros(len(l.channels)) for l in shape.layers}, target, max_fraction)
 
     def describe(self) -> str:
         return (f"{self.name} ({self.paper}): {self.units}; {self.criterion}; {self.schedule}; "
@@ -58,19 +67,30 @@ def uniform_plan(model: nn.Module, head_scores: dict, channel_scores: dict, targ
     The fraction p is the share of prunable (head + channel) parameters the target asks for; each
     layer drops floor(p * heads) heads (at least one stays), then channels, the same share in every
     layer (``allocation="uniform"``), close the gap to ``target`` within one channel."""
-    s = resolve(model)
-    need = block_params(model) - target
+    s = Shape.of(model)  # a model, or a Shape when the planner predicts the cut (placeholder scores)
+    need = s.block_params() - target
     if need <= 0:
         return PruningPlan()
-    c = unit_costs(s)
+    c = s.costs
     prunable = sum(len(l.heads) * c.q_head + len(l.kv_heads) * c.kv_head + len(l.channels) * c.channel
                    for l in s.layers)
     p = need / prunable
     k = {l.orig_index: min(len(l.heads) - 1, math.floor(p * len(l.heads))) for l in s.layers}
     while True:  # heads never overshoot: channels are the fine-grained remainder
         heads = lowest_heads(s, head_scores, k)
-        if predict_block_params(model, heads) >= target or not any(k.values()):
+        if s.after(heads).block_params() >= target or not any(k.values()):
             break
         k = {i: max(0, n - 1) for i, n in k.items()}
-    gap = predict_block_params(model, heads) - target
+    gap = s.after(heads).block_params() - target
     return heads | select("channels", s, channel_scores, gap, max_fraction=max_fraction, allocation="uniform")
+
+
+def whole_layers_plan(shape: Shape, target: int) -> PruningPlan:
+    """Remove the number of whole layers (any; at least one stays) whose count lands nearest ``target``."""
+    sizes = sorted((shape.layer_params(l), l.orig_index) for l in shape.layers)
+    now = shape.block_params()
+    best, gone = (abs(now - target), 0), 0
+    for k, (n, _) in enumerate(sizes[:-1], start=1):
+        gone += n
+        best = min(best, (abs(now - gone - target), k))
+    return PruningPlan(layers={i for _, i in sizes[: best[1]]})

@@ -1,0 +1,75 @@
+"""Targets checked against the run's plan before anything costs: no calibration pass, no recovery step.
+
+:func:`cascadeprune.methods.cascade.plan_run` predicts what each stage of a run removes from the model's
+shape and the configuration alone; every registered target check reads that plan and returns ``None``
+(reachable) or one line saying why not and what the plan can reach. The ratio is checked today; a
+tolerance or latency target plugs in as another ``register_target(name, check)`` whose check reads the same
+plan (the predicted block parameters per stage, ``max_ratio``, the stages that run).
+
+Example::
+
+    plan = plan_run(model, cfg, check=False)
+    check_targets(plan, cfg)      # raises InfeasibleTargetError naming the first target out of reach
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from cascadeprune.errors import CascadePruneError
+
+RATIO_TOLERANCE = 0.01  # the achieved ratio is within 1 % of the target, or the run does not start
+
+
+class InfeasibleTargetError(CascadePruneError):
+    """A target cannot be reached by the run's plan; raised before any cost is spent."""
+
+
+TARGET_CHECKS: dict[str, Callable[[dict, object], str | None]] = {}
+
+
+def register_target(name: str, check: Callable[[dict, object], str | None]) -> None:
+    """``check(plan, cfg) -> None | reason``; duplicates are refused."""
+    if name in TARGET_CHECKS:
+        raise ValueError(f"target check {name!r} is already registered")
+    TARGET_CHECKS[name] = check
+
+
+def check_targets(plan: dict, cfg) -> None:
+    for check in TARGET_CHECKS.values():
+        reason = check(plan, cfg)
+        if reason:
+            raise InfeasibleTargetError(reason)
+
+
+def _ratio(plan: dict, cfg) -> str | None:
+    r, most = cfg.ratio, plan["max_ratio"]
+    at_most = f"this plan reaches at most {most:.2f}x" if math.isfinite(most) else "this plan has no upper limit"
+    head = f"ratio {r:g} is not reachable by method {cfg.method!r} on this model"
+    if not math.isfinite(r):
+        return f"{head}: {at_most}; give a finite ratio > 1"
+    target = plan["target_block_params"]
+    if target <= 0:
+        return f"{head}: it asks for {plan['dense_block_params']:,} / {r:g} < 1 block parameter; {at_most}"
+    if target >= plan["block_params_before"]:
+        return (f"{head}: the model already has {plan['block_params_before']:,} block params and the ratio asks for "
+                f"{target:,}; {at_most}")
+    got = plan["ratio_after"]
+    if abs(got / r - 1) <= RATIO_TOLERANCE:
+        return None
+    hint = ("ask for a ratio the layers can reach" if cfg.method == "shortgpt" else
+            "ask for a lower ratio, give layers a larger share" +
+            ("" if cfg.method == "oneshot" or cfg.method in _baselines() else ", or use more channel steps"))
+    return (f"{head}: {at_most} (the cut would stop at {got:.2f}x; every layer keeps at least one head, at most "
+            f"max_channel_fraction={cfg.max_channel_fraction:g} of its channels go per removal step, and at least "
+            f"one layer stays); {hint}. Nothing was run")
+
+
+def _baselines():
+    from cascadeprune.methods.config import BASELINE_METHODS
+
+    return BASELINE_METHODS
+
+
+register_target("ratio", _ratio)
