@@ -14,7 +14,7 @@
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
     cascadeprune sia MODEL --task TASK [--granularity layers|heads|channels] [--units N] [--pairs N] [--json]
                      [--out DIR [--overwrite]]
-    cascadeprune demo [--out DIR]
+    cascadeprune demo [--out DIR] [--overwrite]
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -101,10 +103,11 @@ def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: st
         raise CascadePruneError(f"--granularity {granularity!r}: choose one of {', '.join(GRANULARITIES)} (or all)")
     if criterion is not None and len(grans) > 1:
         raise CascadePruneError("--criterion needs one --granularity (criteria differ between granularities)")
-    if units < 2 or pairs < 0 or random_sets < 0 or ratio <= 1 or batch_size < 1 or windows < 2 * batch_size:
-        raise CascadePruneError(f"need --units >= 2, --pairs >= 0, --random-sets >= 0, --ratio > 1 and --windows >= "
-                                f"2 x --batch-size (got {units}, {pairs}, {random_sets}, {ratio:g}, {windows}, "
-                                f"{batch_size})")
+    # ranges are checked by the parser (each error names its flag); what is left relates two flags
+    if windows < 2 * batch_size:
+        raise CascadePruneError(f"--windows {windows}: need at least 2 x --batch-size = {2 * batch_size} calibration "
+                                "windows (the criterion's two halves are compared); raise --windows or lower "
+                                "--batch-size")
     mix = parse_mix(calibration) if calibration else None  # a RecipeError names the bad item
     if task_kind(task) == "lm":
         from cascadeprune.tasks.lm.task import check_mix
@@ -129,8 +132,12 @@ def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: st
     return 0
 
 
-def cmd_demo(out: str = "demo-out") -> int:
+def cmd_demo(out: str = "demo-out", overwrite: bool = False) -> int:
     from cascadeprune.demo import run_demo
+
+    if Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())) and not overwrite:
+        raise CascadePruneError(f"--out {out} already exists and is not empty; choose another --out or pass --overwrite "
+                                "to replace the demo's files in it")
 
     return run_demo(out)
 
@@ -468,15 +475,52 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``cascadeprune: error: argument --ratio: must be > 1, got 0.5`` (exit 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"cascadeprune: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _number(kind, lo: float | None, hi: float | None, lo_open: bool = False):
+    """An argparse type: ``kind`` (int or float), finite, in [lo, hi] (lo excluded with ``lo_open``); the error
+    argparse prints names the flag (``argument --ratio: must be > 1, got 0.5``)."""
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            raise argparse.ArgumentTypeError(f"must be {'>' if lo_open else '>='} {lo:g}, got {text}")
+        if hi is not None and v > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi:g}, got {text}")
+        return v
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _int(lo: int | None = None, hi: int | None = None):
+    return _number(int, lo, hi)
+
+
+def _float(lo: float | None = None, hi: float | None = None, lo_open: bool = False):
+    return _number(float, lo, hi, lo_open)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cascadeprune", description="Structured pruning of Hugging Face transformers.")
+    p = _Parser(prog="cascadeprune", description="Structured pruning of Hugging Face transformers.")
     p.add_argument("-v", "--verbose", action="store_true", help="log surgery steps")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("inspect", help=COMMANDS["inspect"][1])
     s.add_argument("model", help="HF directory, .gguf file, pruned directory, or built-in name (smollm2-135m, "
                                  "all-minilm-l6-v2, tiny-<family>)")
     s.add_argument("--json", dest="json_out", action="store_true", help="print JSON")
-    s.add_argument("--context", type=int, default=512, help="context length for attention FLOPs (default 512)")
+    s.add_argument("--context", type=_int(1, 1 << 24), default=512, help="context length for attention FLOPs (default 512)")
     s.add_argument("--sia", default=None, metavar="DIR_OR_JSON",
                    help="a report written by `cascadeprune sia --out DIR` (the folder or its sia.json): show its "
                         "measured verdict per granularity (default: MODEL/sia.json or MODEL/*/sia.json if present)")
@@ -488,21 +532,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", dest="json_out", action="store_true", help="print a JSON summary")
     s = sub.add_parser("demo", help=COMMANDS["demo"][1])
     s.add_argument("--out", default="demo-out", help="where to write the demo outputs (default demo-out)")
+    s.add_argument("--overwrite", action="store_true", help="write into an existing non-empty --out, replacing the "
+                                                            "demo's own files there")
 
     data = sub.add_parser("data", help="bearing data: fetch and describe").add_subparsers(dest="data_command",
                                                                                          required=True)
     s = data.add_parser("fetch", help=COMMANDS["data fetch"][1])
     s.add_argument("dataset", choices=["cwru"])
     s.add_argument("--to", required=True, help="data folder; files go to TO/cwru/")
-    s.add_argument("--files", type=int, nargs="+", help="file numbers (default: all in the catalogue)")
+    s.add_argument("--files", type=_int(1, 1 << 20), nargs="+", help="file numbers (default: all in the catalogue)")
     s.add_argument("--base-url", help="URL pattern with {number} (default: the CWRU Data Center)")
     s = data.add_parser("describe", help=COMMANDS["data describe"][1])
     s.add_argument("protocol")
     _data_args(s)
-    s.add_argument("--json", dest="json_out", action="store_true")
-    s.add_argument("--window", type=int, default=1024)
-    s.add_argument("--stride", type=int, default=512)
-    s.add_argument("--eval-stride", type=int, default=None, help="validation/test stride (default: the window)")
+    s.add_argument("--json", dest="json_out", action="store_true",
+                   help="print the whole description (every segment or block with its split) as JSON")
+    s.add_argument("--window", type=_int(16, 1 << 22), default=1024)
+    s.add_argument("--stride", type=_int(1, 1 << 22), default=512)
+    s.add_argument("--eval-stride", type=_int(1, 1 << 22), default=None, help="validation/test stride (default: the window)")
 
     s = sub.add_parser("train", help=COMMANDS["train"][1])
     s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
@@ -519,26 +566,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     _data_args(s)
     s.add_argument("--lora", action="store_true", help="LoRA on attention (front end and head train fully)")
-    s.add_argument("--lora-rank", type=int, default=4)
-    s.add_argument("--lora-alpha", type=int, default=16)
-    s.add_argument("--epochs", type=float, default=10.0)
-    s.add_argument("--max-steps", type=int, default=None)
-    s.add_argument("--batch-size", type=int, default=32)
-    s.add_argument("--lr", type=float, default=None, help="default 5e-4 (full) or 1e-3 (LoRA)")
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--patch", type=int, default=None,
+    s.add_argument("--lora-rank", type=_int(1, 4096), default=4)
+    s.add_argument("--lora-alpha", type=_int(1, 1 << 16), default=16)
+    s.add_argument("--epochs", type=_float(0, 1e6, lo_open=True), default=10.0)
+    s.add_argument("--max-steps", type=_int(1, 10**9), default=None)
+    s.add_argument("--batch-size", type=_int(1, 1 << 16), default=32)
+    s.add_argument("--lr", type=_float(0, 10, lo_open=True), default=None, help="default 5e-4 (full) or 1e-3 (LoRA)")
+    s.add_argument("--seed", type=_int(0, 2**32 - 1), default=42)
+    s.add_argument("--patch", type=_int(1, 1 << 16), default=None,
                    help="samples (raw) or spectral bins (spectrum) per token (default 32, or --init's)")
     s.add_argument("--features", choices=["spectrum", "raw", "both"], default=None,
                    help="front-end tokens: log-spectrum bands (default), time-domain patches, or both")
     s.add_argument("--no-global-token", dest="global_token", action="store_false", default=None,
                    help="drop the token that projects the whole log spectrum")
-    s.add_argument("--speed-jitter", type=float, default=0.03,
+    s.add_argument("--speed-jitter", type=_float(0, 0.5), default=0.03,
                    help="augment: time-stretch training windows by up to +-this fraction (a load change is a "
                         "speed change; measured: gpt2-10m cwru-4class-crossload 95.2 -> 99.6 %%; 0 to disable)")
-    s.add_argument("--window", type=int, default=None, help="samples per window (default 1024, or --init's)")
-    s.add_argument("--stride", type=int, default=512)
-    s.add_argument("--patience", type=int, default=4, help="validations without improvement before stopping")
-    s.add_argument("--warmup-steps", type=int, default=50,
+    s.add_argument("--window", type=_int(16, 1 << 22), default=None, help="samples per window (default 1024, or --init's)")
+    s.add_argument("--stride", type=_int(1, 1 << 22), default=512)
+    s.add_argument("--patience", type=_int(0, 10**6), default=4, help="validations without improvement before stopping")
+    s.add_argument("--warmup-steps", type=_int(0, 10**9), default=50,
                    help="linear learning-rate warm-up before the cosine decay (default 50; a budget of a few "
                         "dozen steps, e.g. few-shot adaptation, needs fewer or it never reaches --lr)")
     s.add_argument("--keep", choices=["best", "last"], default="best",
@@ -553,8 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="classifier directory, or a causal LM with --task lm[:DOMAINS]")
     s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N]")
     _data_args(s)
-    s.add_argument("--snr-db", type=float, default=None, help="add white noise at this SNR to the test windows")
-    s.add_argument("--noise-seed", type=int, default=0)
+    s.add_argument("--snr-db", type=_float(-100, 200), default=None, help="add white noise at this SNR to the test windows")
+    s.add_argument("--noise-seed", type=_int(0, 2**32 - 1), default=0)
     s.add_argument("--split", choices=["train", "val", "test"], default="test", help="lm tasks: val or test")
     s.add_argument("--json", dest="json_out", action="store_true")
     _compress_args(sub)
@@ -574,15 +621,18 @@ def _sia_args(sub) -> None:
     s.add_argument("--criterion", default=None, help="the criterion whose set and ranking are tested (default: lcr "
                                                      "for layers, wanda_sp for heads and channels)")
     s.add_argument("--mode", choices=["grouped", "naive"], default="grouped")
-    s.add_argument("--ratio", type=float, default=1.1, help="compression ratio whose criterion set is tested "
+    s.add_argument("--ratio", type=_float(1, 1e6, lo_open=True), default=1.1, help="compression ratio whose criterion set is tested "
                                                             "(default 1.1)")
-    s.add_argument("--units", type=int, default=64, help="units whose single removal is measured (default 64; "
-                                                         "all when it covers them)")
-    s.add_argument("--pairs", type=int, default=64, help="pairs among them (default 64)")
-    s.add_argument("--random-sets", type=int, default=3, help="random sets of the criterion set's size (default 3)")
-    s.add_argument("--windows", type=int, default=16, help="calibration windows (default 16)")
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--units", type=_int(2, 10**6), default=64,
+                   help="units in the clustered sample whose single removal is measured (default 64; all when it "
+                        "covers them). Each removal set (the criterion set and every random set) adds up to "
+                        "max(8, UNITS/4) of its own units not already measured, so up to UNITS + (1 + RANDOM_SETS) x "
+                        "max(8, UNITS/4) are measured in all; the report says how many came from where")
+    s.add_argument("--pairs", type=_int(0, 10**6), default=64, help="pairs among them (default 64)")
+    s.add_argument("--random-sets", type=_int(0, 10**4), default=3, help="random sets of the criterion set's size (default 3)")
+    s.add_argument("--windows", type=_int(2, 10**6), default=16, help="calibration windows (default 16)")
+    s.add_argument("--batch-size", type=_int(1, 1 << 16), default=8)
+    s.add_argument("--seed", type=_int(0, 2**32 - 1), default=42)
     s.add_argument("--calibration", default=None, metavar="MIX", help='calibration domains and weights, e.g. '
                                                                       '"prose:1,code:1" (default: the task\'s own)')
     _data_args(s)
@@ -602,9 +652,9 @@ def _serve_args(sub) -> None:
     s.add_argument("--topic-prefix", default="cascadeprune", help="MQTT topic prefix (default cascadeprune)")
     s.add_argument("--client-id", default=None, help="MQTT client id; fixed, so the broker keeps the session "
                                                     "(default cascadeprune-MODEL_ID; one per running service)")
-    s.add_argument("--threads", type=int, default=1, help="intra-op threads of the model (default 1)")
-    s.add_argument("--max-batch", type=int, default=16, help="most windows per model call (default 16)")
-    s.add_argument("--max-body-bytes", type=int, default=1 << 20,
+    s.add_argument("--threads", type=_int(1, 1024), default=1, help="intra-op threads of the model (default 1)")
+    s.add_argument("--max-batch", type=_int(1, 1 << 16), default=16, help="most windows per model call (default 16)")
+    s.add_argument("--max-body-bytes", type=_int(1, 1 << 31), default=1 << 20,
                    help="larger HTTP bodies get 413 before they are read (default 1048576)")
 
 
@@ -615,7 +665,7 @@ def _deploy_args(sub) -> None:
     s.add_argument("--int8", nargs="?", const="dynamic", choices=["dynamic", "static"], default=None,
                    help="int8 MatMul weights; activations quantized per call (dynamic, the default) or with ranges "
                         "calibrated on 256 training windows (static)")
-    s.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
+    s.add_argument("--opset", type=_int(1, 10**3), default=None, help="ONNX opset (default: the exporter's)")
     s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own)")
     _data_args(s)
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -625,11 +675,11 @@ def _deploy_args(sub) -> None:
                                                                     "taken against the first")
     s.add_argument("--runtime", choices=["torch", "onnx"], default=None,
                    help="default: onnx for an export, torch for a classifier directory")
-    s.add_argument("--batch", type=int, default=1, help="windows per call (default 1)")
-    s.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    s.add_argument("--runs", type=int, default=200, help="timed calls (default 200)")
-    s.add_argument("--warmup", type=int, default=20, help="untimed calls first (default 20)")
-    s.add_argument("--max-seconds", type=float, default=None,
+    s.add_argument("--batch", type=_int(1, 1 << 16), default=1, help="windows per call (default 1)")
+    s.add_argument("--threads", type=_int(1, 1024), default=1, help="intra-op threads (default 1)")
+    s.add_argument("--runs", type=_int(1, 10**7), default=200, help="timed calls (default 200)")
+    s.add_argument("--warmup", type=_int(0, 10**7), default=20, help="untimed calls first (default 20)")
+    s.add_argument("--max-seconds", type=_float(0, 1e7, lo_open=True), default=None,
                    help="stop the timed calls after this long (at least 20 run); the record says how many ran")
     s.add_argument("--breakdown", action="store_true", help="time per part (front end, blocks, head) from the "
                                                            "ONNX Runtime profiler; exports only")
@@ -642,7 +692,7 @@ def _compress_args(sub) -> None:
                                  "name (smollm2-135m, tiny-llama), .gguf file or Hugging Face directory")
     s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N] "
                                                  "(perplexity per text domain; see `data describe lm`)")
-    s.add_argument("--ratio", type=float, default=None, help="target compression ratio on block parameters")
+    s.add_argument("--ratio", type=_float(1, 1e6, lo_open=True), default=None, help="target compression ratio on block parameters")
     s.add_argument("--out", required=True, help="output folder: model/, plan.json, report.*, checkpoints/")
     s.add_argument("--recipe", help="YAML recipe (keys map 1:1 to cascadeprune.methods.config)")
     s.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=None,
@@ -658,8 +708,8 @@ def _compress_args(sub) -> None:
                         "llm-pruner, flap, shortgpt: its own criterion and schedule; the recipe gives the calibration "
                         "and the summed recovery budget, used or not as its authors do: --set baseline_recovery=budget"
                         "|none overrides)")
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--recovery-steps", type=int, default=None, help="override every stage's recovery budget")
+    s.add_argument("--seed", type=_int(0, 2**32 - 1), default=None)
+    s.add_argument("--recovery-steps", type=_int(0, 10**9), default=None, help="override every stage's recovery budget")
     s.add_argument("--device", default=None,
                    help="where recovery trains, e.g. cuda (default: the recipe's, else cpu); scoring stays on the CPU")
     s.add_argument("--resume", action="store_true", help="continue from the last stage checkpoint in --out")
@@ -685,10 +735,18 @@ def main(argv: list[str] | None = None) -> int:
         command = f"data {args.pop('data_command')}"
     fn = COMMANDS[command][0]
     try:
-        return fn(**args)
+        rc = fn(**args)
+        sys.stdout.flush()  # inside the try: a reader that went away is seen here, not at interpreter exit
+        return rc
     except CascadePruneError as e:
         print(f"cascadeprune: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader closed the pipe (`cascadeprune inspect M | head -1`): it has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again, and end quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

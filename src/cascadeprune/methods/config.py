@@ -274,26 +274,73 @@ def build_config(recipe: str | Path | None = None, sets: list[str] | None = None
                  device: str | None = None, calibration: str | None = None) -> CompressConfig:
     """The one way a run's configuration is made (CLI and benchmarks): recipe, flags, ``--set``, check.
 
+    Every error names its real source: the recipe file and key, the flag (``--ratio``, ``--seed``,
+    ``--recovery-steps``, ``--device``, ``--calibration``), or the ``--set`` item, whichever last wrote the key
+    at fault; a ratio given nowhere names ``--ratio``.
+
     Example::
 
         build_config("recipes/lm-cpu.yaml", ["stages.*.recovery.steps=5"], ratio=1.5, seed=123)
     """
     data = copy.deepcopy(read_recipe(recipe)) if recipe else {}
+    if recipe:
+        _schema(data, str(recipe))  # an unknown or mistyped recipe key names the file before any flag applies
+    origin: list[tuple[str, str]] = []  # (key written, by whom), in order; the last writer of a key owns its errors
     data.setdefault("stages", [{"granularity": g} for g in GRANULARITIES])
-    flags = {"ratio": ratio, "method": method, "seed": seed, "stages.*.recovery.device": device}
+    flags = {"ratio": (ratio, "--ratio"), "method": (method, "--method"), "seed": (seed, "--seed"),
+             "stages.*.recovery.device": (device, "--device")}
     if recovery_steps is not None:
-        flags |= {"stages.*.recovery.steps": recovery_steps, "stages.*.recovery.epochs": None}
-    for key, value in flags.items():
+        flags |= {"stages.*.recovery.steps": (recovery_steps, "--recovery-steps"),
+                  "stages.*.recovery.epochs": (None, "--recovery-steps")}
+    for key, (value, flag) in flags.items():
         if value is not None or key.endswith("epochs"):
             set_path(data, key, value)
+            origin.append((key, flag))
+            _schema(data, flag)
     if calibration:
-        set_path(data, "calibration.mix", parse_mix(calibration))
+        try:
+            set_path(data, "calibration.mix", parse_mix(calibration))
+        except RecipeError as e:
+            raise RecipeError(f"--calibration {calibration!r}: {e}") from None
+        origin.append(("calibration.mix", "--calibration"))
+        _schema(data, "--calibration")
     for item in sets or []:
         key, eq, text = item.partition("=")
         if not eq or not key:
             raise RecipeError(f"--set {item!r}: expected key=value")
-        set_path(data, key.strip(), yaml.safe_load(text))
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise RecipeError(f"--set {item!r}: the value is not valid YAML ({str(e).splitlines()[0]})") from None
+        set_path(data, key.strip(), value)
+        origin.append((key.strip(), f"--set {item}"))
+        _schema(data, f"--set {item}")
+    if data.get("ratio") is None:
+        raise RecipeError("--ratio is required: the target compression ratio on block parameters (dense / pruned, "
+                          "> 1), e.g. --ratio 2 (or `ratio:` in the recipe)")
     try:
         return config_from_dict(data).check(require_ratio=True)
     except RecipeError as e:
-        raise RecipeError(f"{recipe}: {e}" if recipe else str(e)) from None
+        raise RecipeError(f"{_source(str(e), origin, recipe)}: {e}") from None
+
+
+def _schema(data: dict, source: str) -> None:
+    """Types and keys only (cross-key rules wait for the whole configuration); errors name ``source``."""
+    try:
+        config_from_dict(data)
+    except RecipeError as e:
+        raise RecipeError(f"{source}: {e}") from None
+
+
+def _source(message: str, origin: list[tuple[str, str]], recipe) -> str:
+    """Who last wrote the key a check names (``stages[1].recovery.steps: ...``): a flag, a --set item, or the
+    recipe (the default)."""
+    import fnmatch
+
+    key = message.split(":", 1)[0].replace("[", ".").replace("]", "")
+    for written, source in reversed(origin):
+        pattern = written.replace("*", "[0-9]*")
+        if fnmatch.fnmatch(key, pattern) or fnmatch.fnmatch(key, pattern + ".*") or \
+                fnmatch.fnmatch(written, key + ".*"):
+            return source
+    return str(recipe) if recipe else "configuration"

@@ -314,7 +314,8 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
             batches: list | None = None, cache: dict | None = None) -> dict:
     """Measure the SIA for one granularity on ``task``'s calibration data (see the module docstring).
 
-    ``units``: units whose single removal is measured (plus a sample of each removal set);
+    ``units``: units in the clustered sample whose single removal is measured; each removal set adds up to
+    ``max(8, units // 4)`` of its own units (``single.sampled`` vs ``single.measured`` in the answer);
     ``pairs``: pairs among them; ``ratio``: the compression ratio whose criterion set is tested;
     ``n`` calibration windows in batches of ``batch_size`` (or ``batches`` given directly). ``cache``: losses
     of masked sets from an earlier call on the same model and batches (several criteria share their singles)."""
@@ -547,7 +548,9 @@ def format_report(rep: dict) -> str:
         lines += ["", f"{g}: {r['units_total']} units; criterion {r['criterion']} ({r['mode']}); "
                       f"{r['evaluations']} evaluations in {r['wall_s']:.0f} s"]
         big = ", ".join(f"{x['unit']} {x['delta']:+.4f}" for x in sg["largest"][:3])
-        lines.append(f"  single removal  {sg['measured']} units: δ median {sg['median']:+.5f}, mean {sg['mean']:+.5f}, "
+        extra = sg["measured"] - sg.get("sampled", sg["measured"])
+        origin = f" ({sg['sampled']} in the --units sample + {extra} from the removal sets)" if extra > 0 else ""
+        lines.append(f"  single removal  {sg['measured']} units{origin}: δ median {sg['median']:+.5f}, mean {sg['mean']:+.5f}, "
                      f"{sg['negative']} negative; largest {big}")
         for key, name in (("within", f"within {r['within']}"), ("across", "across")):
             x = p[key]
