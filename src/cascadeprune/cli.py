@@ -665,7 +665,8 @@ def _deploy_args(sub) -> None:
     s.add_argument("--int8", nargs="?", const="dynamic", choices=["dynamic", "static"], default=None,
                    help="int8 MatMul weights; activations quantized per call (dynamic, the default) or with ranges "
                         "calibrated on 256 training windows (static)")
-    s.add_argument("--opset", type=_int(1, 10**3), default=None, help="ONNX opset (default: the exporter's)")
+    s.add_argument("--opset", type=_int(1, 10**3), default=None, help="ONNX opset, 18 or newer (default: the exporter's); one it cannot write is refused, "
+                        "never silently replaced")
     s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own)")
     _data_args(s)
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -181,7 +181,31 @@ def export_onnx(clf, path: Path, opset: int | None = None) -> int:
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    used = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if opset is not None and used != opset:  # the exporter falls back silently; a request is honoured or refused
+        raise CascadePruneError(f"--opset {opset}: the exporter wrote opset {used} instead (it could not convert this "
+                                f"model to {opset}); leave --opset out or ask for {used}")
+    return used
+
+
+MIN_OPSET = 18  # torch.onnx's dynamo exporter writes 18 or newer; asked for less, it writes 18 without a word
+
+
+def check_opset(opset: int | None) -> None:
+    """Refuse, before any work, an opset the exporter cannot write (one line naming --opset and why)."""
+    if opset is None:
+        return
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset < MIN_OPSET:
+        raise CascadePruneError(
+            f"--opset {opset}: not supported; the dynamo exporter writes opset {MIN_OPSET} to {newest} (the legacy "
+            f"TorchScript exporter, which could write older opsets, is silently wrong for GPT-2 at new shapes, so "
+            f"this project does not use it); ask for {MIN_OPSET} or newer, or leave --opset out")
+    if opset > newest:
+        raise CascadePruneError(f"--opset {opset}: newer than this onnx package knows ({newest}); ask for "
+                                f"{MIN_OPSET} to {newest}, or leave --opset out")
 
 
 INT8_METHODS = ("dynamic", "static")
@@ -243,6 +267,7 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
     int8 = "dynamic" if int8 is True else (int8 or None)
     if int8 is not None and int8 not in INT8_METHODS:
         raise CascadePruneError(f"--int8 {int8!r}: choose one of {', '.join(INT8_METHODS)}")
+    check_opset(opset)
     if not any((src / m).is_file() for m in MODEL_MARKERS):
         raise CascadePruneError(f"{classifier_dir} is not a classifier directory (no {' or '.join(MODEL_MARKERS)}); export takes "
                                 f"the output of `cascadeprune train` or `compress` (DIR/model)")
