@@ -501,6 +501,7 @@ def _number(kind, lo: float | None, hi: float | None, lo_open: bool = False):
         return v
 
     parse.__name__ = kind.__name__
+    parse.checked_range = (lo, hi)  # tests/test_cli_errors.py finds every numeric flag by it
     return parse
 
 
