@@ -67,13 +67,15 @@ def test_a_shape_counts_what_the_model_would_have():
     assert sh.after(plan).block_params() == predict_block_params(m, plan)
 
 
-@pytest.mark.parametrize("name,ratio", [("tiny-llama", 1.5), ("tiny-llama", 3.0), ("tiny-gpt2", 1.5),
-                                        ("tiny-gpt2", 4.0), ("clf-tiny-bert", 6.0)])
-def test_the_dry_run_is_the_run(name, ratio, ds, tmp_path):
+@pytest.mark.parametrize("name,ratio,method", [("tiny-llama", 1.5, "cascade"), ("tiny-llama", 3.0, "cascade"),
+                                               ("tiny-gpt2", 1.5, "cascade"), ("tiny-gpt2", 4.0, "cascade"),
+                                               ("clf-tiny-bert", 6.0, "cascade"), ("tiny-gpt2", 2.0, "oneshot"),
+                                               ("tiny-gpt2", 2.0, "magnitude")])
+def test_the_dry_run_is_the_run(name, ratio, method, ds, tmp_path):
     """Every stage the plan announces runs with the cut and the recovery steps it announced (the GQA heads cut,
     marked inexact, within one of its units), and the report says the same."""
     m, task = model_and_task(name, ds)
-    c = cfg(ratio)
+    c = cfg(ratio, method)
     planned = plan_run(m, c)["stages"]
     res = compress(copy.deepcopy(m), task, c, tmp_path / "run", progress=False)
     ran = res["state"]["stages"]

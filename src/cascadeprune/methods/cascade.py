@@ -431,8 +431,11 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         if skipped is not None:  # nothing removed: no evaluation, no recovery; the report says why
             record = {"stage": idx, "granularity": name, "skipped": skipped, "block_params_before": before,
                       "block_params": block_params(model), "ratio": dense_blocks / block_params(model),
-                      "recovery_steps": 0, "recovery_s": 0.0, "wall_s": round(time.perf_counter() - t0, 2),
-                      "planned_block_params": planned["block_params_after"]}
+                      "planned_block_params": planned["block_params_after"],
+                      **_unchanged_metrics(state, metric),
+                      "prune_s": 0.0, "recovery_steps": 0, "recovery_s": 0.0,
+                      "wall_s": round(time.perf_counter() - t0, 2),
+                      "peak_rss_mb": round(peak_rss_mb()), "process_peak_rss_mb": round(process_peak_rss_mb())}
             save_model(model, ckpt / f"stage-{idx:02d}", overwrite=True)
             state["stages"].append(record)
             state["completed"] = idx
@@ -462,6 +465,20 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         _write_json(ckpt / STATE_FILE, state)  # only after the checkpoint is complete
     achieved = dense_blocks / block_params(model)
     return {"model": model, "state": state, "ratio_target": cfg.ratio, "ratio_achieved": achieved}
+
+
+def _unchanged_metrics(state: dict, metric: str) -> dict:
+    """A skipped stage leaves the model as it was: its figures are the previous stage's (or the dense model's),
+    carried without evaluating again; ``metrics_from`` says whose."""
+    if state["stages"]:
+        prev = state["stages"][-1]
+        m, v, test = prev[f"{metric}_recovered"], prev.get(f"val_{metric}_recovered"), prev.get("test_recovered")
+        origin = f"stage {prev['stage']}"
+    else:
+        d = state["dense"]
+        m, v, test, origin = d[metric], d.get(f"val_{metric}"), d.get("test"), "dense"
+    return {f"{metric}_pruned": m, f"{metric}_recovered": m, f"val_{metric}_pruned": v, f"val_{metric}_recovered": v,
+            "test_pruned": test, "test_recovered": test, "metrics_from": origin}
 
 
 def run_compression(model: nn.Module, task, cfg: CompressConfig, out: str | Path, name: str,
