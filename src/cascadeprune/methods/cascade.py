@@ -39,7 +39,7 @@ from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
 from cascadeprune.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
-from cascadeprune.importance import score
+from cascadeprune.importance import names, score, spec
 from cascadeprune.methods.config import CompressConfig, StageConfig, check_task_options
 from cascadeprune.methods.registry import MethodSpec
 from cascadeprune.methods.registry import get as get_method
@@ -88,9 +88,9 @@ def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bo
 
     ``loss_fn(model, batch)`` is the task's loss (``Task.loss``)."""
     granularity = granularity or stage.granularity
-    need_grads = stage.criterion == "taylor"
-    stats = collect(model, batches, loss_fn=loss_fn, gradients=need_grads)
-    if stage.criterion == "ablation":
+    needs = spec(granularity, stage.criterion)  # what the criterion declares it needs (importance/registry.py)
+    stats = collect(model, batches, loss_fn=loss_fn, gradients=needs.gradients)
+    if needs.ablation:
         collect_ablation(model, batches, loss_fn, stats)
     return stats, score(granularity, stage.criterion, stats, seed=seed, protect_ends=protect_ends,
                         **stage.criterion_options())
@@ -108,8 +108,9 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
         apply_plan(model, plan, inplace=True)
     gap = block_params(model) - target
     if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
-        trim = StageConfig(granularity="channels", criterion="wanda_sp" if stage.criterion in (
-            "lcr", "block_influence", "ablation") else stage.criterion).check("trim")
+        # the stage's own criterion where it scores channels too, else the default one
+        trim = StageConfig(granularity="channels", criterion=stage.criterion if stage.criterion in names("channels")
+                           else "wanda_sp").check("trim")
         _, sc = stage_scores(model, batches, trim, seed + 99, cfg.protect_ends, loss_fn)
         apply_plan(model, select("channels", resolve(model), sc, gap, max_fraction=cfg.max_channel_fraction),
                    inplace=True)
