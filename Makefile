@@ -31,10 +31,10 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 bench-surgery: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/surgery.py
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.surgery
 
 bench-dense: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/dense.py
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.dense
 
 clean:
 	rm -rf $(VENV) demo-out

@@ -29,13 +29,13 @@ training wall time, the command), and one per deployed artifact (``benchmark: re
 protocol found in results/dense.jsonl, cascade.jsonl and noise.jsonl (dense and 8.7x / 13.8x),
 with the file each row comes from.
 
-    python benchmarks/reference.py                         # all protocols, seeds 42 123 456
-    python benchmarks/reference.py --protocols cwru-to-mfpt-2class --seeds 42
-    python benchmarks/reference.py --table
-    python benchmarks/reference.py --readme                # the README's plain statement, from the records
-    python benchmarks/reference.py --protocols cwru-to-mfpt-2class-5shot-adapt --no-deploy   # the CNN adapted
-    python benchmarks/reference.py --adapt gpt2-deep all-minilm-l6-v2 --device cuda          # the LLMs adapted
-    python benchmarks/reference.py --list [--adapt ...]    # the commands each run would execute; runs nothing
+    python -m benchmarks.reference                         # all protocols, seeds 42 123 456
+    python -m benchmarks.reference --protocols cwru-to-mfpt-2class --seeds 42
+    python -m benchmarks.reference --table
+    python -m benchmarks.reference --readme                # the README's plain statement, from the records
+    python -m benchmarks.reference --protocols cwru-to-mfpt-2class-5shot-adapt --no-deploy   # the CNN adapted
+    python -m benchmarks.reference --adapt gpt2-deep all-minilm-l6-v2 --device cuda          # the LLMs adapted
+    python -m benchmarks.reference --list [--adapt ...]    # the commands each run would execute; runs nothing
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._common import CHECKPOINTS, DATA, RECIPES, checkpoint_name, provenance, windows
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, RECIPES, checkpoint_name, common, windows  # noqa: E402
 
 RESULTS = HERE / "results" / "reference.jsonl"
 PROTOCOLS = ["cwru-4class-crossload", "cwru-10class-crossload", "cwru-4class-crossload-snr0",
@@ -98,7 +98,7 @@ def cnn_command(protocol: str, seed: int) -> tuple[list[str], Path]:
 def compressed_init(model: str, ratio: float, seed: int) -> Path:
     """The last stage of benchmarks/cascade.py's cascade run of ``model`` on ADAPT_FROM at ``ratio`` (the
     compressed classifier, after its recovery)."""
-    from cascade import run_dir
+    from benchmarks.cascade import run_dir
 
     how = ADAPT_LLMS[model]
     ckdir = run_dir(checkpoint_name(model, ADAPT_FROM, seed, how["speed_jitter"], how["front_end"]), "cascade",
@@ -154,7 +154,7 @@ def _command(cmd: list[str]) -> str:
 def run_cnn(protocol: str, seed: int) -> dict:
     cmd, out = cnn_command(protocol, seed)
     if protocol == ADAPT:
-        _need_init(cmd, f"python benchmarks/reference.py --protocols {ADAPT_FROM} --seeds {seed} --models wdcnn")
+        _need_init(cmd, f"python -m benchmarks.reference --protocols {ADAPT_FROM} --seeds {seed} --models wdcnn")
     t0 = time.perf_counter()
     summary = _train(cmd, f"wdcnn {protocol} seed {seed}")
     meta = json.loads((out / "reference.json").read_text())
@@ -187,7 +187,7 @@ def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
     cmd, init, out = llm_adapt_command(model, seed, device)
     name, ratio = split_model(model)
     how = ADAPT_LLMS[name]
-    _need_init(cmd, f"python benchmarks/dense.py --models {name} --protocols {ADAPT_FROM} --seeds {seed} "
+    _need_init(cmd, f"python -m benchmarks.dense --models {name} --protocols {ADAPT_FROM} --seeds {seed} "
                     f"--front-end {how['front_end']} --speed-jitter {how['speed_jitter']:g}" + (
                         "" if ratio == 1.0 else f", then benchmarks/cascade.py --model {name} --protocol {ADAPT_FROM} "
                         f"--ratios {ratio:g} --variants cascade --seeds {seed} --front-end {how['front_end']} "
@@ -434,7 +434,7 @@ def main() -> None:
         print(f"rewrote {write_readme(verdicts(recs))}")
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    prov = common(args, "reference.py")
+    prov = provenance("reference", args.argv)
     if args.adapt:
         for seed in args.seeds:
             for model in args.adapt:

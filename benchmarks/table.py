@@ -1,8 +1,8 @@
 """Summarise benchmarks/results/*.jsonl as Markdown tables (mean +- sd over seeds).
 
-    python benchmarks/table.py benchmarks/results/dense.jsonl
-    python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
-    python benchmarks/table.py benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03 \
+    python -m benchmarks.table benchmarks/results/dense.jsonl
+    python -m benchmarks.table benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
+    python -m benchmarks.table benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03 \
         --model gpt2-10m --protocol cwru-4class-crossload [--front-end raw] [--paired] [--split val]
 
 Groups records by (protocol, model and its front end, method, ratio_target, test_snr_db, speed_jitter, total

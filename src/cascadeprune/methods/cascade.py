@@ -94,9 +94,14 @@ def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bo
                         **stage.criterion_options())
 
 
-def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
-               loss_fn) -> None:
-    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
+def cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
+              loss_fn) -> None:
+    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps.
+
+    Each step re-scores the model as it is (``stage_scores`` with ``seed + step``) and removes the
+    lowest-scored units; ``last`` closes a remaining gap with channels (the cascade's final stage).
+    The engine's one cut, also used by the criteria benchmark: ``cut_stage(clf, batches,
+    StageConfig("heads", criterion="taylor"), block_params(clf) - n, cfg, seed, False, task.loss)``."""
     for step in range(stage.steps):
         now = block_params(model)
         step_target = round(now - (now - target) / (stage.steps - step))
@@ -213,7 +218,7 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
             _joint_cut(model, batches, cfg, seed, targets[i], task.loss)  # iteration i ends where stage i would
             rec_cfg, name = stage.recovery, f"all ({i + 1}/{len(cfg.stages)})"
         else:
-            _cut_stage(model, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1, loss_fn=task.loss)
+            cut_stage(model, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1, loss_fn=task.loss)
             rec_cfg, name = stage.recovery, stage.granularity
         if single or idx == len(cfg.stages) - 1:
             _check_reached(model, dense_blocks, cfg, ckpt, state["completed"])
