@@ -193,7 +193,7 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these methods")
@@ -214,7 +214,7 @@ if __name__ == "__main__":
     ap.add_argument("--snr-db", type=float,
                     help="with --pivot: the records scored with white noise at this SNR on the test windows "
                          "(default: clean)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for p in args.paths:
         if args.pivot:
             print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
@@ -222,3 +222,7 @@ if __name__ == "__main__":
                         args.split, args.snr_db))
         else:
             print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
+
+
+if __name__ == "__main__":
+    main()

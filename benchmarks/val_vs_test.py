@@ -62,5 +62,9 @@ def table(path: Path = RESULTS) -> str:
     return "\n".join(out)
 
 
-if __name__ == "__main__":
+def main() -> None:
     print(table())
+
+
+if __name__ == "__main__":
+    main()
