@@ -31,7 +31,6 @@ Definitions (fixed before the numbers were read):
 
     python -m benchmarks.sia_verdicts            # the tables, paired t-tests (scipy) and the prediction check
     python -m benchmarks.sia_verdicts --record   # and append one record per (model, granularity, seed)
-    python -m benchmarks.sia_verdicts --readme   # rewrite the README's block between the sia-verdicts markers
 
 ``--record`` appends ``benchmark: "sia-verdict"`` records to sia.jsonl with model, granularity, static_verdict,
 verdict, the statistics, drop_naive_pp / drop_grouped_pp (classifiers) or ppl_ratio_naive / ppl_ratio_grouped
@@ -58,7 +57,6 @@ CHECK = ("wanda_sp", "grouped")  # what `cascadeprune sia` runs by default on he
 NAIVE = ("l1", "naive")
 GROUPED = (("l1", "grouped"), ("taylor", "grouped"), ("wanda_sp", "grouped"))
 COLLAPSE_PP, COLLAPSE_PPL = 30.0, 10.0
-START, END = "<!-- sia-verdicts:start (benchmarks/sia_verdicts.py --readme) -->", "<!-- sia-verdicts:end -->"
 ARCH = {"gpt2-10m": "MHA + GELU", "gqa-gelu-10m": "GQA + GELU", "mha-swiglu-10m": "MHA + SwiGLU",
         "llama-10m": "GQA + SwiGLU", "all-minilm-l6-v2": "MHA + GELU, pretrained",
         "smollm2-135m-cwru": "GQA + SwiGLU, pretrained (classifier)", "smollm2-135m":
@@ -407,14 +405,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--record", action="store_true", help="append the sia-verdict records to --results")
-    ap.add_argument("--readme", action="store_true", help="rewrite the tables between the README's sia-verdicts markers")
     args = ap.parse_args(argv)
     rows = summarise(load(args.results))
     print(table(rows))
-    if args.readme:
-        from benchmarks.reference import write_readme
-
-        print(f"rewrote {write_readme(table(rows).splitlines(), start=START, end=END)}")
     if args.record:
         recs, same = new_records(records(rows), load(args.results))
         with args.results.open("a") as f:
