@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench-surgery bench-dense clean
+.PHONY: demo test results docs bench-surgery bench-dense clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
+# docs/results/*.md and the README's headline table, from benchmarks/results/*.jsonl (CI: make results && git diff --exit-code)
+results: $(STAMP)
+	$(PY) -m benchmarks.results_pages
+
+# the documentation site (tests/test_docs.py runs the same build inside `make test`)
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict
+
 bench-surgery: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/surgery.py
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.surgery
 
 bench-dense: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/dense.py
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.dense
 
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out site

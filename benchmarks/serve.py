@@ -8,7 +8,7 @@ turn within each (transport, concurrency) cell, so a slow spell on a shared mach
 them. Every run is bounded by --requests and --max-seconds. One JSON record per (artifact,
 transport, concurrency) goes to benchmarks/results/serve.jsonl.
 
-    python benchmarks/serve.py deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
+    python -m benchmarks.serve deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import common  # noqa: E402
+from benchmarks._common import provenance
 
-from cascadeprune.serve.ports import free_port, wait_port  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
+from cascadeprune.serve.ports import free_port, wait_port
 
 RESULTS = HERE / "results" / "serve.jsonl"
 PREFIX = "bench"
@@ -247,7 +247,7 @@ def main() -> None:
     broker, broker_port = (None, None) if args.no_mqtt else start_broker(tmp, args.broker)
     servers = [Server(a, broker_port, args.threads, args.max_batch, f"serve{k}")
                for k, a in enumerate(args.artifacts)]
-    prov = common(args, "serve.py")
+    prov = provenance("serve", args.argv)
     try:
         for transport in ["http"] + ([] if args.no_mqtt else ["mqtt"]):
             for conc in args.concurrency:

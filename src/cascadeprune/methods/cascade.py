@@ -96,9 +96,14 @@ def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bo
                         **stage.criterion_options())
 
 
-def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
-               loss_fn) -> None:
-    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
+def cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
+              loss_fn) -> None:
+    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps.
+
+    Each step re-scores the model as it is (``stage_scores`` with ``seed + step``) and removes the
+    lowest-scored units; ``last`` closes a remaining gap with channels (the cascade's final stage).
+    The engine's one cut, also used by the criteria benchmark: ``cut_stage(clf, batches,
+    StageConfig("heads", criterion="taylor"), block_params(clf) - n, cfg, seed, False, task.loss)``."""
     for step in range(stage.steps):
         now = block_params(model)
         step_target = round(now - (now - target) / (stage.steps - step))
@@ -146,7 +151,7 @@ def recovery_for(spec: MethodSpec, cfg: CompressConfig, stage: int | None):
 
 def cascade_cut(model, batches, cfg: CompressConfig, stage: int, target: int, seed: int, loss_fn) -> None:
     """One cascade stage: its granularity only, in ``steps`` re-scored steps; the last stage closes the gap."""
-    _cut_stage(model, batches, cfg.stages[stage], target, cfg, seed, last=stage == len(cfg.stages) - 1,
+    cut_stage(model, batches, cfg.stages[stage], target, cfg, seed, last=stage == len(cfg.stages) - 1,
                loss_fn=loss_fn)
 
 

@@ -36,7 +36,7 @@ DEFAULT_CRITERION = {"layers": "lcr", "heads": "wanda_sp", "channels": "wanda_sp
 # Share of the total parameter reduction per stage (normalised; a stage that cannot reach its
 # cumulative target, e.g. whole layers, leaves the rest to the next). From the sweep in
 # benchmarks/results/cascade.jsonl (cascade-shares-*, gpt2-10m at 13.8x, 3 seeds): layer-heavy splits win.
-# This default was first picked on TEST accuracy (99.72 +- 0.28 %); `python benchmarks/choose_shares.py`
+# This default was first picked on TEST accuracy (99.72 +- 0.28 %); `python -m benchmarks.choose_shares`
 # ranks on VALIDATION instead: 0.5/0.2/0.3, 0.4/0.3/0.3, 0.5/0.3/0.2, 0.5/0.1/0.4 tie at 99.93 % and
 # 0.6/0.2/0.2 has 99.78 % (one validation window apart); on test the validation choice is -0.15 pp, paired
 # t = -0.38, p = 0.74: a tie. Kept, because validation cannot separate the layer-heavy splits here.
