@@ -445,11 +445,13 @@ def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, 
 
 def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, topic_prefix: str = "cascadeprune",
               client_id: str | None = None, threads: int = 1, max_batch: int = 16,
-              max_body_bytes: int = 1 << 20) -> int:
+              max_body_bytes: int = 1 << 20, ui: bool = True, ui_history: int = 60,
+              ui_min_confidence: float = 0.6) -> int:
     from cascadeprune.serve.service import run_service
 
     return run_service(artifact, http=http, mqtt=mqtt, topic_prefix=topic_prefix, client_id=client_id,
-                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes)
+                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes, ui=ui,
+                       ui_history=ui_history, ui_min_confidence=ui_min_confidence)
 
 
 COMMANDS = {
@@ -606,6 +608,11 @@ def _serve_args(sub) -> None:
     s.add_argument("--max-batch", type=int, default=16, help="most windows per model call (default 16)")
     s.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="larger HTTP bodies get 413 before they are read (default 1048576)")
+    s.add_argument("--no-ui", dest="ui", action="store_false",
+                   help="no operator page (GET /, /v1/devices, /v1/status) on the --http side; see docs/operator-page.md")
+    s.add_argument("--ui-history", type=int, default=60, help="results per device the page keeps (default 60)")
+    s.add_argument("--ui-min-confidence", type=float, default=0.6,
+                   help="the page highlights a device whose last diagnosis is less sure than this (default 0.6)")
 
 
 def _deploy_args(sub) -> None:

@@ -61,11 +61,12 @@ class _Work:
 
 class MqttWorker:
     def __init__(self, url: str, predictor, engine, metrics, prefix: str = "cascadeprune",
-                 client_id: str | None = None, reconnect_s: tuple[float, float] = (0.5, 30.0)):
+                 client_id: str | None = None, reconnect_s: tuple[float, float] = (0.5, 30.0), ui=None):
         self.host, self.port = parse_mqtt_url(url)
         if not prefix or any(c in prefix for c in "+#") or prefix.startswith("/") or prefix.endswith("/"):
             raise CascadePruneError(f"--topic-prefix {prefix!r} must be a topic without wildcards or edge slashes")
         self.predictor, self.engine, self.metrics, self.prefix = predictor, engine, metrics, prefix
+        self.ui = ui  # the operator page's board (serve/ui.py), or None with --no-ui
         self.topic = f"{prefix}/+/vibration"
         self.client_id = client_id or f"cascadeprune-{predictor.model_id}"[:64]
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
@@ -105,6 +106,11 @@ class MqttWorker:
         self.client.disconnect()  # queued after our PUBACKs, so those reach the broker first
         self.client.loop_stop()
         return left
+
+    def pending(self) -> int:
+        """Messages accepted and not yet acknowledged (being answered, or answers awaiting the broker)."""
+        with self._lock:
+            return self._pending
 
     # paho callbacks (network thread) --------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -185,6 +191,8 @@ class MqttWorker:
                                                             "service log"}, work, "error")
             return
         pred = predictions(fut.result(), tuple(self.predictor.classes))[0]
+        if self.ui is not None:
+            self.ui.diagnosis(device, "mqtt", fut.result()[0], time.perf_counter() - t0)
         self._publish(f"{self.prefix}/{device}/diagnosis",
                       {"id": rid, "device": device, **pred, "model": self.predictor.model_id,
                        "latency_ms": round((time.perf_counter() - t0) * 1e3, 3)}, work, "diagnosis")
@@ -192,6 +200,8 @@ class MqttWorker:
     def _reject(self, device: str, rid, msg, kind: str, message: str) -> None:
         self.metrics.errors.labels(kind=kind).inc()
         log("error", where="mqtt", kind=kind, device=device, id=rid, message=message)
+        if self.ui is not None:
+            self.ui.rejected(device, "mqtt", kind, message)
         with self._lock:
             self._pending += 1
             work = _Work(None, [(msg.mid, msg.qos, self._connection)])
