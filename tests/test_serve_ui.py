@@ -24,30 +24,30 @@ from serve_support import WINDOW, synthetic_dataset, tiny_export
 CLASSES = ("normal", "inner", "outer", "ball")
 
 
-def onehot(k: int, p: float = 0.9) -> np.ndarray:
-    row = np.full(len(CLASSES), (1 - p) / (len(CLASSES) - 1))
-    row[k] = p
-    return row
+def ans(k: int, p: float = 0.9) -> list[dict]:
+    """One answer as the service sends it: the label and every class's probability."""
+    probs = {c: (p if i == k else (1 - p) / (len(CLASSES) - 1)) for i, c in enumerate(CLASSES)}
+    return [{"label": CLASSES[k], "probabilities": probs}]
 
 
 def test_board_counts_history_and_flags():
     t = [1000.0]
     b = DeviceBoard(CLASSES, history=5, min_confidence=0.6, change_hold=2, clock=lambda: t[0])
-    b.diagnosis("pump-1", "mqtt", np.stack([onehot(0)] * 3))
+    b.answers("pump-1", "mqtt", ans(0) * 3)
     row = b.snapshot()["devices"][0]
     assert (row["label"], row["counts"]["normal"], row["changed"], row["alert"]) == ("normal", 3, False, False)
-    b.diagnosis("pump-1", "mqtt", onehot(1))  # a change: flagged for change_hold results
+    b.answers("pump-1", "mqtt", ans(1))  # a change: flagged for change_hold results
     row = b.snapshot()["devices"][0]
     assert (row["label"], row["changed"], row["previous"], row["alert"]) == ("inner", True, "normal", True)
-    b.diagnosis("pump-1", "mqtt", onehot(1))
+    b.answers("pump-1", "mqtt", ans(1))
     assert b.snapshot()["devices"][0]["changed"]
-    b.diagnosis("pump-1", "mqtt", onehot(1))
+    b.answers("pump-1", "mqtt", ans(1))
     row = b.snapshot()["devices"][0]
     assert not row["changed"] and not row["alert"]
     # history keeps the last 5: normal x2, inner x3
     assert row["counts"] == {"normal": 2, "inner": 3, "outer": 0, "ball": 0} and len(row["strip"]) == 5
     assert row["windows"] == 6
-    b.diagnosis("pump-1", "mqtt", onehot(1, p=0.5))  # unsure: flagged though unchanged
+    b.answers("pump-1", "mqtt", ans(1, p=0.5))  # unsure: flagged though unchanged
     row = b.snapshot()["devices"][0]
     assert row["low_confidence"] and row["alert"] and row["probability"] == 0.5
     t[0] = 1010.0
@@ -55,13 +55,20 @@ def test_board_counts_history_and_flags():
     row = b.snapshot()["devices"][0]
     assert row["errors"] == 1 and row["last_error"].startswith("not_finite") and row["strip"][-1]["kind"] == "not_finite"
     assert row["last_seen"] == 1010.0 and row["label"] == "inner"  # a rejection is no diagnosis
+    # a sensor fault (flat, clipped or stuck window): no diagnosis, the label stays, the row is flagged
+    b.answers("pump-1", "mqtt", ans(1) + [{"label": None, "sensor_fault": {"kind": "flat", "message": "flat"}}])
+    row = b.snapshot()["devices"][0]
+    assert row["sensor_fault"] and row["alert"] and row["faults"] == 1 and row["label"] == "inner"
+    assert row["strip"][-1]["kind"] == "sensor_fault" and sum(row["counts"].values()) == 3
+    b.answers("pump-1", "mqtt", ans(1))
+    assert not b.snapshot()["devices"][0]["sensor_fault"]
 
 
 def test_board_is_bounded_and_most_recent_first():
     b = DeviceBoard(CLASSES, max_devices=3)
     for i in range(5):
-        b.diagnosis(f"d{i}", "http", onehot(i % 4))
-    b.diagnosis("d2", "http", onehot(0))
+        b.answers(f"d{i}", "http", ans(i % 4))
+    b.answers("d2", "http", ans(0))
     snap = b.snapshot()
     assert [d["device"] for d in snap["devices"]] == ["d2", "d4", "d3"] and snap["evicted"] == 2
 

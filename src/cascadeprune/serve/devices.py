@@ -5,14 +5,16 @@ field (or ``?device=`` query parameter) of an HTTP request; HTTP requests withou
 and counted but make no row. Each device keeps its last ``history`` results (a diagnosis with its
 probability, or a rejected input), so the page can show counts per class and a history strip.
 
-A device is flagged when its diagnosis changed within its last ``change_hold`` results or when the
-last diagnosis is less sure than ``min_confidence``. The board forgets everything on restart: it is
+Results are the service's own answers: ``{"label", "probabilities"}`` (a diagnosis) or
+``{"label": None, "sensor_fault": {...}}`` (a window the signal check refused to diagnose). A device
+is flagged when its diagnosis changed within its last ``change_hold`` diagnoses, when the last
+diagnosis is less sure than ``min_confidence``, or when its last result is a sensor fault. The board forgets everything on restart: it is
 a view of what this process saw, not a store (the diagnoses themselves went out over MQTT/HTTP).
 
 Example::
 
     board = DeviceBoard(("normal", "inner"), history=60, min_confidence=0.6)
-    board.diagnosis("pump-7", "mqtt", np.array([0.2, 0.8]))
+    board.answers("pump-7", "mqtt", [{"label": "inner", "probabilities": {"normal": 0.2, "inner": 0.8}}])
     board.snapshot()["devices"][0]["label"]          # 'inner'
 """
 
@@ -40,7 +42,7 @@ def check_device(value) -> str | None:
 
 class _Device:
     __slots__ = ("name", "source", "results", "last_seen", "last_label", "since_change", "previous", "windows",
-                 "errors", "last_error")
+                 "errors", "last_error", "faults", "last_fault")
 
     def __init__(self, name: str, source: str, history: int):
         self.name, self.source = name, source
@@ -49,8 +51,9 @@ class _Device:
         self.last_label: str | None = None
         self.since_change: int | None = None  # diagnoses since the label last changed; None: never changed
         self.previous: str | None = None  # the label before the last change
-        self.windows = self.errors = 0
+        self.windows = self.errors = self.faults = 0
         self.last_error: str | None = None
+        self.last_fault: str | None = None
 
 
 class DeviceBoard:
@@ -79,22 +82,26 @@ class DeviceBoard:
         d.source = source
         return d
 
-    def diagnosis(self, device: str, source: str, probs: np.ndarray) -> None:
-        """Record the answers to one device's windows; ``probs`` is [n_classes] or [n, n_classes]."""
-        probs = np.atleast_2d(probs)
-        k = probs.argmax(axis=1)
+    def answers(self, device: str, source: str, answers: list[dict]) -> None:
+        """Record the service's answers to one device's windows, in order."""
         now = self.clock()
         with self._lock:
             d = self._get(device, source)
-            for i, row in zip(k.tolist(), probs):
-                label = self.classes[i]
+            for a in answers:
+                label = a.get("label")
+                if label is None:  # a sensor fault: no diagnosis, the label history goes on unchanged
+                    fault = a.get("sensor_fault") or {}
+                    d.results.append((now, "sensor_fault", None, None))
+                    d.faults += 1
+                    d.last_fault = str(fault.get("message") or fault.get("kind") or "sensor fault")[:300]
+                    continue
                 if d.last_label is not None and label != d.last_label:
                     d.previous, d.since_change = d.last_label, 0
                 elif d.since_change is not None:
                     d.since_change += 1
                 d.last_label = label
-                d.results.append((now, "diagnosis", label, float(row[i])))
-            d.windows += len(k)
+                d.results.append((now, "diagnosis", label, float(a["probabilities"][label])))
+            d.windows += len(answers)
             d.last_seen = now
 
     def rejected(self, device: str, source: str, kind: str, message: str) -> None:
@@ -123,11 +130,13 @@ class DeviceBoard:
             counts[r[2]] += 1
         changed = d.since_change is not None and d.since_change < self.change_hold
         low = last is not None and last[3] < self.min_confidence
+        fault = bool(d.results) and d.results[-1][1] == "sensor_fault"
         return {"device": d.name, "source": d.source, "label": last[2] if last else None,
                 "probability": round(last[3], 6) if last else None, "last_seen": d.last_seen,
                 "windows": d.windows, "errors": d.errors, "last_error": d.last_error,
                 "counts": counts, "changed": changed, "previous": d.previous if changed else None,
-                "low_confidence": low, "alert": changed or low,
+                "low_confidence": low, "sensor_fault": fault, "faults": d.faults, "last_fault": d.last_fault,
+                "alert": changed or low or fault,
                 "strip": [{"t": round(t, 3), "kind": kind, "label": lab, "p": None if p is None else round(p, 4)}
                           for t, kind, lab, p in d.results]}
 

@@ -95,9 +95,10 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20, ui=Non
             return JSONResponse({"error": str(e)}, status_code=503)
         dt = time.perf_counter() - t0
         metrics.latency.observe(dt)
+        answers = predictions(probs, classes)
         if ui is not None:
-            ui.diagnosis(device, "http", probs, dt)
-        return JSONResponse({"model": predictor.model_id, "predictions": predictions(probs, classes),
+            ui.answered(device, "http", answers, dt)
+        return JSONResponse({"model": predictor.model_id, "predictions": answers,
                              "latency_ms": round(dt * 1e3, 3)})
 
     async def health(request: Request) -> Response:

@@ -192,7 +192,7 @@ class MqttWorker:
             return
         pred = predictions(fut.result(), tuple(self.predictor.classes))[0]
         if self.ui is not None:
-            self.ui.diagnosis(device, "mqtt", fut.result()[0], time.perf_counter() - t0)
+            self.ui.answered(device, "mqtt", [pred], time.perf_counter() - t0)
         self._publish(f"{self.prefix}/{device}/diagnosis",
                       {"id": rid, "device": device, **pred, "model": self.predictor.model_id,
                        "latency_ms": round((time.perf_counter() - t0) * 1e3, 3)}, work, "diagnosis")

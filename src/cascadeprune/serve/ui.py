@@ -73,10 +73,11 @@ class OperatorUI:
         self._static = {name: (pkg / name).read_bytes() for name in STATIC}  # read once: a few kB
 
     # hooks called by the HTTP and MQTT sides ----------------------------------------------------------
-    def diagnosis(self, device: str | None, source: str, probs, seconds: float) -> None:
+    def answered(self, device: str | None, source: str, answers: list[dict], seconds: float) -> None:
+        """One request or message answered (its answers as sent) in ``seconds``."""
         self.latency.add(source, seconds)
         if device is not None:
-            self.board.diagnosis(device, source, probs)
+            self.board.answers(device, source, answers)
 
     def rejected(self, device: str | None, source: str, kind: str, message: str) -> None:
         if device is not None:

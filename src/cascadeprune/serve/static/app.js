@@ -154,8 +154,10 @@ function renderDevices(d, fetchedAt) {
       (d.evicted ? "; " + d.evicted + " least recent device(s) dropped" : "") + ")" : "";
   const legend = $("legend");
   legend.replaceChildren(...d.classes.map((c) => el("span", {}, el("span", { class: "swatch", style: { background: color(c) } }), c)),
-    el("span", {}, el("span", { class: "swatch strip-rejected", style: { background: "#aaa" } }), "rejected input"),
-    el("span", {}, "highlighted: diagnosis changed within the last " + d.change_hold + " results, or probability below " + d.min_confidence));
+    el("span", {}, el("span", { class: "swatch rejected" }), "rejected input"),
+    el("span", {}, el("span", { class: "swatch fault" }), "sensor fault"),
+    el("span", {}, "highlighted: diagnosis changed within the last " + d.change_hold + " diagnoses, probability below " +
+       d.min_confidence + ", or a sensor fault"));
 }
 
 // ---- polling ------------------------------------------------------------------------------------
