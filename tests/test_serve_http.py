@@ -77,8 +77,10 @@ def post_raw(client, x: np.ndarray) -> httpx.Response:
 def test_health_names_the_model(client, artifact):
     deploy = json.loads((artifact[1] / "deploy.json").read_text())
     h = client.get("/health").json()
+    check = h.pop("signal_check")
     assert h == {"status": "ok", "model": deploy["model_id"], "window": WINDOW, "sample_rate": 12000.0,
                  "classes": deploy["classes"], "runtime": "onnx"}
+    assert check == {"thresholds": deploy["signal_quality"]["thresholds"], "source": "deploy.json"}
 
 
 def test_predictions_equal_the_classifiers_own(client, artifact, capsys):
@@ -125,7 +127,8 @@ def _chunks(n: int):
 
 
 J, OCT = "application/json", "application/octet-stream"
-GOOD = [0.0] * WINDOW
+GOOD = [0.0] * WINDOW  # right length (a flat line: answered sensor_fault, but never refused)
+REAL = synthetic_dataset().x["test"][0]
 BAD_INPUTS = {
     # name: (content type, body, expected status, words the error must contain)
     "short_json": (J, json.dumps({"signal": [0.0] * 100}), 422, "expected 256"),
@@ -168,7 +171,7 @@ def test_bad_input_gets_4xx_and_the_service_goes_on(client, name):
     assert r.headers["content-type"] == "application/json"
     err = r.json()["error"]
     assert words in err and "\n" not in err, err
-    ok = client.post("/v1/predict", json={"signal": GOOD})
+    ok = client.post("/v1/predict", json={"signal": REAL.tolist()})
     assert ok.status_code == 200 and ok.json()["predictions"][0]["label"]
 
 

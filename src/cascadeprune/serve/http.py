@@ -2,12 +2,14 @@
 
     POST /v1/predict   application/json {"signal": [...]} | {"signals": [[...], ...]}
                        application/octet-stream: float32 little-endian, a whole number of windows
-    GET  /health       model id, window, sample rate, classes, runtime
+                       -> {"model", "predictions": [{"label", "probabilities"} or
+                           {"label": null, "sensor_fault": {...}} per window], "latency_ms"}
+    GET  /health       model id, window, sample rate, classes, runtime, signal-check thresholds
     GET  /metrics      Prometheus text
 
 Example (see :func:`cascadeprune.serve.service.run_service` for the server around it)::
 
-    app = create_app(predictor, Engine(predictor), Metrics(), max_body_bytes=1 << 20)
+    app = create_app(predictor, Diagnoser(predictor, Engine(predictor), metrics, thresholds), metrics)
     uvicorn.run(app, host="127.0.0.1", port=8080)
 """
 
@@ -52,14 +54,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def predictions(probs, classes) -> list[dict]:
-    """One {"label", "probabilities"} per row; probabilities rounded to 6 decimals (readable, and finer
-    than any decision made on them)."""
-    return [{"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)}}
-            for p in probs]
-
-
-def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Starlette:
+def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, signal_check: dict | None = None
+               ) -> Starlette:
+    """``diagnoser``: a :class:`cascadeprune.serve.diagnose.Diagnoser` (signal check, then the engine);
+    ``signal_check``: its thresholds and their source, shown by /health (None: the check is off)."""
     classes = tuple(predictor.classes)
 
     def reject(e: BadInput) -> JSONResponse:
@@ -79,7 +77,7 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Sta
                 x = parse_json(body, predictor.window, predictor.sample_rate).windows
             else:
                 x = parse_raw(body, predictor.window).windows
-            probs = await asyncio.wrap_future(engine.submit(x))
+            answers = await asyncio.wrap_future(diagnoser.submit(x))
         except BadInput as e:
             return reject(e)
         except ClientDisconnect:  # the client gave up mid-upload: nobody to answer, not our error
@@ -88,13 +86,13 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Sta
             return JSONResponse({"error": str(e)}, status_code=503)
         dt = time.perf_counter() - t0
         metrics.latency.observe(dt)
-        return JSONResponse({"model": predictor.model_id, "predictions": predictions(probs, classes),
+        return JSONResponse({"model": predictor.model_id, "predictions": answers,
                              "latency_ms": round(dt * 1e3, 3)})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": predictor.model_id, "window": predictor.window,
                              "sample_rate": predictor.sample_rate, "classes": list(classes),
-                             "runtime": predictor.runtime})
+                             "runtime": predictor.runtime, "signal_check": signal_check})
 
     async def prometheus(request: Request) -> Response:
         body, ctype = metrics.render()
