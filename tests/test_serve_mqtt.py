@@ -166,7 +166,7 @@ def test_bad_payloads_get_errors_and_the_loop_goes_on(artifact, broker, windows)
         assert sum(isinstance(k, int) for k in ids) == 1  # the raw window's answer
         text = svc.metrics.render()[0].decode()
         assert 'cascadeprune_mqtt_messages_total{direction="out",kind="error"} 6.0' in text
-        assert 'cascadeprune_mqtt_messages_total{direction="in",kind="duplicate"} 1.0' in text
+        assert 'cascadeprune_mqtt_dropped_total{reason="duplicate"} 1.0' in text
     finally:
         src.close()
         sink.close()

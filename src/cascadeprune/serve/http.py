@@ -3,13 +3,15 @@
     POST /v1/predict   application/json {"signal": [...]} | {"signals": [[...], ...]}, optional "device"
                        application/octet-stream: float32 little-endian, a whole number of windows
                        (?device=NAME names the device either way; the operator page shows a row per device)
-    GET  /health       model id, window, sample rate, classes, runtime
+                       -> {"model", "predictions": [{"label", "probabilities"} or
+                           {"label": null, "sensor_fault": {...}} per window], "latency_ms"}
+    GET  /health       model id, window, sample rate, classes, runtime, signal-check thresholds
     GET  /metrics      Prometheus text
     GET  /, /v1/devices, /v1/status   the operator page and its JSON (serve/ui.py; off with --no-ui)
 
 Example (see :func:`cascadeprune.serve.service.run_service` for the server around it)::
 
-    app = create_app(predictor, Engine(predictor), Metrics(), max_body_bytes=1 << 20)
+    app = create_app(predictor, Diagnoser(predictor, Engine(predictor), metrics, thresholds), metrics)
     uvicorn.run(app, host="127.0.0.1", port=8080)
 """
 
@@ -55,15 +57,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def predictions(probs, classes) -> list[dict]:
-    """One {"label", "probabilities"} per row; probabilities rounded to 6 decimals (readable, and finer
-    than any decision made on them)."""
-    return [{"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)}}
-            for p in probs]
-
-
-def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20, ui=None) -> Starlette:
-    """``ui``: a :class:`cascadeprune.serve.ui.OperatorUI` adds the page and records devices; None leaves it out."""
+def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, signal_check: dict | None = None,
+               ui=None) -> Starlette:
+    """``diagnoser``: a :class:`cascadeprune.serve.diagnose.Diagnoser` (signal check, then the engine);
+    ``signal_check``: its thresholds and their source, shown by /health (None: the check is off);
+    ``ui``: a :class:`cascadeprune.serve.ui.OperatorUI` adds the page and records devices (None: no page)."""
     classes = tuple(predictor.classes)
 
     def reject(e: BadInput) -> JSONResponse:
@@ -86,7 +84,7 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20, ui=Non
             device = parsed.device if parsed.device is not None else request.query_params.get("device")
             if device is not None and (why := check_device(device)) is not None:
                 raise BadInput("bad_device", why)
-            probs = await asyncio.wrap_future(engine.submit(parsed.windows))
+            answers = await asyncio.wrap_future(diagnoser.submit(parsed.windows))
         except BadInput as e:
             return reject(e)
         except ClientDisconnect:  # the client gave up mid-upload: nobody to answer, not our error
@@ -95,7 +93,6 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20, ui=Non
             return JSONResponse({"error": str(e)}, status_code=503)
         dt = time.perf_counter() - t0
         metrics.latency.observe(dt)
-        answers = predictions(probs, classes)
         if ui is not None:
             ui.answered(device, "http", answers, dt)
         return JSONResponse({"model": predictor.model_id, "predictions": answers,
@@ -104,7 +101,7 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20, ui=Non
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": predictor.model_id, "window": predictor.window,
                              "sample_rate": predictor.sample_rate, "classes": list(classes),
-                             "runtime": predictor.runtime})
+                             "runtime": predictor.runtime, "signal_check": signal_check})
 
     async def prometheus(request: Request) -> Response:
         body, ctype = metrics.render()

@@ -62,12 +62,13 @@ def _counter(metric) -> dict[str, float]:
 
 
 class OperatorUI:
-    def __init__(self, predictor, engine, metrics, mqtt=None, history: int = 60, min_confidence: float = 0.6):
+    def __init__(self, predictor, engine, metrics, mqtt=None, history: int = 60, min_confidence: float = 0.6,
+                 signal_check: dict | None = None):
         self.predictor, self.engine, self.metrics, self.mqtt = predictor, engine, metrics, mqtt
         self.board = DeviceBoard(predictor.classes, history=history, min_confidence=min_confidence)
         self.latency = Recent()
         self.started, self.instance = time.time(), uuid.uuid4().hex[:12]
-        self._card = model_card(predictor)
+        self._card = model_card(predictor) | {"signal_check": signal_check}
         self._samples: deque = deque([(time.monotonic(), 0.0)], maxlen=256)  # (time, windows so far)
         pkg = resources.files("cascadeprune.serve") / "static"
         self._static = {name: (pkg / name).read_bytes() for name in STATIC}  # read once: a few kB
@@ -123,6 +124,7 @@ class OperatorUI:
                             "uptime_s": round(now - self.started, 1)},
                 "model": self._card,
                 "health": {"windows": total, "windows_per_s": rate, "errors": _counter(self.metrics.errors),
+                           "sensor_faults": _counter(self.metrics.sensor_faults),
                            "http_requests": _counter(self.metrics.requests), "mqtt": _counter(self.metrics.mqtt),
                            "queue_depth": self.engine.queued(), "broker": broker},
                 "latency": self.latency.percentiles()}

@@ -90,6 +90,9 @@ function renderModel(m) {
   add("Protocol", m.protocol);
   add("File", m.file_mb !== null && m.file_mb !== undefined ? m.file_mb + " MB" : null);
   add("Exported", m.created);
+  const sc = m.signal_check;
+  add("Signal check", !sc ? "off (every window gets a bearing class)" : Object.entries(sc.thresholds || {})
+      .map(([k, v]) => k + " " + v).join(", ") + (sc.source ? " (" + sc.source + ")" : ""));
 }
 
 // ---- health -------------------------------------------------------------------------------------
@@ -109,15 +112,20 @@ function renderHealth(s) {
   }
   $("topic-hint").textContent = h.broker.enabled ? h.broker.topic.replace("+", "<device>") : "PREFIX/<device>/vibration";
   $("uptime").textContent = new Date(s.service.started * 1000).toLocaleString() + " (" + age(s.service.uptime_s).replace(" ago", "") + ")";
-  const errs = Object.entries(h.errors).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
-  const tb = $("errors").tBodies[0];
-  tb.replaceChildren(...errs.map(([k, n]) => el("tr", { data: { kind: k } }, el("td", { text: k }), el("td", { class: "num count", text: String(n) }))));
-  $("errors").hidden = errs.length === 0;
-  $("no-errors").hidden = errs.length !== 0;
+  countTable("errors", h.errors);
+  countTable("faults", h.sensor_faults || {});
   const lt = $("latency").tBodies[0];
   lt.replaceChildren(...Object.entries(s.latency).map(([src, v]) => el("tr", { data: { source: src } },
       el("td", { text: src }), el("td", { class: "num", text: String(v.n) }), el("td", { class: "num", text: fmt(v.p50_ms, 2) }),
       el("td", { class: "num", text: fmt(v.p90_ms, 2) }), el("td", { class: "num", text: fmt(v.p99_ms, 2) }))));
+}
+
+function countTable(id, counts) {
+  const rows = Object.entries(counts).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  $(id).tBodies[0].replaceChildren(...rows.map(([k, n]) => el("tr", { data: { kind: k } }, el("td", { text: k }),
+    el("td", { class: "num count", text: String(n) }))));
+  $(id).hidden = rows.length === 0;
+  $("no-" + id).hidden = rows.length !== 0;
 }
 
 // ---- devices ------------------------------------------------------------------------------------
@@ -134,7 +142,8 @@ function renderDevices(d, fetchedAt) {
     const notes = el("td");
     if (v.changed) notes.append(el("span", { class: "badge warn", text: "changed (was " + v.previous + ")" }));
     if (v.low_confidence) notes.append(el("span", { class: "badge warn", text: "low confidence (< " + d.min_confidence + ")" }));
-    if (v.sensor_fault) notes.append(el("span", { class: "badge bad", text: "sensor fault" }));
+    if (v.sensor_fault) notes.append(el("span", { class: "badge bad", title: v.last_fault || "", text: "sensor fault" }));
+    else if (v.faults) notes.append(el("span", { class: "badge", title: v.last_fault || "", text: v.faults + " sensor fault(s)" }));
     if (v.errors) notes.append(el("span", { class: "badge bad", title: v.last_error || "", text: v.errors + " rejected" }));
     const counts = el("td", { class: "counts" });
     for (const [c, n] of Object.entries(v.counts)) if (n > 0)
@@ -222,6 +231,12 @@ async function tryIt(ev) {
       return;
     }
     const preds = body.predictions;
+    if (preds[0].label === null) {   // the signal check refused the window: no bearing diagnosis
+      const f = preds[0].sensor_fault || {};
+      out.replaceChildren(el("p", {}, "Sensor fault: ", el("span", { class: "label", id: "try-fault", text: f.kind || "?" }),
+        el("span", { class: "muted", text: "  " + (f.message || "") })));
+      return;
+    }
     const rows = [el("p", {}, "Diagnosis: ", el("span", { class: "label", id: "try-label", text: preds[0].label }),
       preds.length > 1 ? " (first of " + preds.length + " windows)" : "", el("span", { class: "muted", text: "  " + body.latency_ms + " ms, " + body.model }))];
     for (const [c, p] of Object.entries(preds[0].probabilities))
