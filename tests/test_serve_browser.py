@@ -127,6 +127,7 @@ def test_operator_page_in_chromium(artifact, tmp_path):
                     for i in p1]
             msgs += [(f"{PREFIX}/pump-2/vibration", np.ascontiguousarray(x[i], "<f4").tobytes()) for i in p2]
             msgs.append((f"{PREFIX}/pump-9/vibration", b"{this is not json"))
+            msgs.append((f"{PREFIX}/pump-5/vibration", np.zeros(x.shape[1], "<f4").tobytes()))  # a dead sensor
             publish(broker.port, msgs)
             r = httpx.post(url + "v1/predict", json={"signals": x[h3].tolist(), "device": "press-3"}, timeout=30)
             assert r.status_code == 200, r.text
@@ -152,6 +153,12 @@ def test_operator_page_in_chromium(artifact, tmp_path):
             expect(err).to_have_text("1", timeout=WAIT_MS)
             assert 'cascadeprune_errors_total{kind="malformed_json"} 1.0' in httpx.get(url + "metrics").text
             expect(page.locator('#devices tr[data-device="pump-9"] td').last).to_contain_text("1 rejected")
+            # the flat window: a sensor fault, not a diagnosis; counted, and its device highlighted
+            expect(page.locator('#faults tr[data-kind="flat"] td.count')).to_have_text("1", timeout=WAIT_MS)
+            dead = page.locator('#devices tr[data-device="pump-5"]')
+            expect(dead.locator("td").last).to_contain_text("sensor fault")
+            expect(dead.locator("td.label")).to_have_text("none yet")
+            assert "alert" in (dead.get_attribute("class") or "")
             # the model section says what deploy.json says
             deploy = json.loads((artifact[1] / "deploy.json").read_text())
             expect(page.locator("#model")).to_contain_text(deploy["source"]["sha256"])

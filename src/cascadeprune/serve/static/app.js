@@ -92,7 +92,7 @@ function renderModel(m) {
   add("Exported", m.created);
   const sc = m.signal_check;
   add("Signal check", !sc ? "off (every window gets a bearing class)" : Object.entries(sc.thresholds || {})
-      .map(([k, v]) => k + " " + v).join(", ") + (sc.source ? " (" + sc.source + ")" : ""));
+      .map(([k, v]) => k + " " + Number(v).toPrecision(3)).join(", ") + (sc.source ? " (" + sc.source + ")" : ""));
 }
 
 // ---- health -------------------------------------------------------------------------------------
