@@ -13,6 +13,7 @@
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
                        [--no-signal-check | --min-std X --max-rail-fraction F --max-repeat-fraction F]
+                       [--no-ui | --ui-history N --ui-min-confidence P]   (the operator page at GET /)
     cascadeprune sia MODEL --task TASK [--granularity layers|heads|channels] [--units N] [--pairs N] [--json]
                      [--out DIR [--overwrite]]
     cascadeprune demo [--out DIR]
