@@ -19,9 +19,11 @@ or a ``sensor_fault`` answer is answered again when it comes back (a corrected r
 same id is a new payload anyway). Every message taken without an answer of its own is logged
 (``drop`` with its reason) and counted (``cascadeprune_mqtt_dropped_total{reason}``).
 
-Two services with one client id take the session from each other; MQTT 5 tells the one thrown off
-("Session taken over"), which logs ``client_id_clash`` and waits longer before each reconnect
-(doubling from 1 s to 60 s) instead of knocking the other one off every half second.
+Two services with one client id take the session from each other. The one thrown off logs
+``client_id_clash`` and waits longer before each reconnect (doubling from 1 s to 60 s) instead of
+knocking the other one off every half second. A broker that speaks MQTT 5's "Session taken over"
+makes it certain; Mosquitto 2.0 just closes the connection, so two connections in a row that the
+broker accepted and dropped within 10 s are taken as a clash (``"certain": false``).
 
 Example::
 
@@ -52,6 +54,8 @@ REMEMBERED_IDS = 100_000  # diagnosed (device, id, payload digest) keys kept for
 REMEMBER_S = 3600.0  # ... for this long
 SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason: another client connected with our client id
 CLASH_BACKOFF_S = (1.0, 60.0)  # wait before reconnecting after a clash: doubles from, capped at
+CLASH_WINDOW_S = 10.0  # a connection dropped by the broker sooner than this is "short" ...
+CLASH_SHORT_LOSSES = 2  # ... and this many short ones in a row are a client-id clash
 NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5 session expiry interval: keep the session (and its queue) forever
 
 
@@ -94,6 +98,7 @@ class MqttWorker:
         self.reconnect_s, self.clash_backoff_s = reconnect_s, clash_backoff_s
         c.reconnect_delay_set(*reconnect_s)  # exponential backoff between these bounds
         self.clashes = 0  # session take-overs in a row; reset by a connection that lasts
+        self._short = 0  # connections in a row the broker dropped within CLASH_WINDOW_S
         self._connected_at = 0.0
         c.on_connect, c.on_disconnect, c.on_subscribe = self._on_connect, self._on_disconnect, self._on_subscribe
         c.on_message, c.on_publish = self._on_message, self._on_publish
@@ -162,30 +167,40 @@ class MqttWorker:
         self.metrics.mqtt_connected.set(0)
         if self._draining:
             return
-        if getattr(reason_code, "value", reason_code) == SESSION_TAKEN_OVER:
-            self._on_clash()
+        lived = time.monotonic() - self._connected_at
+        taken_over = getattr(reason_code, "value", reason_code) == SESSION_TAKEN_OVER
+        # Mosquitto (2.0) closes the older of two connections with one client id without saying why
+        # (paho: "Unspecified error"). The mark of a clash is then a connection the broker accepted and
+        # dropped again soon, over and over, while reconnecting works at once; a broker restart refuses
+        # the reconnect instead, and a connection that lasts ends the episode.
+        window = max(CLASH_WINDOW_S, 2 * self.clash_backoff_s[1]) if self.clashes else CLASH_WINDOW_S
+        self._short = self._short + 1 if lived < window else 0
+        if taken_over or self._short >= CLASH_SHORT_LOSSES:
+            self._on_clash(lived, certain=taken_over)
             return
-        if self.clashes:  # an ordinary loss after clashes: ordinary backoff again
+        if self.clashes:  # the episode is over: ordinary backoff again
             self.clashes = 0
             client.reconnect_delay_set(*self.reconnect_s)
         log("error", where="mqtt", kind="disconnected",
-            message=f"lost broker {self.host}:{self.port} ({reason_code}); reconnecting with backoff")
+            message=f"lost broker {self.host}:{self.port} ({reason_code}) after {lived:.1f} s connected; "
+                    f"reconnecting with backoff")
 
-    def _on_clash(self) -> None:
+    def _on_clash(self, lived: float, certain: bool) -> None:
         """Another client connected with our client id and the broker gave it our session. Paho would
         reconnect in 0.5 s and throw the other one off in turn, forever: wait longer each time."""
         lo, hi = self.clash_backoff_s
-        if time.monotonic() - self._connected_at > hi:  # the last connection lasted: a new episode
-            self.clashes = 0
         self.clashes += 1
         delay = min(hi, lo * 2 ** (self.clashes - 1))
         # called before paho's reconnect wait, so the next wait is `delay`
         self.client.reconnect_delay_set(delay, max(delay, hi))
         self.metrics.mqtt_clashes.inc()
+        why = ("the broker says 'Session taken over' (MQTT 5)" if certain else
+               f"the broker accepted this service and dropped it again after {lived:.1f} s, {self._short} times "
+               f"in a row, as it does when another client connects with the same client id")
         log("error", where="mqtt", kind="client_id_clash", client_id=self.client_id, clashes=self.clashes,
-            retry_in_s=delay, message=f"broker {self.host}:{self.port} gave this service's session to another client "
-                                      f"with client id {self.client_id!r} (MQTT 5 'Session taken over'); two running "
-                                      f"services must not share a --client-id; reconnecting in {delay:g} s")
+            certain=certain, retry_in_s=delay,
+            message=f"client-id clash on broker {self.host}:{self.port}: {why}; two running services must not "
+                    f"share --client-id {self.client_id!r}; reconnecting in {delay:g} s (doubling up to {hi:g} s)")
 
     def _on_message(self, client, userdata, msg):
         device = msg.topic[len(self.prefix) + 1:-len("/vibration")]
