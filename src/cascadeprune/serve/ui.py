@@ -118,7 +118,8 @@ class OperatorUI:
         if self.mqtt is not None:
             broker = {"enabled": True, "address": f"{self.mqtt.host}:{self.mqtt.port}", "topic": self.mqtt.topic,
                       "client_id": self.mqtt.client_id, "connected": bool(self.mqtt.client.is_connected()),
-                      "subscribed": self.mqtt.subscribed.is_set(), "unacknowledged": self.mqtt.pending()}
+                      "subscribed": self.mqtt.subscribed.is_set(), "unacknowledged": self.mqtt.pending(),
+                      "client_id_clashes": self.mqtt.clashes}  # in a row now; 0 once a connection lasts
         now = time.time()
         return {"service": {"instance": self.instance, "started": self.started, "now": now,
                             "uptime_s": round(now - self.started, 1)},

@@ -110,6 +110,11 @@ function renderHealth(s) {
     b.dataset.state = "down";
     b.textContent = (h.broker.connected ? "connected, subscribing" : "not connected, retrying") + " (" + h.broker.address + ")";
   }
+  if (h.broker.client_id_clashes) {   // another running client uses our client id: the broker keeps swapping us
+    b.dataset.state = "down";
+    b.textContent += "; client-id clash x" + h.broker.client_id_clashes + ": another client uses --client-id " +
+        h.broker.client_id + " (backing off)";
+  }
   $("topic-hint").textContent = h.broker.enabled ? h.broker.topic.replace("+", "<device>") : "PREFIX/<device>/vibration";
   $("uptime").textContent = new Date(s.service.started * 1000).toLocaleString() + " (" + age(s.service.uptime_s).replace(" ago", "") + ")";
   countTable("errors", h.errors);
