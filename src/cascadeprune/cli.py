@@ -12,6 +12,8 @@
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
+                       [--no-signal-check | --min-std X --max-rail-fraction F --max-repeat-fraction F]
+                       [--no-ui | --ui-history N --ui-min-confidence P]   (the operator page at GET /)
     cascadeprune sia MODEL --task TASK [--granularity layers|heads|channels] [--units N] [--pairs N] [--json]
                      [--out DIR [--overwrite]]
     cascadeprune demo [--out DIR]
@@ -452,11 +454,18 @@ def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, 
 
 def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, topic_prefix: str = "cascadeprune",
               client_id: str | None = None, threads: int = 1, max_batch: int = 16,
-              max_body_bytes: int = 1 << 20) -> int:
+              max_body_bytes: int = 1 << 20, no_signal_check: bool = False, min_std: float | None = None,
+              max_rail_fraction: float | None = None, max_repeat_fraction: float | None = None,
+              rail_tolerance: float | None = None, ui: bool = True, ui_history: int = 60,
+              ui_min_confidence: float = 0.6) -> int:
     from cascadeprune.serve.service import run_service
 
+    thresholds = {"min_std": min_std, "max_rail_fraction": max_rail_fraction,
+                  "max_repeat_fraction": max_repeat_fraction, "rail_tolerance": rail_tolerance}
     return run_service(artifact, http=http, mqtt=mqtt, topic_prefix=topic_prefix, client_id=client_id,
-                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes)
+                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes,
+                       signal_check=not no_signal_check, thresholds=thresholds, ui=ui, ui_history=ui_history,
+                       ui_min_confidence=ui_min_confidence)
 
 
 COMMANDS = {
@@ -613,6 +622,22 @@ def _serve_args(sub) -> None:
     s.add_argument("--max-batch", type=int, default=16, help="most windows per model call (default 16)")
     s.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="larger HTTP bodies get 413 before they are read (default 1048576)")
+    s.add_argument("--no-ui", dest="ui", action="store_false",
+                   help="no operator page (GET /, /v1/devices, /v1/status) on the --http side; see docs/operator-page.md")
+    s.add_argument("--ui-history", type=int, default=60, help="results per device the page keeps (default 60)")
+    s.add_argument("--ui-min-confidence", type=float, default=0.6,
+                   help="the page highlights a device whose last diagnosis is less sure than this (default 0.6)")
+    q = s.add_argument_group("signal quality (sensor_fault answers; defaults: deploy.json's signal_quality "
+                             "thresholds, see docs/serve.md)")
+    q.add_argument("--no-signal-check", action="store_true",
+                   help="answer every window with a bearing class, even a flat, clipped or stuck one")
+    q.add_argument("--min-std", type=float, default=None, help="flat below this window std (0: never)")
+    q.add_argument("--max-rail-fraction", type=float, default=None,
+                   help="clipped above this share of samples at the window's max or min (1: never)")
+    q.add_argument("--max-repeat-fraction", type=float, default=None,
+                   help="stuck above this share of samples equal to the previous one (1: never)")
+    q.add_argument("--rail-tolerance", type=float, default=None,
+                   help="'at the max or min' means within this share of the window's range (default 0.001)")
 
 
 def _deploy_args(sub) -> None:
