@@ -79,8 +79,8 @@ def variant_overrides(variant: str, shares: tuple[float, float, float] | None = 
     stages = []
     for g in order:
         rec = {"method": "none" if variant == "cascade-norecovery" else recovery, "steps": steps[g],
-               "speed_jitter": speed_jitter, "holdout_load": holdout_load, "targets": lora_targets,
-               "train_frontend": train_frontend, "keep": keep, "device": device}
+               "targets": lora_targets, "keep": keep, "device": device,
+               "task": {"speed_jitter": speed_jitter, "holdout_load": holdout_load, "train_frontend": train_frontend}}
         if recovery_lr is not None:  # else the engine's default
             rec["lr"] = recovery_lr
         stage = {"granularity": g, "steps": dict(zip(("layers", "heads", "channels"), prune_steps or PRUNE_STEPS))[g],

@@ -30,6 +30,15 @@ RESULTS = HERE / "results" / "compress_cost.jsonl"
 ROOT = HERE.parent
 
 
+def _speed_jitter(recovery: dict) -> float:
+    """The bearing task's recovery option (recovery.task; before it moved there: recovery.speed_jitter)."""
+    from cascadeprune.tasks.bearing.options import RecoveryOptions
+
+    if "speed_jitter" in recovery:
+        return recovery["speed_jitter"]
+    return RecoveryOptions.model_validate(recovery.get("task", {})).speed_jitter
+
+
 def run_one(model: str, protocol: str, seed: int, ratio: float, recipe: Path) -> dict:
     ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}"
     if not ckpt.is_dir():
@@ -52,7 +61,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, recipe: Path) ->
             "per_load_accuracy": rep["test"].get("per_load_accuracy"), "block_params": rep["block_params"],
             "dense_accuracy": rep["dense"]["accuracy"], "stages": rep["stages"],
             "shares": {st["granularity"]: round(st["share"], 4) for st in rep["config"]["stages"]},
-            "speed_jitter": rep["config"]["stages"][0]["recovery"]["speed_jitter"],
+            "speed_jitter": _speed_jitter(rep["config"]["stages"][0]["recovery"]),
             "recovery_steps": {st["granularity"]: st["recovery"]["steps"] for st in rep["config"]["stages"]},
             "recipe": str(recipe.relative_to(ROOT)), "cli": " ".join(["cascadeprune", *cmd[3:]]),
             "wall_s": round(wall, 1), "peak_rss_mb": rep["process_peak_rss_mb"],
