@@ -1,11 +1,13 @@
 """The HTTP side: a Starlette (ASGI) app served by uvicorn; no hand-written HTTP parsing.
 
-    POST /v1/predict   application/json {"signal": [...]} | {"signals": [[...], ...]}
+    POST /v1/predict   application/json {"signal": [...]} | {"signals": [[...], ...]}, optional "device"
                        application/octet-stream: float32 little-endian, a whole number of windows
+                       (?device=NAME names the device either way; the operator page shows a row per device)
                        -> {"model", "predictions": [{"label", "probabilities"} or
                            {"label": null, "sensor_fault": {...}} per window], "latency_ms"}
     GET  /health       model id, window, sample rate, classes, runtime, signal-check thresholds
     GET  /metrics      Prometheus text
+    GET  /, /v1/devices, /v1/status   the operator page and its JSON (serve/ui.py; off with --no-ui)
 
 Example (see :func:`cascadeprune.serve.service.run_service` for the server around it)::
 
@@ -25,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cascadeprune.errors import CascadePruneError
+from cascadeprune.serve.devices import check_device
 from cascadeprune.serve.logs import log
 from cascadeprune.serve.payload import BadInput, parse_json, parse_raw
 
@@ -54,10 +57,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, signal_check: dict | None = None
-               ) -> Starlette:
+def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, signal_check: dict | None = None,
+               ui=None) -> Starlette:
     """``diagnoser``: a :class:`cascadeprune.serve.diagnose.Diagnoser` (signal check, then the engine);
-    ``signal_check``: its thresholds and their source, shown by /health (None: the check is off)."""
+    ``signal_check``: its thresholds and their source, shown by /health (None: the check is off);
+    ``ui``: a :class:`cascadeprune.serve.ui.OperatorUI` adds the page and records devices (None: no page)."""
     classes = tuple(predictor.classes)
 
     def reject(e: BadInput) -> JSONResponse:
@@ -74,10 +78,13 @@ def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, sig
             body = await read_body(request, max_body_bytes)
             t0 = time.perf_counter()
             if media == "application/json":
-                x = parse_json(body, predictor.window, predictor.sample_rate).windows
+                parsed = parse_json(body, predictor.window, predictor.sample_rate)
             else:
-                x = parse_raw(body, predictor.window).windows
-            answers = await asyncio.wrap_future(diagnoser.submit(x))
+                parsed = parse_raw(body, predictor.window)
+            device = parsed.device if parsed.device is not None else request.query_params.get("device")
+            if device is not None and (why := check_device(device)) is not None:
+                raise BadInput("bad_device", why)
+            answers = await asyncio.wrap_future(diagnoser.submit(parsed.windows))
         except BadInput as e:
             return reject(e)
         except ClientDisconnect:  # the client gave up mid-upload: nobody to answer, not our error
@@ -86,6 +93,8 @@ def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, sig
             return JSONResponse({"error": str(e)}, status_code=503)
         dt = time.perf_counter() - t0
         metrics.latency.observe(dt)
+        if ui is not None:
+            ui.answered(device, "http", answers, dt)
         return JSONResponse({"model": predictor.model_id, "predictions": answers,
                              "latency_ms": round(dt * 1e3, 3)})
 
@@ -98,9 +107,11 @@ def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, sig
         body, ctype = metrics.render()
         return Response(body, media_type=ctype)
 
+    listing = "POST /v1/predict, GET /health, GET /metrics" + (", GET / (the operator page), GET /v1/devices, "
+                                                               "GET /v1/status" if ui is not None else "")
+
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}; "
-                                      f"routes are POST /v1/predict, GET /health, GET /metrics"},
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}; routes are {listing}"},
                             status_code=exc.status_code)
 
     async def server_error(request: Request, exc: Exception) -> Response:
@@ -110,16 +121,16 @@ def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, sig
                             status_code=500)
 
     app = Starlette(routes=[Route("/v1/predict", predict, methods=["POST"]), Route("/health", health),
-                            Route("/metrics", prometheus)],
+                            Route("/metrics", prometheus)] + (ui.routes() if ui is not None else []),
                     exception_handlers={HTTPException: http_error, Exception: server_error})
-    return CountRequests(app, metrics)
+    return CountRequests(app, metrics, [r.path for r in app.routes])
 
 
 class CountRequests:
     """ASGI wrapper counting every answered request by route and status (404s too)."""
 
-    def __init__(self, app, metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics, routes=ROUTES):
+        self.app, self.metrics, self.routes = app, metrics, frozenset(routes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -135,5 +146,5 @@ class CountRequests:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            path = scope["path"] if scope["path"] in ROUTES else "other"
+            path = scope["path"] if scope["path"] in self.routes else "other"
             self.metrics.requests.labels(path=path, status=str(status)).inc()

@@ -84,11 +84,12 @@ class _Work:
 class MqttWorker:
     def __init__(self, url: str, predictor, diagnoser, metrics, prefix: str = "cascadeprune",
                  client_id: str | None = None, reconnect_s: tuple[float, float] = (0.5, 30.0),
-                 clash_backoff_s: tuple[float, float] = CLASH_BACKOFF_S):
+                 clash_backoff_s: tuple[float, float] = CLASH_BACKOFF_S, ui=None):
         self.host, self.port = parse_mqtt_url(url)
         if not prefix or any(c in prefix for c in "+#") or prefix.startswith("/") or prefix.endswith("/"):
             raise CascadePruneError(f"--topic-prefix {prefix!r} must be a topic without wildcards or edge slashes")
         self.predictor, self.diagnoser, self.metrics, self.prefix = predictor, diagnoser, metrics, prefix
+        self.ui = ui  # the operator page's board (serve/ui.py), or None with --no-ui
         self.topic = f"{prefix}/+/vibration"
         self.client_id = client_id or f"cascadeprune-{predictor.model_id}"[:64]
         # MQTT 5: the broker says why it throws us off (a client-id clash is "Session taken over")
@@ -135,6 +136,11 @@ class MqttWorker:
         self.client.disconnect()  # queued after our PUBACKs, so those reach the broker first
         self.client.loop_stop()
         return left
+
+    def pending(self) -> int:
+        """Messages accepted and not yet acknowledged (being answered, or answers awaiting the broker)."""
+        with self._lock:
+            return self._pending
 
     # paho callbacks (network thread) --------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
@@ -268,6 +274,8 @@ class MqttWorker:
             return
         answer = fut.result()[0]
         kind = "diagnosis" if answer["label"] is not None else "sensor_fault"
+        if self.ui is not None:
+            self.ui.answered(device, "mqtt", [answer], time.perf_counter() - t0)
         self._publish(f"{self.prefix}/{device}/diagnosis",
                       {"id": rid, "device": device, **answer, "model": self.predictor.model_id,
                        "latency_ms": round((time.perf_counter() - t0) * 1e3, 3)}, work, kind)
@@ -275,6 +283,8 @@ class MqttWorker:
     def _reject(self, device: str, rid, msg, kind: str, message: str) -> None:
         self.metrics.errors.labels(kind=kind).inc()
         log("error", where="mqtt", kind=kind, device=device, id=rid, message=message)
+        if self.ui is not None:
+            self.ui.rejected(device, "mqtt", kind, message)
         with self._lock:
             self._pending += 1
             work = _Work(None, [(msg.mid, msg.qos, self._connection)], device, rid)

@@ -33,10 +33,13 @@ class Service:
     def __init__(self, artifact: str, http: str | None = None, mqtt: str | None = None,
                  topic_prefix: str = "cascadeprune", client_id: str | None = None, threads: int = 1,
                  max_batch: int = 16, max_body_bytes: int = 1 << 20, runtime: str | None = None,
-                 signal_check: bool = True, thresholds: dict | None = None):
+                 signal_check: bool = True, thresholds: dict | None = None, ui: bool = True,
+                 ui_history: int = 60, ui_min_confidence: float = 0.6):
         """``thresholds``: signal-quality overrides (``min_std``, ``max_rail_fraction``,
         ``max_repeat_fraction``, ``rail_tolerance``; None values ignored) over deploy.json's;
-        ``signal_check=False`` answers every window with a bearing class."""
+        ``signal_check=False`` answers every window with a bearing class. ``ui``: the operator page on
+        the HTTP side (serve/ui.py), keeping ``ui_history`` results per device and highlighting a
+        diagnosis less sure than ``ui_min_confidence``."""
         from cascadeprune.deploy.quality import resolve_thresholds
         from cascadeprune.deploy.runtime import load_predictor
         from cascadeprune.serve.diagnose import Diagnoser
@@ -45,6 +48,9 @@ class Service:
 
         if not http and not mqtt:
             raise CascadePruneError("nothing to serve: pass --http HOST:PORT and/or --mqtt mqtt://HOST:PORT")
+        if ui_history < 1 or not 0.0 <= ui_min_confidence <= 1.0:
+            raise CascadePruneError(f"--ui-history must be positive and --ui-min-confidence in [0, 1], got "
+                                    f"{ui_history}, {ui_min_confidence}")
         if threads < 1 or max_batch < 1 or max_body_bytes < 1:
             raise CascadePruneError(f"--threads, --max-batch and --max-body-bytes must be positive, got "
                                     f"{threads}, {max_batch}, {max_body_bytes}")
@@ -63,7 +69,12 @@ class Service:
         self.metrics = Metrics()
         self.engine = Engine(self.predictor, max_batch=max_batch, on_batch=self.metrics.on_batch)
         self.diagnoser = Diagnoser(self.predictor, self.engine, self.metrics, limits)
-        self.server = self.mqtt = None
+        self.server = self.mqtt = self.ui = None
+        if http and ui:  # the operator page lives on the HTTP side; MQTT answers feed its device board
+            from cascadeprune.serve.ui import OperatorUI
+
+            self.ui = OperatorUI(self.predictor, self.engine, self.metrics, history=ui_history,
+                                 min_confidence=ui_min_confidence, signal_check=self.signal_check)
         self._http_thread = None
         self.artifact, self.threads, self.max_batch = str(artifact), threads, max_batch
         if http:
@@ -72,7 +83,7 @@ class Service:
             from cascadeprune.serve.http import create_app
 
             app = create_app(self.predictor, self.diagnoser, self.metrics, max_body_bytes=max_body_bytes,
-                             signal_check=self.signal_check)
+                             signal_check=self.signal_check, ui=self.ui)
             # log_config=None: uvicorn's own warnings go through the root logger; no access log, our
             # metrics count requests and our log names each rejection
             self.server = uvicorn.Server(uvicorn.Config(app, host=self.http_addr[0], port=self.http_addr[1],
@@ -82,7 +93,9 @@ class Service:
             from cascadeprune.serve.mqtt import MqttWorker
 
             self.mqtt = MqttWorker(mqtt, self.predictor, self.diagnoser, self.metrics, prefix=topic_prefix,
-                                   client_id=client_id)
+                                   client_id=client_id, ui=self.ui)
+            if self.ui is not None:
+                self.ui.mqtt = self.mqtt
 
     def start(self, timeout: float = 30.0) -> None:
         if self.mqtt:
@@ -102,7 +115,8 @@ class Service:
             http=f"{self.http_addr[0]}:{self.http_addr[1]}" if self.server else None, mqtt=self.mqtt_url,
             topic=self.mqtt.topic if self.mqtt else None, client_id=self.mqtt.client_id if self.mqtt else None,
             threads=self.threads, max_batch=self.max_batch, load_s=round(self.load_s, 3),
-            signal_check=self.signal_check)
+            signal_check=self.signal_check,
+            ui=f"http://{self.http_addr[0]}:{self.http_addr[1]}/" if self.ui else None)
         if self.signal_check and self.signal_check["source"].startswith("defaults"):
             log("warning", where="signal_check", kind="no_training_statistics",
                 message=f"{self.artifact} has no signal_quality in deploy.json (exported before it existed, or a "
