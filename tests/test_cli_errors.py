@@ -24,6 +24,7 @@ COMMANDS = {
     "inspect": ["inspect", "m"],
     "data fetch": ["data", "fetch", "cwru", "--to", "d"],
     "data describe": ["data", "describe", "synthetic"],
+    "data window": ["data", "window", "f.mat", "--out", "w.json"],
     "train": ["train", "--task", "synthetic", "--backbone", "gpt2-tiny", "--out", "o"],
     "eval": ["eval", "m", "--task", "synthetic"],
     "compress": ["compress", "m", "--task", "lm", "--out", "o", "--ratio", "2"],
@@ -37,6 +38,8 @@ VALID = {
     ("train", "--warmup-steps"): {"0"}, ("eval", "--snr-db"): {"0", "-1"}, ("eval", "--noise-seed"): {"0"},
     ("compress", "--seed"): {"0"}, ("compress", "--recovery-steps"): {"0"}, ("bench", "--warmup"): {"0"},
     ("sia", "--pairs"): {"0"}, ("sia", "--random-sets"): {"0"}, ("sia", "--seed"): {"0"},
+    ("data window", "--offset"): {"0"}, ("serve", "--ui-min-confidence"): {"0"}, ("serve", "--min-std"): {"0"},
+    ("serve", "--rail-tolerance"): {"0"},
 }
 
 

@@ -38,11 +38,13 @@ from torch import nn
 from cascadeprune.accounting import Shape, block_params, dense_block_params, predict_block_params
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
-from cascadeprune.deploy.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
+from cascadeprune.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
-from cascadeprune.importance import score
-from cascadeprune.methods.config import BASELINE_METHODS, CompressConfig, StageConfig
+from cascadeprune.importance import names, score, spec
+from cascadeprune.methods.config import CompressConfig, StageConfig, check_task_options
 from cascadeprune.methods.feasibility import RATIO_TOLERANCE, InfeasibleTargetError  # noqa: F401 (re-exported)
+from cascadeprune.methods.registry import MethodSpec
+from cascadeprune.methods.registry import get as get_method
 from cascadeprune.methods.select import select
 from cascadeprune.plan import PruningPlan, applied_plan
 from cascadeprune.recovery import recover
@@ -148,8 +150,9 @@ def _cut_stage(cut, stage: StageConfig, target: int, cfg: CompressConfig, seed: 
 
 
 def _trim_stage(stage: StageConfig) -> StageConfig:
-    return StageConfig(granularity="channels", criterion="wanda_sp" if stage.criterion in (
-        "lcr", "block_influence", "ablation") else stage.criterion).check("trim")
+    """The stage's own criterion where it scores channels too, else the default one."""
+    return StageConfig(granularity="channels", criterion=stage.criterion if stage.criterion in names("channels")
+                       else "wanda_sp").check("trim")
 
 
 def _joint_cut(cut, cfg: CompressConfig, seed: int, target: int) -> None:
@@ -183,50 +186,31 @@ def _restrict(scores: dict, s, plan: PruningPlan) -> dict:
 
 # -- the plan of a run: what the dry run prints and the run follows ---------------------------
 
-def _stage_list(cfg: CompressConfig) -> list:
-    if cfg.method == "oneshot":
-        return [("oneshot", None)]
-    if cfg.method in BASELINE_METHODS:
-        return [("baseline", None)]
-    return list(enumerate(cfg.stages))  # cascade, or simultaneous: as many iterations as stages
+def _stages(cfg: CompressConfig) -> list[int | None]:
+    """A method's cut + recovery steps: one per recipe stage, or one (``None``) for the whole run."""
+    return [None] if get_method(cfg.method).schedule == "once" else list(range(len(cfg.stages)))
 
 
-def _recovery_of(i, stage, cfg: CompressConfig):
-    if i == "oneshot":
-        return summed_recovery(cfg)
-    if i == "baseline":
-        return baseline_recovery(cfg)
-    return stage.recovery
+def _run_cut(model_or_cut, batches, cfg: CompressConfig, i: int | None, target: int, goals: list[int], seed: int,
+             loss_fn) -> None:
+    """The registered method's cut for step ``i`` (methods/registry.py), on a model or on the planner's shape."""
+    get_method(cfg.method).cut_fn()(model_or_cut, batches, cfg, i, target if i is None else goals[i], seed, loss_fn)
 
 
-def _simulate(cut, cfg: CompressConfig, target: int, goals: list[int], i, stage, seed: int = 0) -> None:
-    """One stage of the schedule on ``cut`` (a _ModelCut or a _ShapeCut)."""
-    if i == "oneshot":
-        _joint_cut(cut, cfg, seed, target)
-    elif i == "baseline":
-        from cascadeprune.methods.baselines import BASELINES
-
-        cut.apply(BASELINES[cfg.method].plan_shape(cut.shape, target, cfg.max_channel_fraction))
-    elif cfg.method == "simultaneous":
-        _joint_cut(cut, cfg, seed, goals[i])  # iteration i ends where stage i would
-    else:
-        _cut_stage(cut, stage, goals[i], cfg, seed, last=i == len(cfg.stages) - 1)
-
-
-def _skip_reason(i, stage, cut_before: Shape, goal: int, cfg: CompressConfig) -> str:
+def _skip_reason(stage: StageConfig | None, before: Shape, goal: int) -> str:
     """Why a stage removes nothing (its share is smaller than one of its units, or none is left)."""
-    now = cut_before.block_params()
+    now = before.block_params()
     if goal >= now:
         return f"the earlier stages already reached this stage's goal of {goal:,} block params"
     gran = stage.granularity if stage is not None else "units"
-    c, layers = cut_before.costs, cut_before.layers
-    unit = {"layers": min((cut_before.layer_params(l) for l in layers), default=0),
-            "heads": c.q_head + (c.kv_head if cut_before.dims.group_size == 1 else 0),
+    c = before.costs
+    unit = {"layers": min((before.layer_params(l) for l in before.layers), default=0),
+            "heads": c.q_head + (c.kv_head if before.dims.group_size == 1 else 0),
             "channels": c.channel}.get(gran)
     if unit and now - goal < unit:
         return (f"its share ({now - goal:,} block params) is smaller than one of its units ({gran[:-1]}: {unit:,} "
                 f"params); the next stage takes the share")
-    return f"no {gran} can go: the limits on what must stay (protected or last units) are reached"
+    return f"no {gran} can go: the limits on what must stay (protected ends, one head, one channel) are reached"
 
 
 def plan_run(model: nn.Module, cfg: CompressConfig, check: bool = True) -> dict:
@@ -242,6 +226,7 @@ def plan_run(model: nn.Module, cfg: CompressConfig, check: bool = True) -> dict:
     """
     from cascadeprune.methods.feasibility import check_targets
 
+    spec = get_method(cfg.method)
     shape = Shape.of(model)
     dense, now = dense_block_params(model), shape.block_params()
     target = round(dense / cfg.ratio) if cfg.ratio > 1 and math.isfinite(cfg.ratio) else 0
@@ -251,56 +236,56 @@ def plan_run(model: nn.Module, cfg: CompressConfig, check: bool = True) -> dict:
     plan["max_ratio"] = dense / floor if floor > 0 else math.inf
     plan["min_block_params"] = floor
     if 0 < target < now:
-        rows = _predict(shape, cfg, target)
         goals = _stage_goals(now, target, cfg)
         prev = shape
-        for (i, stage), (after, sh) in zip(_stage_list(cfg), rows):
-            idx = 0 if i in ("oneshot", "baseline") else i
-            rec = _recovery_of(i, stage, cfg)
+        for i, (after, sh) in zip(_stages(cfg), _predict(shape, cfg, target)):
+            stage = None if i is None else cfg.stages[i]
+            rec = recovery_for(spec, cfg, i)
             removed = prev.block_params() - after
-            goal = target if i in ("oneshot", "baseline") else goals[i]
-            name = {"oneshot": "oneshot", "baseline": cfg.method}.get(i, stage.granularity if stage else "")
-            if cfg.method == "simultaneous":
-                name = f"all ({i + 1}/{len(cfg.stages)})"
+            goal = target if i is None else goals[i]
+            spends = removed > 0 and rec.method != "none"
             plan["stages"].append({
-                "stage": idx, "granularity": name, "criterion": stage.criterion if stage is not None else None,
+                "stage": 0 if i is None else i,
+                "granularity": spec.stage_label("" if i is None else stage.granularity, 0 if i is None else i,
+                                                len(cfg.stages)),
+                "criterion": None if spec.schedule == "once" or cfg.method == "simultaneous" else stage.criterion,
                 "mode": stage.mode if stage is not None else None, "steps": stage.steps if stage is not None else 1,
                 "share": round(stage.share, 4) if stage is not None else 1.0,
                 "goal_block_params": goal, "remove_params": removed, "block_params_after": after,
                 "ratio_after": round(dense / after, 3) if after else math.inf,
-                "skipped": None if removed > 0 else _skip_reason(i, stage, prev, goal, cfg),
-                "recovery": {"method": rec.method if removed > 0 else "none",
-                             "steps": (rec.steps if removed > 0 and rec.method != "none" else 0)
-                             if rec.steps is not None or removed <= 0 or rec.method == "none" else None,
-                             "epochs": rec.epochs if removed > 0 and rec.method != "none" and rec.steps is None
-                             else None},
-                "exact": _exact(i, stage, shape, cfg),
+                "skipped": None if removed > 0 else _skip_reason(stage if cfg.method == "cascade" else None, prev,
+                                                                 goal),
+                "recovery": {"method": rec.method if spends else "none",
+                             "steps": (rec.steps if spends else 0) if (rec.steps is not None or not spends) else None,
+                             "epochs": rec.epochs if spends and rec.steps is None else None},
+                "exact": _exact(stage, shape, cfg),
             })
             prev = sh
-        plan["block_params_after"] = rows[-1][0]
-        plan["ratio_after"] = dense / rows[-1][0]
+        plan["block_params_after"] = prev.block_params()
+        plan["ratio_after"] = dense / prev.block_params()
     if check:
         check_targets(plan, cfg)
     return plan
 
 
-def _exact(i, stage, shape: Shape, cfg: CompressConfig) -> bool:
+def _exact(stage: StageConfig | None, shape: Shape, cfg: CompressConfig) -> bool:
     """Whether the predicted cut is exact: everything but a GQA heads cut (whole KV groups or one head per
     group, chosen by score) and FLAP's score-ranked mix of heads and channels."""
     if cfg.method == "flap":
         return False
-    gqa_heads = shape.dims.group_size > 1 and any(st.granularity == "heads" for st in (
-        cfg.stages if i in ("oneshot", "baseline") or cfg.method == "simultaneous" else [stage]))
-    return not gqa_heads or cfg.method == "shortgpt"
+    if cfg.method == "shortgpt" or shape.dims.group_size == 1:
+        return True
+    touched = cfg.stages if stage is None or cfg.method != "cascade" else [stage]
+    return not any(st.granularity == "heads" for st in touched)
 
 
 def _predict(shape: Shape, cfg: CompressConfig, target: int) -> list[tuple[int, Shape]]:
-    """(block params, shape) after each stage when the schedule cuts ``shape`` towards ``target``."""
+    """(block params, shape) after each step of the method's schedule, cutting ``shape`` towards ``target``."""
     cut = _ShapeCut(shape, cfg.protect_ends)
     goals = _stage_goals(shape.block_params(), target, cfg)
     out = []
-    for i, stage in _stage_list(cfg):
-        _simulate(cut, cfg, target, goals, i, stage)
+    for i in _stages(cfg):
+        _run_cut(cut, None, cfg, i, target, goals, 0, None)
         out.append((cut.block_params(), cut.shape))
     return out
 
@@ -312,22 +297,33 @@ def dry_run(model: nn.Module, cfg: CompressConfig) -> list[dict]:
 
 # -- scoring ----------------------------------------------------------------------------------
 
-def _criterion_options(stage: StageConfig, protect_ends: bool) -> dict:
-    """The run's ``protect_ends`` unless the stage's own criterion options set it."""
-    return {"protect_ends": protect_ends, **stage.criterion_options()}
-
-
 def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bool, loss_fn,
                  granularity: str | None = None):
     """Collect calibration statistics on ``model`` as it is now and score ``stage``'s units; (stats, scores).
 
     ``loss_fn(model, batch)`` is the task's loss (``Task.loss``)."""
     granularity = granularity or stage.granularity
-    need_grads = stage.criterion == "taylor"
-    stats = collect(model, batches, loss_fn=loss_fn, gradients=need_grads)
-    if stage.criterion == "ablation":
+    needs = spec(granularity, stage.criterion)  # what the criterion declares it needs (importance/registry.py)
+    stats = collect(model, batches, loss_fn=loss_fn, gradients=needs.gradients)
+    if needs.ablation:
         collect_ablation(model, batches, loss_fn, stats)
     return stats, score(granularity, stage.criterion, stats, seed=seed, **_criterion_options(stage, protect_ends))
+
+
+def _criterion_options(stage: StageConfig, protect_ends: bool) -> dict:
+    """The run's ``protect_ends`` unless the stage's own criterion options set it."""
+    return {"protect_ends": protect_ends, **stage.criterion_options()}
+
+
+def cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
+              loss_fn) -> None:
+    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps.
+
+    Each step re-scores the model as it is (``stage_scores`` with ``seed + step``) and removes the
+    lowest-scored units; ``last`` closes a remaining gap with channels (the cascade's final stage).
+    The engine's one cut, also used by the criteria benchmark: ``cut_stage(clf, batches,
+    StageConfig("heads", criterion="taylor"), block_params(clf) - n, cfg, seed, False, task.loss)``."""
+    _cut_stage(_as_cut(model, batches, loss_fn, cfg), stage, target, cfg, seed, last)
 
 
 # -- recovery budgets -------------------------------------------------------------------------
@@ -347,6 +343,42 @@ def baseline_recovery(cfg: CompressConfig):
     use = {"budget": True, "none": False}.get(cfg.baseline_recovery, BASELINES[cfg.method].fine_tunes)
     rec = summed_recovery(cfg)
     return rec if use else rec.model_copy(update={"method": "none"})
+
+
+def recovery_for(spec: MethodSpec, cfg: CompressConfig, stage: int | None):
+    """The recovery a method's cut is followed by, by its registered rule (methods/registry.py)."""
+    if spec.recovery == "stages":
+        return cfg.stages[stage].recovery
+    return summed_recovery(cfg) if spec.recovery == "summed" else baseline_recovery(cfg)
+
+
+# -- the cuts the registry names (cut(model, batches, cfg, stage, target, seed, loss_fn)) -------------
+
+def _as_cut(model, batches, loss_fn, cfg: CompressConfig):
+    """The planner passes a _ShapeCut as ``model``; the run passes the model itself."""
+    return model if isinstance(model, _ShapeCut) else _ModelCut(model, batches, loss_fn, cfg.protect_ends)
+
+
+def cascade_cut(model, batches, cfg: CompressConfig, stage: int, target: int, seed: int, loss_fn) -> None:
+    """One cascade stage: its granularity only, in ``steps`` re-scored steps; the last stage closes the gap."""
+    _cut_stage(_as_cut(model, batches, loss_fn, cfg), cfg.stages[stage], target, cfg, seed,
+               last=stage == len(cfg.stages) - 1)
+
+
+def joint_cut(model, batches, cfg: CompressConfig, stage: int | None, target: int, seed: int, loss_fn) -> None:
+    """Every granularity scored on the model as it is and cut together (oneshot; simultaneous per iteration)."""
+    _joint_cut(_as_cut(model, batches, loss_fn, cfg), cfg, seed, target)
+
+
+def baseline_cut(model, batches, cfg: CompressConfig, stage: int | None, target: int, seed: int, loss_fn) -> None:
+    """A published baseline's own criterion and schedule (methods/baselines/); the planner predicts its cut
+    with placeholder scores (``Baseline.plan_shape``)."""
+    from cascadeprune.methods.baselines import BASELINES
+
+    if isinstance(model, _ShapeCut):
+        model.apply(BASELINES[cfg.method].plan_shape(model.shape, target, cfg.max_channel_fraction))
+        return
+    BASELINES[cfg.method].cut(model, batches, target, loss_fn, cfg.max_channel_fraction)
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -380,6 +412,7 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
     from cascadeprune.storage import load_model, save_model
 
     cfg.check()
+    check_task_options(cfg, getattr(task, "recovery_options", None), task.name)
     the_plan = plan_run(model, cfg)  # an unreachable target stops here: no calibration pass, no recovery
     out = Path(out)
     ckpt = out / "checkpoints"
@@ -402,9 +435,9 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         state = {"config": cfg.to_dict(), "task": task.name, "metric": metric, "completed": -1, "stages": [],
                  "dense": {"block_params": dense_blocks, metric: test["primary"], f"val_{metric}": val["primary"],
                            "test": test["all"]}}
-    stages = _stage_list(cfg)
-    for (i, stage), planned in zip(stages, the_plan["stages"]):
-        single = i in ("oneshot", "baseline")  # one cut, one recovery
+    spec = get_method(cfg.method)
+    single = spec.schedule == "once"  # one cut, one recovery; else one per recipe stage
+    for i, planned in zip(_stages(cfg), the_plan["stages"]):
         idx = 0 if single else i
         if idx <= state["completed"]:
             continue
@@ -415,15 +448,8 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         before = block_params(model)
         name = planned["granularity"]
         skipped = planned["skipped"]
-        if skipped is None:
-            if i == "baseline":
-                from cascadeprune.methods.baselines import BASELINES
-
-                BASELINES[cfg.method].cut(model, batches, round(dense_blocks / cfg.ratio), task.loss,
-                                          cfg.max_channel_fraction)
-            else:
-                _simulate(_ModelCut(model, batches, task.loss, cfg.protect_ends), cfg, round(dense_blocks / cfg.ratio),
-                          targets, i, stage, seed)
+        if skipped is None:  # a per-stage method's iteration i ends where stage i would
+            _run_cut(model, batches, cfg, i, round(dense_blocks / cfg.ratio), targets, seed, task.loss)
             if block_params(model) == before:  # a score-dependent cut (GQA heads) found nothing to take
                 skipped = "the cut removed nothing (no unit fitted this stage's share)"
         if single or idx == len(cfg.stages) - 1:
@@ -436,29 +462,24 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
                       "prune_s": 0.0, "recovery_steps": 0, "recovery_s": 0.0,
                       "wall_s": round(time.perf_counter() - t0, 2),
                       "peak_rss_mb": round(peak_rss_mb()), "process_peak_rss_mb": round(process_peak_rss_mb())}
-            save_model(model, ckpt / f"stage-{idx:02d}", overwrite=True)
-            state["stages"].append(record)
-            state["completed"] = idx
-            state["plan"] = applied_plan(resolve(model)).to_dict()
-            _write_json(ckpt / STATE_FILE, state)
-            continue
-        rec_cfg = _recovery_of(i, stage, cfg)
-        pruned, pruned_val = _scores(task, model, "test"), _scores(task, model, "val")
-        t_cut = time.perf_counter() - t0
-        rec = recover(model, task, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
-                      desc=f"stage {idx} {name}: recover")
-        recovered, recovered_val = _scores(task, model, "test"), _scores(task, model, "val")
-        record = {"stage": idx, "granularity": name, "skipped": None, "block_params_before": before,
-                  "block_params": block_params(model), "ratio": dense_blocks / block_params(model),
-                  "planned_block_params": planned["block_params_after"],
-                  f"{metric}_pruned": pruned["primary"], f"{metric}_recovered": recovered["primary"],
-                  f"val_{metric}_pruned": pruned_val["primary"], f"val_{metric}_recovered": recovered_val["primary"],
-                  "test_pruned": pruned["all"], "test_recovered": recovered["all"],
-                  "prune_s": round(t_cut, 2), "recovery_steps": rec["steps"], "recovery_s": round(rec["wall_s"], 2),
-                  "wall_s": round(time.perf_counter() - t0, 2),
-                  # this stage's own peak, and the whole process's so far (what a run must be provisioned for)
-                  "peak_rss_mb": round(peak_rss_mb()), "process_peak_rss_mb": round(process_peak_rss_mb())}
-        save_model(model, ckpt / f"stage-{idx:02d}", overwrite=True)
+        else:
+            rec_cfg = recovery_for(spec, cfg, i)
+            pruned, pruned_val = _scores(task, model, "test"), _scores(task, model, "val")
+            t_cut = time.perf_counter() - t0
+            rec = recover(model, task, rec_cfg, seed=seed + 1, teacher=teacher, progress=progress,
+                          desc=f"stage {idx} {name}: recover")
+            recovered, recovered_val = _scores(task, model, "test"), _scores(task, model, "val")
+            record = {"stage": idx, "granularity": name, "skipped": None, "block_params_before": before,
+                      "block_params": block_params(model), "ratio": dense_blocks / block_params(model),
+                      "planned_block_params": planned["block_params_after"],
+                      f"{metric}_pruned": pruned["primary"], f"{metric}_recovered": recovered["primary"],
+                      f"val_{metric}_pruned": pruned_val["primary"], f"val_{metric}_recovered": recovered_val["primary"],
+                      "test_pruned": pruned["all"], "test_recovered": recovered["all"],
+                      "prune_s": round(t_cut, 2), "recovery_steps": rec["steps"],
+                      "recovery_s": round(rec["wall_s"], 2), "wall_s": round(time.perf_counter() - t0, 2),
+                      # this stage's own peak, and the whole process's so far (what a run must be provisioned for)
+                      "peak_rss_mb": round(peak_rss_mb()), "process_peak_rss_mb": round(process_peak_rss_mb())}
+        save_model(model, ckpt / f"stage-{idx:02d}", overwrite=True)  # a skipped stage too: --resume finds it
         state["stages"].append(record)
         state["completed"] = idx
         state["plan"] = applied_plan(resolve(model)).to_dict()
@@ -505,11 +526,9 @@ def run_compression(model: nn.Module, task, cfg: CompressConfig, out: str | Path
               "params_before": before, "params_after": param_breakdown(small), "config": cfg.to_dict(),
               "calibration_seed": calibration_seed(cfg), "process_peak_rss_mb": round(process_peak_rss_mb()),
               "test": test}
-    if "macro_f1" in test:
-        report["macro_f1"] = test["macro_f1"]
+    for key in getattr(task, "extra_metrics", ()):  # the task's further headline metrics (e.g. macro-F1)
+        report[key] = test[key]
     return {"model": small, "report": report, "paths": write_report(report, out)}
-
-
 
 
 def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckpt: Path, completed: int) -> None:
@@ -519,7 +538,7 @@ def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckp
         last = f"the last good checkpoint is {ckpt / f'stage-{completed:02d}'}" if completed >= 0 else \
             "no stage had completed"
         # one-shot cuts once, so more channel steps cannot help it; the cascade's channel stage can
-        steps = "" if cfg.method == "oneshot" or cfg.method in BASELINE_METHODS else ", or use more channel steps"
+        steps = "" if get_method(cfg.method).schedule == "once" else ", or use more channel steps"
         raise CascadePruneError(
             f"ratio {cfg.ratio:g} is not reachable by method {cfg.method!r} on this model: the cut stopped at "
             f"{achieved:.2f}x (every layer keeps at least one head, at most max_channel_fraction="

@@ -58,18 +58,14 @@ def _ratio(plan: dict, cfg) -> str | None:
     got = plan["ratio_after"]
     if abs(got / r - 1) <= RATIO_TOLERANCE:
         return None
+    from cascadeprune.methods.registry import get as get_method
+
+    once = get_method(cfg.method).schedule == "once"  # one cut: more channel steps cannot help it
     hint = ("ask for a ratio the layers can reach" if cfg.method == "shortgpt" else
-            "ask for a lower ratio, give layers a larger share" +
-            ("" if cfg.method == "oneshot" or cfg.method in _baselines() else ", or use more channel steps"))
+            "ask for a lower ratio, give layers a larger share" + ("" if once else ", or use more channel steps"))
     return (f"{head}: {at_most} (the cut would stop at {got:.2f}x; every layer keeps at least one head, at most "
             f"max_channel_fraction={cfg.max_channel_fraction:g} of its channels go per removal step, and at least "
             f"one layer stays); {hint}. Nothing was run")
-
-
-def _baselines():
-    from cascadeprune.methods.config import BASELINE_METHODS
-
-    return BASELINE_METHODS
 
 
 register_target("ratio", _ratio)

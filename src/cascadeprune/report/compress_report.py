@@ -126,6 +126,7 @@ def format_plan(plan: dict) -> str:
                      f"{approx + format(r['remove_params'], ','):>12}  {approx + format(r['block_params_after'], ','):>12}"
                      f"  {r['ratio_after']:>7.2f}x  {what}")
     if not all(r["exact"] for r in plan["stages"]):
-        lines += ["", "~ a GQA heads cut takes whole KV groups or one head per group, whichever scores lower, so it can "
-                      "differ from the plan by less than one such unit; the next stage takes the difference back"]
+        lines += ["", "~ depends on the scores (a GQA heads cut takes whole KV groups or one head per group, whichever "
+                      "scores lower; FLAP ranks heads and channels together), so the cut can differ from the plan by "
+                      "less than one unit; the next stage takes the difference back and the run ends on the target"]
     return "\n".join(lines)
