@@ -123,7 +123,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     import shlex
 
     from cascadeprune.accounting import block_params
-    from cascadeprune.deploy.memory import process_peak_rss_mb
+    from cascadeprune.memory import process_peak_rss_mb
     from cascadeprune.methods.cascade import compress
     from cascadeprune.storage import load_model
     from cascadeprune.tasks.bearing.protocols import build_dataset

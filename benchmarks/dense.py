@@ -34,7 +34,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
     import torch
 
     from cascadeprune.accounting import block_params
-    from cascadeprune.deploy.memory import peak_rss_mb
+    from cascadeprune.memory import peak_rss_mb
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
     from cascadeprune.storage import save_model
     from cascadeprune.storage.load import load_backbone
@@ -76,7 +76,7 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
 
 
 def run_fft(protocol: str, seed: int) -> list[dict]:
-    from cascadeprune.deploy.memory import peak_rss_mb
+    from cascadeprune.memory import peak_rss_mb
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.reference import FFTLinear
     from cascadeprune.tasks.bearing.train import metrics

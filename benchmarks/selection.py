@@ -73,7 +73,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, speed_jitter: fl
     import torch
 
     from cascadeprune.accounting import block_params
-    from cascadeprune.deploy.memory import peak_rss_mb
+    from cascadeprune.memory import peak_rss_mb
     from cascadeprune.recovery.recover import recover
     from cascadeprune.storage import load_model
     from cascadeprune.surgery import apply_plan

@@ -25,7 +25,7 @@ from benchmarks._common import RESULTS_DIR, append_records, provenance
 from cascadeprune import PruningPlan, apply_plan, load_model, save_model
 from cascadeprune.accounting import block_params
 from cascadeprune.arch import dense_dims
-from cascadeprune.deploy.memory import peak_rss_mb, reset_peak_rss, rss_mb
+from cascadeprune.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
 RESULTS = RESULTS_DIR / "surgery.jsonl"
 
