@@ -3,12 +3,12 @@ single-domain vs multi-domain calibration, perplexity per domain. A thin driver 
 run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process), and each record's
 ``command`` reproduces it.
 
-    python benchmarks/lm.py                                   # the grid below, seed 42
-    python benchmarks/lm.py --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
-    python benchmarks/lm.py --list                            # the runs and their commands
-    python benchmarks/lm.py --table                           # Markdown table of results/lm.jsonl
-    python benchmarks/lm.py --stats                           # paired t-tests over seeds (scipy.stats)
-    python benchmarks/lm.py --only llm-pruner-mix-1.5 flap-mix-1.5   # the published baselines, same budget
+    python -m benchmarks.lm                                   # the grid below, seed 42
+    python -m benchmarks.lm --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
+    python -m benchmarks.lm --list                            # the runs and their commands
+    python -m benchmarks.lm --table                           # Markdown table of results/lm.jsonl
+    python -m benchmarks.lm --stats                           # paired t-tests over seeds (scipy.stats)
+    python -m benchmarks.lm --only llm-pruner-mix-1.5 flap-mix-1.5   # the published baselines, same budget
 
 Appends one JSON record per run to benchmarks/results/lm.jsonl (model, task, method, ratio_target,
 ratio_achieved, seed, calibration, recovery_steps, perplexity per domain, dense perplexity, stages,
@@ -18,15 +18,15 @@ command, date, commit, machine).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from benchmarks._common import provenance
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -87,20 +87,6 @@ def command(r: dict, seed: int, out: Path) -> list[str]:
     return cmd + (["--method", base] if base == "oneshot" or base in BASELINES else [])
 
 
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "src", "recipes"], cwd=ROOT, capture_output=True,
-                               text=True).stdout
-        return sha.strip() + ("+dirty" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
-
-
 def run(r: dict, seed: int, results: Path) -> dict | None:
     out = HERE / "runs" / "lm" / f"{name(r)}_seed{seed}"
     cmd = command(r, seed, out)
@@ -125,8 +111,7 @@ def run(r: dict, seed: int, results: Path) -> dict | None:
            "dense_perplexity": rep["dense"]["test"]["perplexity_per_domain"],
            "dense_perplexity_mean": rep["dense"]["perplexity"], "block_params": rep["block_params"],
            "stages": stages, "process_peak_rss_mb": rep["process_peak_rss_mb"], "wall_s": round(wall, 1),
-           "command": shlex.join(cmd), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "commit": commit(), "machine": machine()}
+           **provenance("lm", sys.argv[1:], command_key="benchmark_command"), "command": shlex.join(cmd)}
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a") as f:
         f.write(json.dumps(rec) + "\n")

@@ -13,8 +13,8 @@ rows of both in turn: the requests name a device (so the page's board records ea
 for the service with the page on, a poller reads /v1/status and /v1/devices once a second as an
 open page does. Records carry ``"ui": true/false``.
 
-    python benchmarks/serve.py deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
-    python benchmarks/serve.py deploy/gpt2-deep-13.8x --ui-compare --no-mqtt
+    python -m benchmarks.serve deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
+    python -m benchmarks.serve deploy/gpt2-deep-13.8x --ui-compare --no-mqtt
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import common  # noqa: E402
+from benchmarks._common import provenance
 
-from cascadeprune.serve.ports import free_port, wait_port  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
+from cascadeprune.serve.ports import free_port, wait_port
 
 RESULTS = HERE / "results" / "serve.jsonl"
 PREFIX = "bench"
@@ -286,7 +286,7 @@ def main() -> None:
     uis = (True, False) if args.ui_compare else (True,)
     servers = [Server(a, broker_port, args.threads, args.max_batch, f"serve{k}" + ("" if ui else "-noui"), ui=ui)
                for k, a in enumerate(args.artifacts) for ui in uis]
-    prov = common(args, "serve.py")
+    prov = provenance("serve", args.argv)
     try:
         for transport in ["http"] + ([] if args.no_mqtt else ["mqtt"]):
             for conc in args.concurrency:

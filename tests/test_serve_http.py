@@ -353,3 +353,22 @@ def test_signal_threshold_flags(artifact, capsys):
             assert bool(a[1]["label"]) is flat_label
         finally:
             assert srv.terminate() == 0
+
+
+def test_data_window_files_are_what_the_service_takes(client, artifact, tmp_path, capsys):
+    """The walkthrough: `data window --model EXPORT` cuts window.json / window.f32 from a recording;
+    the service answers them exactly as it answers the window itself."""
+    x = synthetic_dataset().x["test"][:2].reshape(-1)  # a recording of 2 windows' samples
+    rec = tmp_path / "rec.csv"
+    rec.write_text("".join(f"{v!r}\n" for v in x.tolist()))
+    for fmt in ("json", "f32"):
+        argv = ["data", "window", str(rec), "--model", str(artifact[1]), "--fs", "12000", "--offset", str(WINDOW // 2),
+                "--format", fmt, "--id", "w1", "--out", str(tmp_path / f"window.{fmt}")]
+        assert main(argv) == 0, capsys.readouterr().err
+    want = post_raw(client, x[WINDOW // 2: WINDOW // 2 + WINDOW][None]).json()["predictions"]
+    body = (tmp_path / "window.json").read_bytes()
+    assert json.loads(body)["id"] == "w1"
+    got_json = client.post("/v1/predict", content=body, headers={"content-type": J}).json()["predictions"]
+    got_raw = client.post("/v1/predict", content=(tmp_path / "window.f32").read_bytes(),
+                          headers={"content-type": OCT}).json()["predictions"]
+    assert got_json == want == got_raw and want[0]["label"]

@@ -4,6 +4,8 @@
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
     cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
+    cascadeprune data window FILE.mat|FILE.csv (--model ARTIFACT | --window N) [--offset N] [--fs HZ]
+                             [--format json|f32] [--id ID] --out window.json|- [--overwrite]
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
     cascadeprune train --task PROTOCOL --init CLASSIFIER_DIR --out DIR [--max-steps N] [--keep last] [--lora]
     cascadeprune eval MODEL --task PROTOCOL|lm[:DOMAINS] [--snr-db DB] [--json]
@@ -172,6 +174,30 @@ def cmd_data_describe(protocol: str, data_dir: str | None = None, json_out: bool
     for split in ("train", "val", "test"):
         segs = [x for x in info["segments"] if x["split"] == split]
         print(f"  {split:<5} {sum(x['n_windows'] for x in segs):>6} windows from {len(segs)} segment(s)")
+    return 0
+
+
+def cmd_data_window(file: str, out: str, model: str | None = None, window: int | None = None,
+                    sample_rate: float = 12000.0, offset: int = 0, fs: float | None = None, channel: str = "DE",
+                    column: str | None = None, fmt: str = "json", rid: str | None = None,
+                    overwrite: bool = False) -> int:
+    from cascadeprune.tasks.bearing.window_cut import cut_window, encode_window, model_window, write_file_atomic
+
+    if (model is None) == (window is None):
+        raise CascadePruneError("give the model to cut for (--model ARTIFACT) or a --window length, not both")
+    if model is not None:
+        window, sample_rate = model_window(model)
+    x, rate = cut_window(file, window, sample_rate, offset=offset, fs=fs, channel=channel, column=column)
+    body = encode_window(x, rate, fmt, rid)
+    if out == "-":
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return 0
+    if Path(out).exists() and not overwrite:
+        raise CascadePruneError(f"--out {out} already exists; choose another or pass --overwrite")
+    write_file_atomic(Path(out), body)
+    print(f"wrote {out}: {window} samples at {rate:g} Hz from {file} at offset {offset} ({fmt}, {len(body)} bytes)",
+          file=sys.stderr)
     return 0
 
 
@@ -377,6 +403,13 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     # the same construction as the benchmarks: recipe, then flags, then --set, then validation
     cfg = build_config(recipe, sets, ratio=ratio, method=method, seed=seed, recovery_steps=recovery_steps,
                        device=device, calibration=calibration)
+    from cascadeprune.methods.config import RecipeError, check_task_options
+    from cascadeprune.task import task_options
+
+    try:  # the task's own recovery options, before loading a model
+        check_task_options(cfg, task_options(task), task)
+    except RecipeError as e:
+        raise RecipeError(f"{recipe}: {e}" if recipe else str(e)) from None
     if task_kind(task) == "lm":  # the task's own checks that need no model, before loading one
         from cascadeprune.tasks.lm.task import check_mix
 
@@ -468,6 +501,8 @@ COMMANDS = {
     "demo": (cmd_demo, "prune tiny built-in models end to end and check the results"),
     "data fetch": (cmd_data_fetch, "download the official CWRU files and verify their checksums"),
     "data describe": (cmd_data_describe, "list a protocol's segments (audit for leakage)"),
+    "data window": (cmd_data_window, "cut one window from a .mat/.csv recording into window.json or window.f32 "
+                                     "for serve"),
     "train": (cmd_train, "train a vibration classifier on a protocol"),
     "eval": (cmd_eval, "evaluate a classifier: accuracy, macro-F1, per-load accuracy, confusion matrix"),
     "compress": (cmd_compress, "cascaded pruning with recovery to a target compression ratio"),
@@ -512,6 +547,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--window", type=int, default=1024)
     s.add_argument("--stride", type=int, default=512)
     s.add_argument("--eval-stride", type=int, default=None, help="validation/test stride (default: the window)")
+    s = data.add_parser("window", help=COMMANDS["data window"][1])
+    s.add_argument("file", help="a CWRU .mat file, or a .csv/.txt of samples (one per line, or --column)")
+    s.add_argument("--out", required=True, help="output file (written atomically), or - for stdout")
+    s.add_argument("--model", default=None, metavar="ARTIFACT",
+                   help="export or classifier directory: its window length and sample rate")
+    s.add_argument("--window", type=int, default=None, help="window length instead of --model (at 12 kHz)")
+    s.add_argument("--offset", type=int, default=0, help="first sample, at the model's rate (default 0)")
+    s.add_argument("--fs", type=float, default=None,
+                   help="the file's sampling rate in Hz (required for CSV; default for .mat: the CWRU catalogue's)")
+    s.add_argument("--channel", default="DE", choices=["DE", "FE", "BA"], help=".mat channel (default DE)")
+    s.add_argument("--column", default=None, help="CSV column: header name or 0-based index")
+    s.add_argument("--format", dest="fmt", choices=["json", "f32"], default="json",
+                   help="json: {\"id\", \"signal\", \"sample_rate\"} for HTTP/MQTT; f32: raw float32 little-endian")
+    s.add_argument("--id", dest="rid", default=None, help="the JSON message id (MQTT answers carry it)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
     s = sub.add_parser("train", help=COMMANDS["train"][1])
     s.add_argument("--task", required=True, help="protocol name (see `cascadeprune data describe`)")
@@ -676,13 +726,12 @@ def _compress_args(sub) -> None:
                    help='calibration domains and weights, e.g. "prose:0.5,code:0.3,technical:0.2" (default: the '
                         "task's own; a bearing domain is a protocol[@load=L][@snr=DB])")
     _data_args(s)
-    from cascadeprune.methods.config import METHODS
+    from cascadeprune.methods.registry import METHODS, help_text  # torch-free: --help stays fast
 
     s.add_argument("--method", choices=list(METHODS), default=None,
-                   help="the engine's cascade / oneshot / simultaneous, or a published baseline (magnitude, wanda-sp, "
-                        "llm-pruner, flap, shortgpt: its own criterion and schedule; the recipe gives the calibration "
-                        "and the summed recovery budget, used or not as its authors do: --set baseline_recovery=budget"
-                        "|none overrides)")
+                   help=(help_text() + ". A baseline brings its own criterion and schedule; the recipe gives the "
+                         "calibration and the summed recovery budget, used or not as its authors do: "
+                         "--set baseline_recovery=budget|none overrides").replace("%", "%%"))
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--recovery-steps", type=int, default=None, help="override every stage's recovery budget")
     s.add_argument("--device", default=None,
@@ -698,12 +747,26 @@ def _data_args(s) -> None:
                    help="folder with cwru/ and mfpt/ (default: $CASCADEPRUNE_DATA, ./data, ../shared/data)")
 
 
+# what the extras in pyproject.toml bring (a bare install has numpy only)
+OPTIONAL_PACKAGES = {"torch", "transformers", "safetensors", "accelerate", "gguf", "tqdm", "peft", "scipy", "yaml",
+                     "pydantic", "matplotlib", "onnx", "onnxscript", "onnxruntime", "starlette", "uvicorn",
+                     "prometheus_client", "paho"}
+
+
+def _quiet_progress_bars() -> None:
+    """Our own output says what happened: no Hugging Face progress bars. Without importing transformers
+    (serve and bench of an ONNX artifact never load it): the variable is read when it is imported."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (main() called in-process): tell it directly
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     logging.basicConfig(level=logging.INFO if args.pop("verbose") else logging.WARNING, format="%(message)s")
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()  # our own output says what happened
+    _quiet_progress_bars()
     command = args.pop("command")
     if command == "data":
         command = f"data {args.pop('data_command')}"
@@ -712,6 +775,12 @@ def main(argv: list[str] | None = None) -> int:
         return fn(**args)
     except CascadePruneError as e:
         print(f"cascadeprune: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an edge install ([serve]) asked for a command of the full one
+        if (e.name or "").split(".")[0] not in OPTIONAL_PACKAGES:
+            raise
+        print(f"cascadeprune: error: `cascadeprune {command}` needs {e.name}, which this install lacks: "
+              "pip install 'cascadeprune[full]'", file=sys.stderr)
         return 2
 
 
