@@ -91,6 +91,10 @@ def test_cascadeprune_serve_answers_over_http_without_torch(edge_env, export):
             body = json.loads(r.read())
         classes = json.loads((export / "deploy.json").read_text())["classes"]
         assert r.status == 200 and body["predictions"][0]["label"] in classes, body
+        # the operator page's files come from the installed wheel (package data), not the source tree
+        for path, want in (("/", b"/static/app.js"), ("/static/app.js", b"/v1/devices")):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as page:
+                assert page.status == 200 and want in page.read(), path
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
