@@ -19,12 +19,12 @@ SCALE=${SCALE:-28.5}  # 60/60/180 steps x 28.5 = 1710/1710/5130 = 10/10/30 epoch
 mkdir -p "$RESULTS"
 PY=${PY:-python3}
 for s in $SEEDS; do
-  OMP_NUM_THREADS=4 $PY benchmarks/dense.py --models "$MODEL" --protocols cwru-4class-crossload --seeds "$s" \
+  OMP_NUM_THREADS=4 $PY -m benchmarks.dense --models "$MODEL" --protocols cwru-4class-crossload --seeds "$s" \
     --speed-jitter 0.03 --front-end raw --device cuda --results "$RESULTS/dense-$MODEL-$s.jsonl" &
 done
 wait
 for s in $SEEDS; do for r in $RATIOS; do for v in $VARIANTS; do
-  OMP_NUM_THREADS=1 timeout "$LIMIT" $PY benchmarks/cascade.py --model "$MODEL" --front-end raw --speed-jitter 0.03 \
+  OMP_NUM_THREADS=1 timeout "$LIMIT" $PY -m benchmarks.cascade --model "$MODEL" --front-end raw --speed-jitter 0.03 \
     --ratios "$r" --variants "$v" --seeds "$s" --recovery-scale "$SCALE" --keep last --device cuda \
     --results "$RESULTS/cascade-$MODEL-$v-$r-$s.jsonl" &
 done; done; done
