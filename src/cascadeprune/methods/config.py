@@ -21,6 +21,7 @@ the calibration draw.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,7 +40,7 @@ DEFAULT_CRITERION = {"layers": "lcr", "heads": "wanda_sp", "channels": "wanda_sp
 # 0.6/0.2/0.2 has 99.78 % (one validation window apart); on test the validation choice is -0.15 pp, paired
 # t = -0.38, p = 0.74: a tie. Kept, because validation cannot separate the layer-heavy splits here.
 DEFAULT_SHARE = {"layers": 0.6, "heads": 0.2, "channels": 0.2}
-ENGINE_METHODS = ("cascade", "oneshot", "simultaneous")
+ENGINE_METHODS = ("cascade", "oneshot", "simultaneous", "auto")  # auto: methods/auto.py, the search
 BASELINE_METHODS = ("magnitude", "wanda-sp", "llm-pruner", "flap", "shortgpt")  # methods/baselines/ (a test checks)
 METHODS = ENGINE_METHODS + BASELINE_METHODS
 PAPER_EPOCHS = {"layers": 10.0, "heads": 10.0, "channels": 30.0}  # the paper's recovery budgets
@@ -142,14 +143,48 @@ class CalibrationConfig(_Strict):
         return mix
 
 
+def parse_search_budget(text) -> tuple[str, float]:
+    """``"60"`` -> ("evals", 60): candidates scored on validation; ``"20m"`` / ``"90s"`` -> ("seconds", ...)."""
+    s = str(text).strip().lower()
+    try:
+        if s.endswith("m") or s.endswith("s"):
+            value, kind = float(s[:-1]) * (60 if s.endswith("m") else 1), "seconds"
+        else:
+            value, kind = float(int(s)), "evals"
+    except ValueError:
+        value, kind = -1.0, ""
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"expected a number of evaluations (e.g. 60) or a time (e.g. 20m, 90s), got {text!r}")
+    return kind, value
+
+
+class AutoConfig(_Strict):
+    """``method: auto``'s own settings (methods/auto.py); the CLI's --search-budget, --layout, --max-loss."""
+    # evaluations (candidates scored on validation) or minutes/seconds of search; the default keeps SmolLM2-135M
+    # at 1.5x on 2 cores within about twice a plain cascade (docs/auto.md)
+    search_budget: str = "40"
+    layout: Literal["nonuniform", "uniform"] = "nonuniform"  # uniform: the same widths in every kept layer
+    # the most compression whose validation loss stays within this: pp of accuracy (classifiers), a perplexity
+    # ratio to dense (causal LMs); searched over the ratio instead of a given --ratio
+    max_loss: float | None = Field(None, ge=0)
+    sia: Literal["measure", "skip"] = "measure"  # the empirical SIA check that gates the granularities
+
+    @field_validator("search_budget", mode="before")
+    @classmethod
+    def _budget(cls, v):
+        parse_search_budget(v)
+        return str(v)
+
+
 def _default_stages() -> list[StageConfig]:
     return [StageConfig(g) for g in GRANULARITIES]
 
 
 class CompressConfig(_Strict):
     ratio: float = 0.0
-    method: Literal["cascade", "oneshot", "simultaneous", "magnitude", "wanda-sp", "llm-pruner", "flap",
+    method: Literal["cascade", "oneshot", "simultaneous", "auto", "magnitude", "wanda-sp", "llm-pruner", "flap",
                     "shortgpt"] = "cascade"
+    auto: "AutoConfig" = Field(default_factory=lambda: AutoConfig())  # method auto only (methods/auto.py)
     # Baselines only (methods/baselines/): "authors" recovers with the summed stage budget where the method's
     # authors fine-tune (magnitude, llm-pruner) and not at all where they do not (wanda-sp, flap, shortgpt);
     # "budget" and "none" override that, so every method can be reported both ways.
@@ -162,6 +197,12 @@ class CompressConfig(_Strict):
     max_channel_fraction: float = Field(0.97, gt=0, le=1)
 
     def check(self, require_ratio: bool = True) -> "CompressConfig":
+        if self.method != "auto" and self.auto != AutoConfig():
+            raise RecipeError(f"auto: only method auto takes it (method is {self.method!r})")
+        if self.method == "auto" and self.auto.max_loss is not None:
+            if self.ratio:
+                raise RecipeError("auto.max_loss: give a ratio or a max_loss, not both (max_loss searches the ratio)")
+            require_ratio = False
         if (require_ratio or self.ratio) and not self.ratio > 1:
             raise RecipeError(f"ratio: must be > 1 (dense block params / pruned), got {self.ratio:g}")
         if not self.stages:
