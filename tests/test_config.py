@@ -19,7 +19,7 @@ BAD_RECIPES = {
     "negative recovery": ("stages:\n  - {granularity: heads, recovery: {steps: -3}}\n",
                           "stages[0].recovery.steps: Input should be greater than or equal to 0"),
     "impossible ratio": ("ratio: 0.5\n", "ratio: must be > 1"),
-    "unknown method": ("method: greedy\n", "method: Input should be 'cascade', 'oneshot', 'simultaneous', 'magnitude', 'wanda-sp', 'llm-pruner', 'flap' or 'shortgpt'"),
+    "unknown method": ("method: greedy\n", "method: Input should be 'cascade', 'oneshot', 'simultaneous', 'auto', 'magnitude', 'wanda-sp', 'llm-pruner', 'flap' or 'shortgpt'"),
 }
 
 

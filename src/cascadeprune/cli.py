@@ -730,7 +730,7 @@ def _compress_args(sub) -> None:
                         "and the summed recovery budget, used or not as its authors do: --set baseline_recovery=budget"
                         "|none overrides)")
     s.add_argument("--search-budget", default=None, metavar="N|Tm",
-                   help="method auto: candidates scored on validation (e.g. 40, the default) or search time (20m, 90s)")
+                   help="method auto: candidates scored on validation (e.g. 24, the default) or search time (20m, 90s)")
     s.add_argument("--layout", default=None, metavar="nonuniform|uniform",
                    help="method auto: uniform keeps the same widths in every kept layer (plans every runtime loads); "
                         "default nonuniform")

@@ -29,7 +29,7 @@ validation cross-entropy). The test split is never read here.
 
 Example::
 
-    res = search(model, task, 2.0, budget="40", recovery=RecoveryConfig(steps=32, batch_size=8))
+    res = search(model, task, 2.0, budget="24", recovery=RecoveryConfig(steps=32, batch_size=8))
     res.plan, res.log["summary"]
 """
 
@@ -355,7 +355,7 @@ def _statistics(ctx: Ctx, batches: list) -> None:
     t0 = time.perf_counter()
     stats = collect(ctx.model, batches, loss_fn=ctx.task.loss, gradients=True)
     if any(c == "ablation" for g in ctx.granularities for c in names(g)):
-        collect_ablation(ctx.model, batches, ctx.task.loss, stats)
+        collect_ablation(ctx.model, batches[:1], ctx.task.loss, stats)  # one pass per layer: one batch only
     skipped = {}
     for g in ctx.granularities:
         for c in names(g):
@@ -374,15 +374,21 @@ def _sia(ctx: Ctx, batches: list, mode: str) -> dict:
     from cascadeprune.sia.measure import measure
 
     out = {}
+    # cheap settings: two batches of at most 4 calibration windows, 8 units, 6 pairs, one random set
+    small = [b[:4] if hasattr(b, "__getitem__") and not isinstance(b, (tuple, list)) else b for b in batches[:2]]
     for g in list(ctx.granularities):
         if mode == "skip" or len(batches) < 2:
             out[g] = {"verdict": "not measured", "action": "kept, every criterion",
                       "why": "sia: skip" if mode == "skip" else "fewer than two calibration batches"}
             continue
+        if g == "layers":  # no action depends on the layers' verdict (they are whole units): not spent
+            out[g] = {"verdict": "not measured", "action": "kept, every criterion",
+                      "why": "whole layers have no grouped form, so no verdict would change what is tried"}
+            continue
         t0 = time.perf_counter()
         try:
-            r = measure(ctx.model, ctx.task, g, ratio=min(max(ctx.ratio, 1.05), 2.0), units=8, pairs=8,
-                        random_sets=1, seed=ctx.seed, batches=batches)
+            r = measure(ctx.model, ctx.task, g, ratio=min(max(ctx.ratio, 1.05), 2.0), units=8, pairs=6,
+                        random_sets=1, seed=ctx.seed, batches=small)
         except CascadePruneError as e:
             out[g] = {"verdict": "not measured", "action": "kept, every criterion", "why": str(e)}
             continue
@@ -533,7 +539,7 @@ def _allocation(ctx: Ctx, reserve: int) -> list[Candidate]:
                                                                   "criteria": criteria}, val, key,
                                          _ratio_of(ctx, plan), time.perf_counter(), plan,
                                          "the max-loss walk's best plan at this ratio (scored there)")
-    for shares in _simplex(gs, 0.25 if len(gs) > 1 else 1.0):
+    for shares in _simplex(gs, 0.5 if len(gs) > 1 else 1.0):
         if not room():
             break
         _score_alloc(ctx, shares, start, "allocation-grid", seen)
@@ -549,8 +555,8 @@ def _allocation(ctx: Ctx, reserve: int) -> list[Candidate]:
         raise CascadePruneError(f"method auto found no plan within 1 % of ratio {ctx.ratio:g} with granularities "
                                 f"{', '.join(gs)} (layout {ctx.layout}); ask for a lower ratio")
     best = scored()[0]
-    step = 0.125
-    while step >= 0.0625 and room():
+    step = 0.25
+    while step >= 0.125 and room():
         improved = False
         shares, profile = best.what["shares"], best.what["profile"]
         moves = [(dict(shares), p) for p in profiles if p != profile]
@@ -671,7 +677,7 @@ class AutoResult:
     val: float
 
 
-def search(model: nn.Module, task, ratio: float | None = None, *, budget: str | int = "40", layout: str = "nonuniform",
+def search(model: nn.Module, task, ratio: float | None = None, *, budget: str | int = "24", layout: str = "nonuniform",
            max_loss: float | None = None, recovery: RecoveryConfig | None = None,
            calibration: CalibrationConfig | None = None, seed: int = 42, protect_ends: bool = True,
            max_channel_fraction: float = 0.97, sia: str = "measure", progress: bool = False) -> AutoResult:

@@ -162,7 +162,7 @@ class AutoConfig(_Strict):
     """``method: auto``'s own settings (methods/auto.py); the CLI's --search-budget, --layout, --max-loss."""
     # evaluations (candidates scored on validation) or minutes/seconds of search; the default keeps SmolLM2-135M
     # at 1.5x on 2 cores within about twice a plain cascade (docs/auto.md)
-    search_budget: str = "40"
+    search_budget: str = "24"
     layout: Literal["nonuniform", "uniform"] = "nonuniform"  # uniform: the same widths in every kept layer
     # the most compression whose validation loss stays within this: pp of accuracy (classifiers), a perplexity
     # ratio to dense (causal LMs); searched over the ratio instead of a given --ratio
