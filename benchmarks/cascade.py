@@ -4,19 +4,19 @@ Starts from benchmarks/checkpoints/<model>_<protocol>_seed<seed>[_raw][_sj<jitte
 trained here first when missing). Every variant gets the same total recovery budget. Appends one
 JSON record per run to benchmarks/results/cascade.jsonl (same keys as dense.jsonl).
 
-    python benchmarks/cascade.py --ratios 2.5 5.8 8.7 13.8 --variants cascade oneshot --seeds 42 123 456
-    python benchmarks/cascade.py --ratios 8.7 --variants cascade-reverse cascade-simultaneous cascade-norecovery
-    python benchmarks/cascade.py --ratios 8.7 --variants cascade --shares 0.3,0.2,0.5 0,0.3,0.7 0.45,0.1,0.45
-    python benchmarks/cascade.py --ratios 13.8 --variants cascade oneshot --recovery-scale 0.2   # 1/5 of the budget
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8   # time-domain patches
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 --recovery distill
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --lora-targets all
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --recovery full --recovery-lr 2e-4
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --recovery-split 1,1,13
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --frozen-frontend   # adapters + head
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --prune-steps 3,3,3
-    python benchmarks/cascade.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --allocation uniform
-    python benchmarks/cascade.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --test-snr-db 0
+    python -m benchmarks.cascade --ratios 2.5 5.8 8.7 13.8 --variants cascade oneshot --seeds 42 123 456
+    python -m benchmarks.cascade --ratios 8.7 --variants cascade-reverse cascade-simultaneous cascade-norecovery
+    python -m benchmarks.cascade --ratios 8.7 --variants cascade --shares 0.3,0.2,0.5 0,0.3,0.7 0.45,0.1,0.45
+    python -m benchmarks.cascade --ratios 13.8 --variants cascade oneshot --recovery-scale 0.2   # 1/5 of the budget
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8   # time-domain patches
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 --recovery distill
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --lora-targets all
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --recovery full --recovery-lr 2e-4
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --recovery-split 1,1,13
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --frozen-frontend   # adapters + head
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --variants cascade --prune-steps 3,3,3
+    python -m benchmarks.cascade --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --allocation uniform
+    python -m benchmarks.cascade --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --test-snr-db 0
 
 ``--test-snr-db DB`` also scores the final model on the test windows with white noise at DB added
 (noise seeded by the run's seed, so every method of a seed sees the same noisy windows, as in
@@ -37,10 +37,10 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,  # noqa: E402
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,
                    windows)
+
+HERE = Path(__file__).resolve().parent
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
@@ -79,8 +79,8 @@ def variant_overrides(variant: str, shares: tuple[float, float, float] | None = 
     stages = []
     for g in order:
         rec = {"method": "none" if variant == "cascade-norecovery" else recovery, "steps": steps[g],
-               "speed_jitter": speed_jitter, "holdout_load": holdout_load, "targets": lora_targets,
-               "train_frontend": train_frontend, "keep": keep, "device": device}
+               "targets": lora_targets, "keep": keep, "device": device,
+               "task": {"speed_jitter": speed_jitter, "holdout_load": holdout_load, "train_frontend": train_frontend}}
         if recovery_lr is not None:  # else the engine's default
             rec["lr"] = recovery_lr
         stage = {"granularity": g, "steps": dict(zip(("layers", "heads", "channels"), prune_steps or PRUNE_STEPS))[g],
@@ -133,10 +133,10 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     set_threads()
     ckpt = CHECKPOINTS / checkpoint_name(model, protocol, seed, speed_jitter, front_end)
     if not ckpt.is_dir():
-        subprocess.run([sys.executable, str(HERE / "dense.py"), "--models", model, "--protocols", protocol,
+        subprocess.run([sys.executable, "-m", "benchmarks.dense", "--models", model, "--protocols", protocol,
                         "--seeds", str(seed), "--speed-jitter", str(speed_jitter), "--front-end", front_end,
                         "--device", device],
-                       check=True)
+                       check=True, cwd=HERE.parent)
     clf = load_model(ckpt)
     win = windows()
     ds = build_dataset(protocol, DATA, win)
@@ -266,14 +266,14 @@ def main() -> None:
                     extra += ["--allocation", args.allocation]
                     extra += ["--keep", args.keep, "--device", args.device]
                     extra += [] if args.test_snr_db is None else ["--test-snr-db", str(args.test_snr_db)]
-                    child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+                    child = subprocess.run([sys.executable, "-m", "benchmarks.cascade", "--one", "--model", args.model, "--protocol",
                                             args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
-                                            str(seed), *extra], capture_output=True, text=True)
+                                            str(seed), *extra], capture_output=True, text=True, cwd=HERE.parent)
                     _record(child, args, variant, ratio, seed)
 
 
 def _record(child, args, variant, ratio, seed) -> None:
-    for rec in append_child_records(child, args, args.results, "cascade.py", f"{variant} {ratio} {seed}"):
+    for rec in append_child_records(child, "cascade", args.argv, args.results, f"{variant} {ratio} {seed}"):
         noise = "" if rec["test_snr_db"] is None else f" at {rec['test_snr_db']:g} dB"
         print(f"{rec['method']} {ratio:g}x seed {seed}{noise}: {rec['accuracy']:.4f} "
               f"(dense {rec['dense_accuracy']:.4f} clean), "

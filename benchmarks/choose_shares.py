@@ -7,7 +7,7 @@ the mean over seeds of the last stage's validation accuracy after recovery (the 
 windows), ties broken by the smaller spread; prints test beside it and a paired t-test (over seeds) of the
 validation choice against the shipped default on test.
 
-    python benchmarks/choose_shares.py
+    python -m benchmarks.choose_shares
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ child's figure (kept as ``peak_rss_mb_rusage``) shows the last stage only. Accur
 achieved ratio and the per-stage record come from the run's report.json. One JSON record per run
 is appended to benchmarks/results/compress_cost.jsonl (same keys as dense.jsonl).
 
-    python benchmarks/compress_cost.py --models all-minilm-l6-v2 smollm2-135m --ratio 8.7
+    python -m benchmarks.compress_cost --models all-minilm-l6-v2 smollm2-135m --ratio 8.7
 
 Starts from benchmarks/checkpoints/<model>_<protocol>_seed<seed> (benchmarks/dense.py writes them).
 """
@@ -22,18 +22,27 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import CHECKPOINTS, DATA, append_child_records
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, append_child_records  # noqa: E402
 
 RESULTS = HERE / "results" / "compress_cost.jsonl"
 ROOT = HERE.parent
 
 
+def _speed_jitter(recovery: dict) -> float:
+    """The bearing task's recovery option (recovery.task; before it moved there: recovery.speed_jitter)."""
+    from cascadeprune.tasks.bearing.options import RecoveryOptions
+
+    if "speed_jitter" in recovery:
+        return recovery["speed_jitter"]
+    return RecoveryOptions.model_validate(recovery.get("task", {})).speed_jitter
+
+
 def run_one(model: str, protocol: str, seed: int, ratio: float, recipe: Path) -> dict:
     ckpt = CHECKPOINTS / f"{model}_{protocol}_seed{seed}"
     if not ckpt.is_dir():
-        raise SystemExit(f"{ckpt} is missing: python benchmarks/dense.py --models {model} --protocols {protocol} "
+        raise SystemExit(f"{ckpt} is missing: python -m benchmarks.dense --models {model} --protocols {protocol} "
                          f"--seeds {seed}")
     out = HERE / "runs" / f"cost_{model}_{protocol}_{ratio:g}x_seed{seed}"
     cmd = [sys.executable, "-m", "cascadeprune", "compress", str(ckpt), "--task", protocol, "--ratio", str(ratio),
@@ -52,7 +61,7 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, recipe: Path) ->
             "per_load_accuracy": rep["test"].get("per_load_accuracy"), "block_params": rep["block_params"],
             "dense_accuracy": rep["dense"]["accuracy"], "stages": rep["stages"],
             "shares": {st["granularity"]: round(st["share"], 4) for st in rep["config"]["stages"]},
-            "speed_jitter": rep["config"]["stages"][0]["recovery"]["speed_jitter"],
+            "speed_jitter": _speed_jitter(rep["config"]["stages"][0]["recovery"]),
             "recovery_steps": {st["granularity"]: st["recovery"]["steps"] for st in rep["config"]["stages"]},
             "recipe": str(recipe.relative_to(ROOT)), "cli": " ".join(["cascadeprune", *cmd[3:]]),
             "wall_s": round(wall, 1), "peak_rss_mb": rep["process_peak_rss_mb"],
@@ -82,10 +91,10 @@ def main() -> None:
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for model in args.models:
-        child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocol", args.protocol,
+        child = subprocess.run([sys.executable, "-m", "benchmarks.compress_cost", "--one", "--models", model, "--protocol", args.protocol,
                                 "--ratio", str(args.ratio), "--seed", str(args.seed), "--recipe", str(args.recipe)],
-                               capture_output=True, text=True)
-        for rec in append_child_records(child, args, RESULTS, "compress_cost.py", model):
+                               capture_output=True, text=True, cwd=HERE.parent)
+        for rec in append_child_records(child, "compress_cost", args.argv, RESULTS, model):
             print(f"{model}: {rec['wall_s']} s, peak {rec['peak_rss_mb']} MB, {rec['ratio_achieved']:.2f}x, "
                   f"accuracy {100 * rec['accuracy']:.2f} % (dense {100 * rec['dense_accuracy']:.2f} %)", flush=True)
 

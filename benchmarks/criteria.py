@@ -11,14 +11,14 @@ windows of the training loads, the calibration's own domain; ``val_*`` fields). 
 per (seed, granularity, criterion) to benchmarks/results/criteria.jsonl; ``method`` is
 ``<granularity>-<criterion>[-naive]``.
 
-    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03
-    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --granularities heads \\
+    python -m benchmarks.criteria --model gpt2-deep --front-end raw --speed-jitter 0.03
+    python -m benchmarks.criteria --model gpt2-deep --front-end raw --speed-jitter 0.03 --granularities heads \\
         --fraction 0.75
-    python benchmarks/criteria.py --model llama-10m --granularities heads --mode naive   # GQA, per-head scoring
-    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
+    python -m benchmarks.criteria --model llama-10m --granularities heads --mode naive   # GQA, per-head scoring
+    python -m benchmarks.criteria --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
         --granularities channels --allocation uniform   # the same share of every layer's channels
-    python benchmarks/criteria.py --table --model gpt2-deep --front-end raw --fraction 0.5   # the Markdown table
-    python benchmarks/criteria.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
+    python -m benchmarks.criteria --table --model gpt2-deep --front-end raw --fraction 0.5   # the Markdown table
+    python -m benchmarks.criteria --model gpt2-deep --front-end raw --speed-jitter 0.03 --fraction 0.75 \
         --granularities channels --plans-only   # where each criterion's units come from (no cut, no evaluation)
 """
 
@@ -31,11 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from cascade import variant_config  # noqa: E402
-from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,  # noqa: E402
+from benchmarks.cascade import variant_config
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,
                    windows)
+
+HERE = Path(__file__).resolve().parent
 
 RESULTS = HERE / "results" / "criteria.jsonl"
 PLANS = HERE / "results" / "criteria_plans.jsonl"
@@ -83,12 +83,11 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     from cascadeprune.accounting import block_params
     from cascadeprune.arch.resolve import resolve
     from cascadeprune.importance import SPECS, names
-    from cascadeprune.methods.cascade import stage_scores
+    from cascadeprune.methods.cascade import cut_stage
     from cascadeprune.methods.config import StageConfig
-    from cascadeprune.methods.select import select
+    from cascadeprune.plan import applied_plan
     from cascadeprune.recovery.recover import recover
     from cascadeprune.storage import load_model
-    from cascadeprune.surgery import apply_plan
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.task import BearingTask
     from cascadeprune.tasks.bearing.train import evaluate
@@ -109,17 +108,17 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     need = round(fraction * granularity_params(dense_clf, granularity))
     n_layers = len(resolve(dense_clf).layers)
 
-    def plan_for(clf, criterion: str):
-        """Score ``clf`` with ``criterion`` as the engine does and select ``need`` parameters' worth of units."""
+    def cut(clf, criterion: str):
+        """The engine's own one-step cut (score on ``clf`` as it is, select ``need`` parameters' worth, apply);
+        the plan it applied, in the dense model's indices."""
         stage = StageConfig(granularity, criterion=criterion, mode=mode, allocation=allocation).check("stage")
-        _, sc = stage_scores(clf, batches, stage, seed * 1000, cfg.protect_ends, task.loss)
-        return select(granularity, resolve(clf), sc, need, mode=mode, max_fraction=cfg.max_channel_fraction,
-                      allocation=allocation)
+        cut_stage(clf, batches, stage, block_params(clf) - need, cfg, seed * 1000, last=False, loss_fn=task.loss)
+        return applied_plan(resolve(clf))
 
     records = []
     if plans_only:
         for criterion in criteria:
-            plan = plan_for(dense_clf, criterion)
+            plan = cut(copy.deepcopy(dense_clf), criterion)
             records.append({"benchmark": "criteria-plans", "model": model, "protocol": protocol, "seed": seed,
                             "granularity": granularity, "criterion": criterion, "mode": mode,
                             "allocation": allocation, "fraction": fraction,
@@ -132,8 +131,7 @@ def run_one(model: str, protocol: str, seed: int, granularity: str, fraction: fl
     for criterion in criteria:
         clf = copy.deepcopy(dense_clf)
         t0 = time.perf_counter()
-        plan = plan_for(clf, criterion)
-        apply_plan(clf, plan, inplace=True)
+        plan = cut(clf, criterion)
         t_cut = time.perf_counter() - t0
         pruned = evaluate(clf, ds, "test")["accuracy"]
         pruned_val = evaluate(clf, ds, "val")["accuracy"]
@@ -255,20 +253,20 @@ def main() -> None:
         return
     for granularity in args.granularities:
         for seed in args.seeds:
-            child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+            child = subprocess.run([sys.executable, "-m", "benchmarks.criteria", "--one", "--model", args.model, "--protocol",
                                     args.protocol, "--seeds", str(seed), "--granularities", granularity,
                                     "--fraction", str(args.fraction), "--recovery-steps", str(args.recovery_steps),
                                     "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
                                     "--mode", args.mode] + (["--plans-only"] if args.plans_only else [])
                                    + (["--criteria", *args.criteria] if args.criteria else [])
                                    + ["--allocation", args.allocation],
-                                   capture_output=True, text=True)
+                                   capture_output=True, text=True, cwd=HERE.parent)
             if args.plans_only:
-                for r in append_child_records(child, args, PLANS, "criteria.py", f"{granularity} seed {seed}"):
+                for r in append_child_records(child, "criteria", args.argv, PLANS, f"{granularity} seed {seed}"):
                     print(f"{r['granularity']}-{r['criterion']} seed {seed}: removed per layer "
                           f"{r['removed_per_layer']} of {r['units_per_layer']}", flush=True)
                 continue
-            for r in append_child_records(child, args, args.results, "criteria.py", f"{granularity} seed {seed}"):
+            for r in append_child_records(child, "criteria", args.argv, args.results, f"{granularity} seed {seed}"):
                 print(f"{r['method']} seed {seed}: ratio {r['ratio_achieved']:.2f}x, right after the cut "
                       f"{r['accuracy_pruned']:.4f}, after {r['recovery_steps']} steps {r['accuracy']:.4f} "
                       f"(dense {r['dense_accuracy']:.4f})", flush=True)

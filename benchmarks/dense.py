@@ -6,91 +6,23 @@ benchmarks/checkpoints/ (not committed; the pruning benchmarks start from these)
 two JSON records (clean, 0 dB) to benchmarks/results/dense.jsonl. The ``fft-linear`` reference
 (a linear classifier on log-FFT magnitudes of the same windows) gets the same two records.
 
-    python benchmarks/dense.py --models gpt2-10m llama-10m --protocols cwru-4class-crossload \
+    python -m benchmarks.dense --models gpt2-10m llama-10m --protocols cwru-4class-crossload \
         --seeds 42 123 456
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "dense.jsonl"
-CHECKPOINTS = HERE / "checkpoints"
-DATA = os.environ.get("CASCADEPRUNE_DATA", str(HERE.parent.parent / "shared" / "data"))
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, RECIPES, RESULTS_DIR, ROOT, append_child_records,
+                                checkpoint_name, child_command, set_threads, windows)
 
-# One recipe per backbone: what a user would run with `cascadeprune train`.
-RECIPES = {
-    "gpt2-10m": dict(lora=False, lr=5e-4, steps=400),
-    "gpt2-deep": dict(lora=False, lr=5e-4, steps=400),  # gpt2-10m's recipe at the paper's depth (12 layers)
-    "gpt2-mini": dict(lora=False, lr=1e-3, steps=400),  # 1.2 M block params: the capacity-bound setting
-    "llama-10m": dict(lora=False, lr=5e-4, steps=400),
-    "all-minilm-l6-v2": dict(lora=False, lr=2e-4, steps=400),
-    "smollm2-135m": dict(lora=True, lr=1e-3, steps=200),  # the paper's recovery recipe: LoRA r4/a16 on attention
-}
-FRONT_END = dict(window=1024, patch=32, features="spectrum", global_token=True)
-# Named front ends. "spectrum" (the product's default) makes cross-load CWRU nearly linearly separable,
-# so pruning the transformer barely matters; "raw" (time-domain patches, no global spectrum token) is
-# closer to the paper's GPT-2 ("trained on vibration patches") and leaves the work to the transformer.
-FRONT_ENDS = {"spectrum": FRONT_END, "raw": FRONT_END | dict(features="raw", global_token=False)}
-
-
-def windows():
-    """The benchmarks' windowing: every front end uses the same windows, half-overlapping."""
-    from cascadeprune.tasks.bearing.protocols import WindowConfig
-
-    return WindowConfig(window=FRONT_END["window"], stride=FRONT_END["window"] // 2)
-
-
-def checkpoint_name(model: str, protocol: str, seed: int, speed_jitter: float = 0.0,
-                    front_end: str = "spectrum") -> str:
-    """benchmarks/checkpoints/<this>: one dense classifier per (model, protocol, seed, jitter, front end)."""
-    fe = "" if front_end == "spectrum" else f"_{front_end}"
-    return f"{model}_{protocol}_seed{seed}{fe}" + (f"_sj{speed_jitter:g}" if speed_jitter else "")
-
-
-def common(args, script: str = "dense.py") -> dict:
-    """Provenance every record carries: date, the command that produced it, commit and machine."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=HERE).stdout.strip() or os.environ.get("CASCADEPRUNE_COMMIT", "")
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "command": f"python benchmarks/{script} " + " ".join(args.argv), "commit": commit,
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {gpu_name() or 'no GPU'}"}
-
-
-def gpu_name() -> str | None:
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-
-
-def set_threads() -> None:
-    """All cores, or OMP_NUM_THREADS when set (several benchmark processes sharing one machine)."""
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
-
-
-def append_child_records(child: subprocess.CompletedProcess, args, results: Path, script: str,
-                         what: str) -> list[dict]:
-    """Append the JSON record(s) a ``--one`` child printed last, with provenance; [] if it failed."""
-    if child.returncode != 0:
-        print(f"FAILED {what}:\n{child.stderr[-3000:]}", file=sys.stderr)
-        return []
-    out = json.loads(child.stdout.strip().splitlines()[-1])
-    recs = [r | common(args, script) for r in (out if isinstance(out, list) else [out])]
-    with open(results, "a") as f:
-        for r in recs:
-            f.write(json.dumps(r) + "\n")
-    return recs
+RESULTS = RESULTS_DIR / "dense.jsonl"
 
 
 def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, front_end: str = "spectrum",
@@ -190,11 +122,12 @@ def main() -> None:
     for protocol in args.protocols:
         for model in args.models:
             for seed in args.seeds:
-                child = subprocess.run([sys.executable, __file__, "--one", "--models", model, "--protocols", protocol,
-                                        "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter),
-                                        "--front-end", args.front_end, "--device", args.device],
-                                       capture_output=True, text=True)
-                recs = append_child_records(child, args, args.results, "dense.py", f"{model} {protocol} {seed}")
+                child = subprocess.run(child_command("dense", "--one", "--models", model, "--protocols", protocol,
+                                                     "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter),
+                                                     "--front-end", args.front_end, "--device", args.device),
+                                       capture_output=True, text=True, cwd=ROOT)
+                recs = append_child_records(child, "dense", args.argv, args.results, f"{model} {protocol} {seed}",
+                                            args.device)
                 if not recs:
                     continue
                 clean = recs[0]

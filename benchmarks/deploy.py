@@ -19,9 +19,9 @@ by ``cascadeprune.deploy.bench`` in a fresh process, dense and compressed one af
 One record per (model, ratio, runtime, int8, batch, threads) goes to results/deploy.jsonl; all
 records of one invocation share a ``run_id``, and the tables use one run only.
 
-    python benchmarks/deploy.py                       # everything (about an hour on 2 cores)
-    python benchmarks/deploy.py --models gpt2-deep --batches 1 --threads 1
-    python benchmarks/deploy.py --table               # Markdown tables of the latest run
+    python -m benchmarks.deploy                       # everything (about an hour on 2 cores)
+    python -m benchmarks.deploy --models gpt2-deep --batches 1 --threads 1
+    python -m benchmarks.deploy --table               # Markdown tables of the latest run
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks.cascade import run_dir
+from benchmarks._common import CHECKPOINTS, DATA, checkpoint_name, provenance
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from cascade import run_dir  # noqa: E402
-from dense import CHECKPOINTS, DATA, checkpoint_name, common  # noqa: E402
 
 RESULTS = HERE / "results" / "deploy.jsonl"
 SOURCES_RESULTS = HERE / "results" / "deploy_sources.jsonl"
@@ -84,12 +84,12 @@ def sources(model: str) -> dict[float, Path]:
     runs = {r: run_dir(ckpt.name, "cascade", r, spec["recovery_scale"]) for r in spec["ratios"]}
     missing = [r for r, d in runs.items() if final_stage(d) is None]
     if missing:
-        cmd = [sys.executable, str(HERE / "cascade.py"), "--model", model, "--protocol", PROTOCOL,
+        cmd = [sys.executable, "-m", "benchmarks.cascade", "--model", model, "--protocol", PROTOCOL,
                "--front-end", spec["front_end"], "--speed-jitter", str(spec["speed_jitter"]),
                "--recovery-scale", str(spec["recovery_scale"]), "--variants", "cascade", "--seeds", str(SEED),
                "--ratios", *[f"{r:g}" for r in missing], "--results", str(SOURCES_RESULTS)]
         print("making sources:", " ".join(cmd[1:]), file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True)
+        subprocess.run(cmd, check=True, cwd=HERE.parent)
     return {1.0: ckpt} | {r: final_stage(d) for r, d in runs.items()}
 
 
@@ -127,7 +127,7 @@ def exports(model: str, ratio: float, src: Path, redo: bool, kinds=("fp32", "dyn
 def run(args) -> None:
     from cascadeprune.deploy.bench import bench_one
 
-    base = common(args, "deploy.py") | {"benchmark": "deploy", "protocol": PROTOCOL, "seed": SEED,
+    base = provenance("deploy", args.argv) | {"benchmark": "deploy", "protocol": PROTOCOL, "seed": SEED,
                                         "run_id": uuid.uuid4().hex[:12]}
     artifacts = []  # (model, ratio, runtime, int8 method or None, path, export info)
     for model in args.models:
@@ -163,7 +163,7 @@ def run(args) -> None:
                                          "block_flops_per_window", "runs", "warmup", "load_s")},
                     "breakdown": r.get("breakdown"), "artifact": str(Path(path).relative_to(HERE.parent)),
                     # other work on the machine inflates latency (2-thread rows most): say how busy it was
-                    "load_avg_1m": round(os.getloadavg()[0], 2)}
+                    "load_avg_1m": round(os.getloadavg()[0], 2)}  # now, not when the run started (provenance's)
                 with open(args.results, "a") as f:
                     f.write(json.dumps(rec) + "\n")
 

@@ -19,11 +19,11 @@ auto the decision log's summary (``auto``).
 ShortGPT removes whole layers only: on 12 equal layers it reaches 12 / (12 - k), so it runs at the
 reachable ratios nearest the grid's ratios up to 3.7x (4/3, 2.4, 4) and is absent above.
 
-    python benchmarks/frontier.py --ratios 8.7 13.8 --seeds 42 --test-snr-db 0 --recovery-scale 0.5
-    python benchmarks/frontier.py --list          # the runs and their commands
-    python benchmarks/frontier.py --table         # Markdown table of results/frontier.jsonl
-    python benchmarks/frontier.py --plot          # results/frontier.png: accuracy vs ratio, one line per method
-    python benchmarks/frontier.py --stats         # cascade - each method, paired over seeds (scipy.stats.ttest_rel)
+    python -m benchmarks.frontier --ratios 8.7 13.8 --seeds 42 --test-snr-db 0 --recovery-scale 0.5
+    python -m benchmarks.frontier --list          # the runs and their commands
+    python -m benchmarks.frontier --table         # Markdown table of results/frontier.jsonl
+    python -m benchmarks.frontier --plot          # results/frontier.png: accuracy vs ratio, one line per method
+    python -m benchmarks.frontier --stats         # cascade - each method, paired over seeds (scipy.stats.ttest_rel)
 
 Appends one JSON record per (run, test condition) to benchmarks/results/frontier.jsonl: model, method,
 ratio_target, ratio_achieved, seed, test_accuracy, test_snr_db (null when clean), recovery_steps, and
@@ -33,22 +33,20 @@ command (the ``cascadeprune compress`` that reproduces the run), eval_command, m
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.cascade import variant_overrides  # the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps
+from benchmarks._common import CHECKPOINTS, DATA, append_records, checkpoint_name, provenance
+from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from cascade import variant_overrides  # noqa: E402  (the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps)
-from dense import CHECKPOINTS, DATA, checkpoint_name  # noqa: E402
-from auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys  # noqa: E402
 
 RESULTS = HERE / "results" / "frontier.jsonl"
 PLOT = HERE / "results" / "frontier.png"
@@ -111,8 +109,7 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
 
-    sys.path.insert(0, str(HERE))
-    from dense import set_threads, windows
+    from benchmarks._common import set_threads, windows
 
     set_threads()
     cmd = command(r, scale)
@@ -153,7 +150,7 @@ def run_dense(seed: int, snr_db: float | None) -> list[dict]:
     from cascadeprune.storage import load_model
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import evaluate
-    from dense import set_threads, windows
+    from benchmarks._common import set_threads, windows
 
     set_threads()
     ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, seed, JITTER, FRONT_END)
@@ -168,18 +165,6 @@ def run_dense(seed: int, snr_db: float | None) -> list[dict]:
                      "test_accuracy": round(evaluate(model, ds, "test")["accuracy"], 5),
                      "command": shlex.join(ev), "eval_command": shlex.join(ev)})
     return recs
-
-
-def provenance(argv: list[str]) -> dict:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "src", "benchmarks/frontier.py"], capture_output=True,
-                           text=True, cwd=ROOT).stdout.strip()
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "benchmark_command": "python benchmarks/frontier.py " + shlex.join(argv),
-            "commit": commit + ("+dirty" if dirty else ""),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, no GPU, threads "
-                       f"{os.environ.get('OMP_NUM_THREADS') or os.cpu_count()}, python {platform.python_version()}"}
 
 
 def load(path: Path = RESULTS) -> list[dict]:
@@ -308,11 +293,10 @@ def main() -> None:
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.dense:
-        with open(args.results, "a") as f:
-            for seed in args.seeds:
-                for x in run_dense(seed, args.test_snr_db):
-                    f.write(json.dumps(x | provenance(sys.argv[1:])) + "\n")
-                    print(f"dense seed {seed} {x['test_snr_db']}: {x['test_accuracy']:.4f}", flush=True)
+        for seed in args.seeds:
+            for x in append_records(args.results, [x | provenance("frontier", sys.argv[1:], command_key="benchmark_command")
+                                                   for x in run_dense(seed, args.test_snr_db)]):
+                print(f"dense seed {seed} {x['test_snr_db']}: {x['test_accuracy']:.4f}", flush=True)
         return
     if args.one:
         print(json.dumps(run_one(json.loads(args.one), args.recovery_scale, args.test_snr_db)))
@@ -334,17 +318,15 @@ def main() -> None:
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for r in grid:
-        child = subprocess.run([sys.executable, __file__, "--one", json.dumps(r), "--recovery-scale",
+        child = subprocess.run([sys.executable, "-m", "benchmarks.frontier", "--one", json.dumps(r), "--recovery-scale",
                                 str(args.recovery_scale), "--test-snr-db", str(args.test_snr_db)],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, cwd=HERE.parent)
         what = f"{r['method']} {r['ratio']:.4g}x seed {r['seed']}"
         if child.returncode != 0:
             print(f"FAILED {what}:\n{child.stderr[-2000:]}", file=sys.stderr, flush=True)
             continue
-        recs = [x | provenance(sys.argv[1:]) for x in json.loads(child.stdout.strip().splitlines()[-1])]
-        with open(args.results, "a") as f:
-            for x in recs:
-                f.write(json.dumps(x) + "\n")
+        recs = append_records(args.results, [x | provenance("frontier", sys.argv[1:], command_key="benchmark_command")
+                                             for x in json.loads(child.stdout.strip().splitlines()[-1])])
         scores = ", ".join(("clean" if x["test_snr_db"] is None else f"{x['test_snr_db']:g} dB")
                            + f" {x['test_accuracy']:.4f}" for x in recs)
         print(f"{what}: achieved {recs[0]['ratio_achieved']:.3f}x, recovery {recs[0]['recovery_steps']} steps, "

@@ -3,14 +3,14 @@ single-domain vs multi-domain calibration, perplexity per domain. A thin driver 
 run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process), and each record's
 ``command`` reproduces it.
 
-    python benchmarks/lm.py                                   # the grid below, seed 42
-    python benchmarks/lm.py --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
-    python benchmarks/lm.py --list                            # the runs and their commands
-    python benchmarks/lm.py --table                           # Markdown table of results/lm.jsonl
-    python benchmarks/lm.py --stats                           # paired t-tests over seeds (scipy.stats)
-    python benchmarks/lm.py --only llm-pruner-mix-1.5 flap-mix-1.5   # the published baselines, same budget
-    python benchmarks/lm.py --ratios 1.5 2 3 --only auto-mix-1.5 auto-mix-2 auto-mix-3   # method auto
-    python benchmarks/lm.py --ratios 1.5 2 3 --auto-fair     # auto, then every recovering baseline with auto's recipe
+    python -m benchmarks.lm                                   # the grid below, seed 42
+    python -m benchmarks.lm --seeds 123 456 --only cascade-mix-1.5 oneshot-mix-1.5
+    python -m benchmarks.lm --list                            # the runs and their commands
+    python -m benchmarks.lm --table                           # Markdown table of results/lm.jsonl
+    python -m benchmarks.lm --stats                           # paired t-tests over seeds (scipy.stats)
+    python -m benchmarks.lm --only llm-pruner-mix-1.5 flap-mix-1.5   # the published baselines, same budget
+    python -m benchmarks.lm --ratios 1.5 2 3 --only auto-mix-1.5 auto-mix-2 auto-mix-3   # method auto
+    python -m benchmarks.lm --ratios 1.5 2 3 --auto-fair     # auto, then every recovering baseline with auto's recipe
 
 Method ``auto`` (recipes/auto-cpu.yaml: the same 32 LoRA steps, its search decides the rest); ``<baseline>+auto-recipe``
 runs a baseline with the recovery recipe auto ended up with at the same ratio and seed (the fairness rule,
@@ -25,20 +25,19 @@ command, date, commit, machine).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import provenance
+from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys  # noqa: E402
 RESULTS = HERE / "results" / "lm.jsonl"
 MODEL = "smollm2-135m"
 TASK = "lm@seq=64,eval=16,val=4"  # every shipped domain; 64-token windows, 16 test / 4 val windows per domain
@@ -113,20 +112,6 @@ def command(r: dict, seed: int, out: Path, results: Path = RESULTS) -> list[str]
     return cmd + (["--method", base] if base in ("oneshot", "auto") or base in BASELINES else [])
 
 
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "src", "recipes"], cwd=ROOT, capture_output=True,
-                               text=True).stdout
-        return sha.strip() + ("+dirty" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
-
-
 def run(r: dict, seed: int, results: Path) -> dict | None:
     out = HERE / "runs" / "lm" / f"{name(r)}_seed{seed}"
     cmd = command(r, seed, out, results)
@@ -156,8 +141,7 @@ def run(r: dict, seed: int, results: Path) -> dict | None:
            "dense_perplexity_mean": rep["dense"]["perplexity"], "block_params": rep["block_params"],
            "stages": stages, "process_peak_rss_mb": rep["process_peak_rss_mb"], "wall_s": round(wall, 1),
            **recovery_keys(rep),
-           "command": shlex.join(cmd), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "commit": commit(), "machine": machine()}
+           **provenance("lm", sys.argv[1:], command_key="benchmark_command"), "command": shlex.join(cmd)}
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a") as f:
         f.write(json.dumps(rec) + "\n")

@@ -10,9 +10,9 @@ clean accuracy equals the one cascade.py recorded (the run on disk is the run in
 Appends one JSON record per (seed, method, ratio, stage, SNR) to benchmarks/results/noise.jsonl;
 ``--table`` prints the paired cascade - one-shot difference per SNR from those records.
 
-    python benchmarks/noise.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 \
+    python -m benchmarks.noise --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 \
         --seeds 42 123 456 --snr-db 10 5 0 -5
-    python benchmarks/noise.py --model gpt2-deep --front-end raw --speed-jitter 0.03 --table [--stages 0]
+    python -m benchmarks.noise --model gpt2-deep --front-end raw --speed-jitter 0.03 --table [--stages 0]
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.cascade import RESULTS as CASCADE_RESULTS
+from benchmarks.cascade import recovery_steps, run_dir
+from benchmarks._common import CHECKPOINTS, DATA, checkpoint_name, provenance, set_threads, windows
+from benchmarks.table import mean_sd, paired_cell
+from benchmarks.val_vs_test import t_stat
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from cascade import RESULTS as CASCADE_RESULTS  # noqa: E402
-from cascade import recovery_steps, run_dir  # noqa: E402
-from dense import CHECKPOINTS, DATA, checkpoint_name, common, set_threads, windows  # noqa: E402
-from table import mean_sd, paired_cell  # noqa: E402
-from val_vs_test import t_stat  # noqa: E402
 
 RESULTS = HERE / "results" / "noise.jsonl"
 
@@ -156,7 +156,7 @@ def main() -> None:
         return
     set_threads()
     for seed in args.seeds:
-        recs = [r | common(args, "noise.py") for r in score_seed(args, seed)]
+        recs = [r | provenance("noise", args.argv) for r in score_seed(args, seed)]
         with open(args.results, "a") as f:
             f.writelines(json.dumps(r) + "\n" for r in recs)
         for r in recs:

@@ -29,13 +29,13 @@ training wall time, the command), and one per deployed artifact (``benchmark: re
 protocol found in results/dense.jsonl, cascade.jsonl and noise.jsonl (dense and 8.7x / 13.8x),
 with the file each row comes from.
 
-    python benchmarks/reference.py                         # all protocols, seeds 42 123 456
-    python benchmarks/reference.py --protocols cwru-to-mfpt-2class --seeds 42
-    python benchmarks/reference.py --table
-    python benchmarks/reference.py --readme                # the README's plain statement, from the records
-    python benchmarks/reference.py --protocols cwru-to-mfpt-2class-5shot-adapt --no-deploy   # the CNN adapted
-    python benchmarks/reference.py --adapt gpt2-deep all-minilm-l6-v2 --device cuda          # the LLMs adapted
-    python benchmarks/reference.py --list [--adapt ...]    # the commands each run would execute; runs nothing
+    python -m benchmarks.reference                         # all protocols, seeds 42 123 456
+    python -m benchmarks.reference --protocols cwru-to-mfpt-2class --seeds 42
+    python -m benchmarks.reference --table
+    python -m benchmarks.reference --verdicts              # the plain statement, from the records
+    python -m benchmarks.reference --protocols cwru-to-mfpt-2class-5shot-adapt --no-deploy   # the CNN adapted
+    python -m benchmarks.reference --adapt gpt2-deep all-minilm-l6-v2 --device cuda          # the LLMs adapted
+    python -m benchmarks.reference --list [--adapt ...]    # the commands each run would execute; runs nothing
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._common import CHECKPOINTS, DATA, RECIPES, checkpoint_name, provenance, windows
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import CHECKPOINTS, DATA, RECIPES, checkpoint_name, common, windows  # noqa: E402
 
 RESULTS = HERE / "results" / "reference.jsonl"
 PROTOCOLS = ["cwru-4class-crossload", "cwru-10class-crossload", "cwru-4class-crossload-snr0",
@@ -98,7 +98,7 @@ def cnn_command(protocol: str, seed: int) -> tuple[list[str], Path]:
 def compressed_init(model: str, ratio: float, seed: int) -> Path:
     """The last stage of benchmarks/cascade.py's cascade run of ``model`` on ADAPT_FROM at ``ratio`` (the
     compressed classifier, after its recovery)."""
-    from cascade import run_dir
+    from benchmarks.cascade import run_dir
 
     how = ADAPT_LLMS[model]
     ckdir = run_dir(checkpoint_name(model, ADAPT_FROM, seed, how["speed_jitter"], how["front_end"]), "cascade",
@@ -154,7 +154,7 @@ def _command(cmd: list[str]) -> str:
 def run_cnn(protocol: str, seed: int) -> dict:
     cmd, out = cnn_command(protocol, seed)
     if protocol == ADAPT:
-        _need_init(cmd, f"python benchmarks/reference.py --protocols {ADAPT_FROM} --seeds {seed} --models wdcnn")
+        _need_init(cmd, f"python -m benchmarks.reference --protocols {ADAPT_FROM} --seeds {seed} --models wdcnn")
     t0 = time.perf_counter()
     summary = _train(cmd, f"wdcnn {protocol} seed {seed}")
     meta = json.loads((out / "reference.json").read_text())
@@ -187,7 +187,7 @@ def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
     cmd, init, out = llm_adapt_command(model, seed, device)
     name, ratio = split_model(model)
     how = ADAPT_LLMS[name]
-    _need_init(cmd, f"python benchmarks/dense.py --models {name} --protocols {ADAPT_FROM} --seeds {seed} "
+    _need_init(cmd, f"python -m benchmarks.dense --models {name} --protocols {ADAPT_FROM} --seeds {seed} "
                     f"--front-end {how['front_end']} --speed-jitter {how['speed_jitter']:g}" + (
                         "" if ratio == 1.0 else f", then benchmarks/cascade.py --model {name} --protocol {ADAPT_FROM} "
                         f"--ratios {ratio:g} --variants cascade --seeds {seed} --front-end {how['front_end']} "
@@ -347,14 +347,17 @@ def _adapted(rs: list[dict], fmt) -> str:
 def verdicts(recs: list[dict]) -> list[str]:
     """The plain statement, one line per protocol: the best compressed LLM classifier (8.7x or 13.8x, by mean
     test accuracy) against the best reference, Welch's t-test over seeds (scipy.stats.ttest_ind). "Ahead" needs
-    the difference to exceed both groups' seed sd and p < 0.05; otherwise the line says which side leads and
+    the difference to exceed both groups' seed sd and the Holm-adjusted p (over the protocols) < 0.05; otherwise the line says which side leads and
     that the seed spread covers it."""
     import statistics as st
 
     from scipy import stats as sst
 
     out = ["Where the compressed LLM stands against the references (best compressed LLM row vs best reference, "
-           "test accuracy, mean over seeds; Welch's t-test, `scipy.stats.ttest_ind`):", ""]
+           "test accuracy, mean over seeds; Welch's t-test, `scipy.stats.ttest_ind`, Holm-adjusted over the "
+           "protocols compared; \"ahead\" needs the difference to exceed both groups' seed sd and the adjusted "
+           "p < 0.05):", ""]
+    rows = []
     for protocol in dict.fromkeys(r["protocol"] for r in recs if r["benchmark"] == "reference"):
         refs = [r for r in recs if r["benchmark"] == "reference" and r["protocol"] == protocol]
         by_ref: dict[str, list[float]] = {}
@@ -375,33 +378,31 @@ def verdicts(recs: list[dict]) -> list[str]:
         diff = 100 * (st.mean(acc) - st.mean(ref))
         spread = max(st.stdev(acc) if len(acc) > 1 else 0.0, st.stdev(ref) if len(ref) > 1 else 0.0) * 100
         p = sst.ttest_ind(acc, ref, equal_var=False).pvalue if len(acc) > 1 and len(ref) > 1 else float("nan")
-        if diff > 0 and diff > spread and p < 0.05:
+        rows.append((protocol, model, fe, ratio, acc, ref_name, ref, diff, spread, p))
+    for (protocol, model, fe, ratio, acc, ref_name, ref, diff, spread, p), ph in zip(rows, holm([r[-1] for r in rows])):
+        if diff > 0 and diff > spread and ph < 0.05:
             word = "**the compressed LLM is ahead**"
-        elif diff < 0 and -diff > spread and p < 0.05:
+        elif diff < 0 and -diff > spread and ph < 0.05:
             word = "**the reference is ahead**"
         else:
             word = f"no winner beyond the seed spread ({'LLM' if diff > 0 else 'reference'} leads)"
         out.append(f"- **{protocol}**: {word}: {model} ({fe}) {ratio:g}x {100 * st.mean(acc):.2f} % "
                    f"({len(acc)} seeds) vs {ref_name} {100 * st.mean(ref):.2f} % ({len(ref)} seeds), "
-                   f"{diff:+.2f} pp, largest seed sd {spread:.2f} pp, p = {p:.3g}.")
+                   f"{diff:+.2f} pp, largest seed sd {spread:.2f} pp, p = {p:.3g} (Holm over {len(rows)} "
+                   f"protocols: {ph:.3g}).")
     return out + [""]
 
 
-README = HERE.parent / "README.md"
-START, END = "<!-- reference-verdicts:start (benchmarks/reference.py --readme) -->", "<!-- reference-verdicts:end -->"
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjustment (NaN stays NaN and is not counted)."""
+    import math
 
-
-def write_readme(lines: list[str], readme: Path = README, start: str = START, end: str = END) -> Path:
-    """Replace the block between ``start`` and ``end`` in the README with ``lines`` (atomically)."""
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme}: no {start} ... {end} block to rewrite")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(head + start + "\n" + "\n".join(lines).strip() + "\n" + end + tail)
-    tmp.replace(readme)
-    return readme
+    idx = sorted((i for i, p in enumerate(ps) if not math.isnan(p)), key=lambda i: ps[i])
+    out, run = list(ps), 0.0
+    for rank, i in enumerate(idx):
+        run = max(run, min(1.0, (len(idx) - rank) * ps[i]))
+        out[i] = run
+    return out
 
 
 def main() -> None:
@@ -419,8 +420,7 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the training commands the run would execute and stop")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the tables and stop")
-    ap.add_argument("--readme", action="store_true",
-                    help="rewrite the statement between the reference-verdicts markers in README.md and stop")
+    ap.add_argument("--verdicts", action="store_true", help="print the plain statement (best compressed LLM vs best reference) and stop")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.list:
@@ -429,12 +429,12 @@ def main() -> None:
     if args.table:
         print(table(args.results))
         return
-    if args.readme:
+    if args.verdicts:
         recs = [json.loads(x) for x in args.results.read_text().splitlines() if x.strip()]
-        print(f"rewrote {write_readme(verdicts(recs))}")
+        print("\n".join(verdicts(recs)))
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    prov = common(args, "reference.py")
+    prov = provenance("reference", args.argv)
     if args.adapt:
         for seed in args.seeds:
             for model in args.adapt:

@@ -11,8 +11,8 @@ recovers only K steps after layers and K after heads (none after channels), just
 its final plan is then cut from the dense model, which recovers once with the rest of the budget
 (300 - 2K steps). Appends to benchmarks/results/cascade.jsonl.
 
-    python benchmarks/selection.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8
-    python benchmarks/selection.py --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --rewind 20
+    python -m benchmarks.selection --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8
+    python -m benchmarks.selection --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 --rewind 20
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from cascade import RESULTS, recovery_steps, run_dir, variant_config  # noqa: E402
-from dense import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,  # noqa: E402
+from benchmarks.cascade import RESULTS, recovery_steps, run_dir, variant_config
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,
                    windows)
+
+HERE = Path(__file__).resolve().parent
 
 METHOD = "cascade-units-oneshot-recovery"
 
@@ -144,12 +144,12 @@ def main() -> None:
         return
     for ratio in args.ratios:
         for seed in args.seeds:
-            child = subprocess.run([sys.executable, __file__, "--one", "--model", args.model, "--protocol",
+            child = subprocess.run([sys.executable, "-m", "benchmarks.selection", "--one", "--model", args.model, "--protocol",
                                     args.protocol, "--ratios", str(ratio), "--seeds", str(seed), "--speed-jitter",
                                     str(args.speed_jitter), "--front-end", args.front_end]
                                    + ([] if args.rewind is None else ["--rewind", str(args.rewind)]),
-                                   capture_output=True, text=True)
-            for r in append_child_records(child, args, RESULTS, "selection.py", f"{ratio}x seed {seed}"):
+                                   capture_output=True, text=True, cwd=HERE.parent)
+            for r in append_child_records(child, "selection", args.argv, RESULTS, f"{ratio}x seed {seed}"):
                 print(f"{r['method']} {ratio:g}x seed {seed}: {r['accuracy']:.4f} (right after the cut "
                       f"{r['stages'][0]['accuracy_pruned']:.4f}); removed units shared with one-shot "
                       f"{r['removed_units_shared_with_oneshot']:.2f}", flush=True)

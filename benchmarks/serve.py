@@ -8,7 +8,13 @@ turn within each (transport, concurrency) cell, so a slow spell on a shared mach
 them. Every run is bounded by --requests and --max-seconds. One JSON record per (artifact,
 transport, concurrency) goes to benchmarks/results/serve.jsonl.
 
-    python benchmarks/serve.py deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
+``--ui-compare`` adds a second service per artifact started with ``--no-ui`` and measures the HTTP
+rows of both in turn: the requests name a device (so the page's board records each window) and,
+for the service with the page on, a poller reads /v1/status and /v1/devices once a second as an
+open page does. Records carry ``"ui": true/false``.
+
+    python -m benchmarks.serve deploy/gpt2-deep-dense deploy/gpt2-deep-13.8x --concurrency 1 8
+    python -m benchmarks.serve deploy/gpt2-deep-13.8x --ui-compare --no-mqtt
 """
 
 from __future__ import annotations
@@ -29,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from dense import common  # noqa: E402
+from benchmarks._common import provenance
 
-from cascadeprune.serve.ports import free_port, wait_port  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
+from cascadeprune.serve.ports import free_port, wait_port
 
 RESULTS = HERE / "results" / "serve.jsonl"
 PREFIX = "bench"
@@ -62,11 +68,15 @@ def start_broker(folder: Path, kind: str) -> tuple[subprocess.Popen, int]:
 class Server:
     """A fresh `cascadeprune serve` process for one artifact."""
 
-    def __init__(self, artifact: str, broker_port: int | None, threads: int, max_batch: int, tag: str):
+    def __init__(self, artifact: str, broker_port: int | None, threads: int, max_batch: int, tag: str,
+                 ui: bool = True):
         self.prefix = f"{PREFIX}/{tag}"  # one prefix per service: each must see only its own windows
+        self.artifact, self.ui = artifact, ui
         self.port = free_port()
         cmd = [sys.executable, "-m", "cascadeprune", "serve", artifact, "--http", f"127.0.0.1:{self.port}",
                "--threads", str(threads), "--max-batch", str(max_batch), "--max-body-bytes", str(1 << 24)]
+        if not ui:
+            cmd.append("--no-ui")
         if broker_port:
             cmd += ["--mqtt", f"mqtt://127.0.0.1:{broker_port}", "--topic-prefix", self.prefix, "--client-id", tag]
         self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
@@ -94,6 +104,32 @@ def summary(lat: list[float], errors: int, wall: float) -> dict:
     return {"requests": len(lat), "errors": errors, "wall_s": round(wall, 3),
             "throughput_per_s": round(len(lat) / wall, 1) if wall else None,
             "p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3)}
+
+
+class PagePoller:
+    """What an open operator page asks: /v1/status and /v1/devices once a second, while a cell runs."""
+
+    def __init__(self, port: int, every_s: float = 1.0):
+        self.port, self.every_s, self.stop_ = port, every_s, threading.Event()
+        self.polls = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import httpx
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10) as c:
+            while not self.stop_.wait(self.every_s):
+                for path in ("/v1/status", "/v1/devices"):
+                    c.get(path).raise_for_status()
+                self.polls += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_.set()
+        self.thread.join(15)
 
 
 def bench_http(port: int, bodies: list[bytes], conc: int, n: int, max_s: float, warmup: int) -> dict:
@@ -203,7 +239,8 @@ def table(path: Path, date_prefix: str | None = None) -> str:
     recs = [r for r in recs if date_prefix is None or r["date"].startswith(date_prefix)]
     cells, models = {}, []
     for r in recs:  # later records replace earlier ones
-        name = f"{Path(r['artifact']).name} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''})"
+        name = f"{Path(r['artifact']).name} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''}" \
+               f"{', no UI' if r.get('ui') is False else ''})"
         if name not in models:
             models.append(name)
         cells[(r["transport"], r.get("broker") or "", r["concurrency"], name)] = r
@@ -233,6 +270,8 @@ def main() -> None:
     ap.add_argument("--broker", choices=sorted(BROKERS), default="no-loss",
                     help="Mosquitto settings: no-loss (persistence saved on every change; default) or "
                          "no-persistence (what the no-loss settings cost)")
+    ap.add_argument("--ui-compare", action="store_true",
+                    help="HTTP rows also for a second service per artifact started with --no-ui (the page's cost)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     args.argv = sys.argv[1:]
@@ -242,20 +281,31 @@ def main() -> None:
     if not args.artifacts:
         ap.error("give at least one export directory")
     infos = [json.loads((Path(a) / "deploy.json").read_text()) for a in args.artifacts]
-    rng = np.random.default_rng(0)
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     broker, broker_port = (None, None) if args.no_mqtt else start_broker(tmp, args.broker)
-    servers = [Server(a, broker_port, args.threads, args.max_batch, f"serve{k}")
-               for k, a in enumerate(args.artifacts)]
-    prov = common(args, "serve.py")
+    uis = (True, False) if args.ui_compare else (True,)
+    servers = [Server(a, broker_port, args.threads, args.max_batch, f"serve{k}" + ("" if ui else "-noui"), ui=ui)
+               for k, a in enumerate(args.artifacts) for ui in uis]
+    prov = provenance("serve", args.argv)
     try:
         for transport in ["http"] + ([] if args.no_mqtt else ["mqtt"]):
             for conc in args.concurrency:
-                for k, (a, info, srv) in enumerate(zip(args.artifacts, infos, servers)):
+                for srv in servers:
+                    a = srv.artifact
+                    info = infos[args.artifacts.index(a)]
+                    if transport == "mqtt" and not srv.ui:
+                        continue  # the comparison is of HTTP rows; MQTT runs on the service as deployed
+                    rng = np.random.default_rng(args.artifacts.index(a))  # the same windows with and without UI
                     sigs = [rng.standard_normal(info["window"]).astype(np.float32).tolist() for _ in range(32)]
                     if transport == "http":
-                        bodies = [json.dumps({"signal": s}).encode() for s in sigs]
-                        res = bench_http(srv.port, bodies, conc, args.requests, args.max_seconds, args.warmup)
+                        # with --ui-compare each request names a device, so the page's board records it
+                        extra = {"device": f"bench-c{conc}"} if args.ui_compare else {}
+                        bodies = [json.dumps({"signal": s, **extra}).encode() for s in sigs]
+                        if args.ui_compare and srv.ui:
+                            with PagePoller(srv.port):
+                                res = bench_http(srv.port, bodies, conc, args.requests, args.max_seconds, args.warmup)
+                        else:
+                            res = bench_http(srv.port, bodies, conc, args.requests, args.max_seconds, args.warmup)
                     else:
                         res = bench_mqtt(broker_port, srv.prefix, sigs, conc, args.requests, args.max_seconds,
                                          args.warmup)
@@ -264,8 +314,10 @@ def main() -> None:
                            "int8": info.get("int8"), "window": info["window"], "transport": transport,
                            "payload": "json", "concurrency": conc, "service_threads": args.threads,
                            "max_batch": args.max_batch, "broker": None if transport == "http" else
-                           f"mosquitto {args.broker}", **res} | prov
-                    print(f"{transport:<4} c={conc:<2} {info['model_id']:<32} {res['throughput_per_s']:>8} /s  "
+                           f"mosquitto {args.broker}", "ui": srv.ui,
+                           "page_polled": bool(args.ui_compare and srv.ui and transport == "http"), **res} | prov
+                    ui_tag = "" if not args.ui_compare else (" ui " if srv.ui else " noui")
+                    print(f"{transport:<4}{ui_tag} c={conc:<2} {info['model_id']:<32} {res['throughput_per_s']:>8} /s  "
                           f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  ({res['requests']} ok, "
                           f"{res['errors']} errors)", flush=True)
                     with open(args.out, "a") as f:

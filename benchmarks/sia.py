@@ -10,9 +10,9 @@ Each run is one (model, granularity) with several criteria measured on the same 
 same unit sample (the single and pair removals are computed once and shared). Every record equals what
 ``cascadeprune sia`` prints for that criterion (its ``command`` field); the driver only shares the work.
 
-    python benchmarks/sia.py --list
-    python benchmarks/sia.py --only smollm2-heads
-    python benchmarks/sia.py --table
+    python -m benchmarks.sia --list
+    python -m benchmarks.sia --only smollm2-heads
+    python -m benchmarks.sia --table
 
 Appends one JSON record per (run, criterion) to benchmarks/results/sia.jsonl: the whole `sia --json` result for
 that granularity plus model, task, ratio, seed, command, date, commit, machine, wall.
@@ -21,19 +21,19 @@ that granularity plus model, task, ratio, seed, command, date, commit, machine, 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import provenance
+from benchmarks.sia_collapse import CLASSIFIERS, HEAD_SHARE, classifier_dir  # one definition of the 2x2 and cuts
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results" / "sia.jsonl"
 LM_TASK = "lm@seq=64"
 CWRU = "cwru-4class-crossload"
@@ -62,7 +62,6 @@ for _b in ("gpt2-10m", "llama-10m"):
 # the cuts its 2x runs make: heads alone at the heads stage's ratio (half of the attention parameters), channels
 # alone at the channels stage's (half of the FFN parameters), so that the verdict is about the sets that collapse
 # or not there. Calibration as above (10 dB windows).
-from sia_collapse import CLASSIFIERS, HEAD_SHARE, classifier_dir  # noqa: E402  (one definition of the 2x2 and cuts)
 
 RAW_SEED = 42
 # The classifiers of the other two seeds are independently trained models: each gets the default check
@@ -89,20 +88,6 @@ def mix_of(task: str) -> str | None:
     return NOISY if task == CWRU else None
 
 
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "src", "benchmarks/sia.py"], cwd=ROOT,
-                               capture_output=True, text=True).stdout
-        return sha.strip() + ("+dirty" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
-
-
 def cli_command(model, task, g, ratio, units, pairs, random_sets, criterion, mode) -> list[str]:
     cmd = ["cascadeprune", "sia", model, "--task", task, "--granularity", g, "--criterion", criterion, "--ratio",
            f"{ratio:g}", "--units", str(units), "--pairs", str(pairs), "--random-sets", str(random_sets),
@@ -116,7 +101,7 @@ def cli_command(model, task, g, ratio, units, pairs, random_sets, criterion, mod
 
 def ensure_classifier(model: str) -> None:
     if "sia-collapse" in model:  # trained by sia_collapse.py's own command (one recipe for both benchmarks)
-        import sia_collapse
+        from benchmarks import sia_collapse
 
         name, seed = next((b, s) for b in sia_collapse.CLASSIFIERS for s in (RAW_SEED, *OTHER_SEEDS)
                           if str(sia_collapse.classifier_dir(b, s).relative_to(ROOT)) == model)
@@ -156,9 +141,8 @@ def run(name: str, results: Path) -> None:
                "calibration": mix_of(task_spec),
                "batch_size": BATCH, "result": r, "wall_s": round(time.perf_counter() - t0, 1),
                "command": shlex.join(cli_command(model, task_spec, g, ratio, units, pairs, random_sets, criterion, mode)),
-               "driver": f"python benchmarks/sia.py --only {name}",
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "commit": commit(), "machine": machine(), "threads": torch.get_num_threads()}
+               "driver": f"python -m benchmarks.sia --only {name}",
+               **provenance("sia", sys.argv[1:], command_key="benchmark_command"), "threads": torch.get_num_threads()}
         results.parent.mkdir(parents=True, exist_ok=True)
         with results.open("a") as f:
             f.write(json.dumps(rec) + "\n")

@@ -29,10 +29,10 @@ Each runs twice: without recovery (``recovery.method: none``) and with the same 
 of a model (classifiers 60 + 120 steps of 32 windows; SmolLM2 8 + 16 steps of 8 windows, lm-cpu.yaml's;
 ``--recovery-scale`` multiplies both). A schedule with one stage gets the summed budget.
 
-    python benchmarks/sia_collapse.py --list                       # the runs and their commands
-    python benchmarks/sia_collapse.py --models llama-10m --seeds 42 --recovery none
-    python benchmarks/sia_collapse.py --table                      # Markdown table of the records
-    python benchmarks/sia_collapse.py --device cuda                # recovery (and training) on a GPU
+    python -m benchmarks.sia_collapse --list                       # the runs and their commands
+    python -m benchmarks.sia_collapse --models llama-10m --seeds 42 --recovery none
+    python -m benchmarks.sia_collapse --table                      # Markdown table of the records
+    python -m benchmarks.sia_collapse --device cuda                # recovery (and training) on a GPU
 
 Appends one record per run to benchmarks/results/sia.jsonl with ``benchmark: "sia-collapse"``: model,
 task, granularity, static_verdict, criterion, mode, remedy, ratio_target, ratio_achieved, seed,
@@ -44,11 +44,9 @@ right after its cut; per-stage values, command, train_command, date, commit, mac
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -56,10 +54,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import DATA, provenance  # DATA: the data folder every bearing benchmark uses
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from dense import DATA  # noqa: E402  (the data folder every bearing benchmark uses)
 
 RESULTS = HERE / "results" / "sia.jsonl"
 RUNS = HERE / "runs" / "sia-collapse"
@@ -198,20 +196,6 @@ def command(r: dict, scale: float = 1.0, device: str = "cpu") -> list[str]:
     return cmd + ["--set", "stages=" + json.dumps(stages(r, scale, device), separators=(",", ":"))]
 
 
-def machine() -> str:
-    return f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}"
-
-
-def commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain", "src", "recipes", "benchmarks/sia_collapse.py"],
-                               cwd=ROOT, capture_output=True, text=True).stdout
-        return sha.strip() + ("+dirty" if dirty.strip() else "")
-    except OSError:
-        return "unknown"
-
-
 def _cli(cmd: list[str]) -> subprocess.CompletedProcess:
     """``cascadeprune ...`` in a fresh process, from the repository root."""
     return subprocess.run([sys.executable, "-m", "cascadeprune.cli", *cmd[1:]], cwd=ROOT, capture_output=True,
@@ -257,9 +241,8 @@ def record(r: dict, rep: dict, cmd: list[str], wall: float, scale: float, device
                 "dense_perplexity": rep["dense"]["test"]["perplexity_per_domain"], "calibration": LM_MIX}
     tc = train_command(r["model"], r["seed"], device)
     return rec | {"command": shlex.join(cmd), "train_command": shlex.join(tc) if tc else None,
-                  "wall_s": round(wall, 1), "device": device,
-                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "commit": commit(), "machine": machine()}
+                  "wall_s": round(wall, 1),
+                  **provenance("sia_collapse", sys.argv[1:], device, command_key="benchmark_command")}
 
 
 def run(r: dict, results: Path, scale: float, device: str) -> dict | None:

@@ -5,7 +5,7 @@ layer that the scores are built from. Diagnostic for the README's SIA section; t
 two scripts this replaces (sia_gap_heads.py, sia_gap_layers.py; same computations) is in
 benchmarks/results/sia_gap.txt.
 
-    HF_HUB_OFFLINE=1 python benchmarks/sia_gap.py
+    HF_HUB_OFFLINE=1 python -m benchmarks.sia_gap
 """
 
 from __future__ import annotations

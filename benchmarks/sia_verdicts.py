@@ -29,9 +29,8 @@ Definitions (fixed before the numbers were read):
   (a classifier seed's verdict against that seed's naive drop). SmolLM2 is one pretrained model: its one
   measurement serves every pruning seed.
 
-    python benchmarks/sia_verdicts.py            # the tables, paired t-tests (scipy) and the prediction check
-    python benchmarks/sia_verdicts.py --record   # and append one record per (model, granularity, seed)
-    python benchmarks/sia_verdicts.py --readme   # rewrite the README's block between the sia-verdicts markers
+    python -m benchmarks.sia_verdicts            # the tables, paired t-tests (scipy) and the prediction check
+    python -m benchmarks.sia_verdicts --record   # and append one record per (model, granularity, seed)
 
 ``--record`` appends ``benchmark: "sia-verdict"`` records to sia.jsonl with model, granularity, static_verdict,
 verdict, the statistics, drop_naive_pp / drop_grouped_pp (classifiers) or ppl_ratio_naive / ppl_ratio_grouped
@@ -46,20 +45,18 @@ import json
 import math
 import statistics
 import subprocess
-import sys
 from pathlib import Path
+
+from benchmarks.sia_collapse import MODELS, RESULTS, SEEDS, STATIC, kind
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from sia_collapse import MODELS, RESULTS, SEEDS, STATIC, kind  # noqa: E402
 
 GRANULARITIES = ("heads", "channels")
 CHECK = ("wanda_sp", "grouped")  # what `cascadeprune sia` runs by default on heads and channels
 NAIVE = ("l1", "naive")
 GROUPED = (("l1", "grouped"), ("taylor", "grouped"), ("wanda_sp", "grouped"))
 COLLAPSE_PP, COLLAPSE_PPL = 30.0, 10.0
-START, END = "<!-- sia-verdicts:start (benchmarks/sia_verdicts.py --readme) -->", "<!-- sia-verdicts:end -->"
 ARCH = {"gpt2-10m": "MHA + GELU", "gqa-gelu-10m": "GQA + GELU", "mha-swiglu-10m": "MHA + SwiGLU",
         "llama-10m": "GQA + SwiGLU", "all-minilm-l6-v2": "MHA + GELU, pretrained",
         "smollm2-135m-cwru": "GQA + SwiGLU, pretrained (classifier)", "smollm2-135m":
@@ -383,7 +380,7 @@ def records(rows: list[dict]) -> list[dict]:
                             f"{base}_before_recovery": d.get("before")}
                 rec |= {"naive_criterion": _name(NAIVE + ("none",)), "grouped_criterion": _name(row["grouped_key"]),
                         "recovery_steps": n.get("recovery_steps"), "collapse": collapsed(row), "date": date,
-                        "commit": commit.strip(), "command": "python benchmarks/sia_verdicts.py --record"}
+                        "commit": commit.strip(), "command": "python -m benchmarks.sia_verdicts --record"}
                 out.append(rec)
     return out
 
@@ -408,14 +405,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--record", action="store_true", help="append the sia-verdict records to --results")
-    ap.add_argument("--readme", action="store_true", help="rewrite the tables between the README's sia-verdicts markers")
     args = ap.parse_args(argv)
     rows = summarise(load(args.results))
     print(table(rows))
-    if args.readme:
-        from reference import write_readme
-
-        print(f"rewrote {write_readme(table(rows).splitlines(), start=START, end=END)}")
     if args.record:
         recs, same = new_records(records(rows), load(args.results))
         with args.results.open("a") as f:

@@ -5,17 +5,14 @@ loader), the peak resident memory of each phase, and, for scale, one forward pas
 calibration batch (16 x 64 tokens) of the dense model. Appends one JSON record per run to
 benchmarks/results/surgery.jsonl.
 
-    python benchmarks/surgery.py [--repeats 3] [--seed 0]
+    python -m benchmarks.surgery [--repeats 3] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,12 +21,13 @@ from pathlib import Path
 import torch
 import transformers
 
+from benchmarks._common import RESULTS_DIR, append_records, provenance
 from cascadeprune import PruningPlan, apply_plan, load_model, save_model
 from cascadeprune.accounting import block_params
 from cascadeprune.arch import dense_dims
 from cascadeprune.deploy.memory import peak_rss_mb, reset_peak_rss, rss_mb
 
-RESULTS = Path(__file__).parent / "results" / "surgery.jsonl"
+RESULTS = RESULTS_DIR / "surgery.jsonl"
 
 
 def timed(fn):
@@ -85,8 +83,6 @@ def main() -> None:
                 same = torch.equal(reloaded(ids[:2]).logits, pruned(ids[:2]).logits)
         del m
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
     record = {
         "benchmark": "surgery",
         "model": "smollm2-135m",
@@ -106,15 +102,11 @@ def main() -> None:
         "peak_rss_mb": {"load_gguf": rss_load, **rss},
         "repeats": args.repeats,
         "seed": args.seed,
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
-                   f"{torch.get_num_threads()} threads, transformers {transformers.__version__}",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(sys.argv),
-        "commit": commit,
+        "versions": f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+                    f"transformers {transformers.__version__}",
+        **provenance("surgery", sys.argv[1:]),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    append_records(RESULTS, [record])
     print(json.dumps(record, indent=2))
 
 

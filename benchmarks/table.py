@@ -1,8 +1,8 @@
 """Summarise benchmarks/results/*.jsonl as Markdown tables (mean +- sd over seeds).
 
-    python benchmarks/table.py benchmarks/results/dense.jsonl
-    python benchmarks/table.py benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
-    python benchmarks/table.py benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03 \
+    python -m benchmarks.table benchmarks/results/dense.jsonl
+    python -m benchmarks.table benchmarks/results/cascade.jsonl --speed-jitter 0.03 --methods cascade oneshot
+    python -m benchmarks.table benchmarks/results/cascade.jsonl --pivot --methods cascade oneshot --speed-jitter 0.03 \
         --model gpt2-10m --protocol cwru-4class-crossload [--front-end raw] [--paired] [--split val]
 
 Groups records by (protocol, model and its front end, method, ratio_target, test_snr_db, speed_jitter, total
@@ -193,7 +193,7 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these methods")
@@ -214,7 +214,7 @@ if __name__ == "__main__":
     ap.add_argument("--snr-db", type=float,
                     help="with --pivot: the records scored with white noise at this SNR on the test windows "
                          "(default: clean)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     for p in args.paths:
         if args.pivot:
             print(pivot(p, args.methods, args.speed_jitter, args.ratios, args.model, args.protocol,
@@ -222,3 +222,7 @@ if __name__ == "__main__":
                         args.split, args.snr_db))
         else:
             print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
+
+
+if __name__ == "__main__":
+    main()

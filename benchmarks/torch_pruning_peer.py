@@ -6,10 +6,10 @@ where a run fails, the failure and the versions are the record.
 Torch-Pruning is not a dependency of the project: install it apart from the project's environment, e.g.
 
     pip install --no-deps --target /tmp/tp-site torch-pruning==1.6.1
-    PYTHONPATH=src:/tmp/tp-site python benchmarks/torch_pruning_peer.py --seeds 42 123 456      # Torch-Pruning
-    PYTHONPATH=src python benchmarks/torch_pruning_peer.py --seeds 42 123 456 --ours                # this engine
-    python benchmarks/torch_pruning_peer.py --table        # Markdown: method x ratio, mean ± sd over seeds
-    python benchmarks/torch_pruning_peer.py --stats        # ours - Torch-Pruning per ratio, paired over seeds
+    PYTHONPATH=src:/tmp/tp-site python -m benchmarks.torch_pruning_peer --seeds 42 123 456      # Torch-Pruning
+    PYTHONPATH=src python -m benchmarks.torch_pruning_peer --seeds 42 123 456 --ours                # this engine
+    python -m benchmarks.torch_pruning_peer --table        # Markdown: method x ratio, mean ± sd over seeds
+    python -m benchmarks.torch_pruning_peer --stats        # ours - Torch-Pruning per ratio, paired over seeds
 
 What Torch-Pruning runs: ``tp.pruner.MetaPruner`` with ``tp.importance.MagnitudeImportance(p=1)`` (L1), one
 shot, the same share in every layer (its ``global_pruning=False`` default). The front end, the head and every
@@ -60,18 +60,17 @@ import json
 import math
 import os
 import shlex
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from benchmarks.cascade import variant_config, variant_overrides
+from benchmarks._common import CHECKPOINTS, DATA, append_records, checkpoint_name, provenance
+from benchmarks.frontier import RATIOS
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from cascade import variant_config, variant_overrides  # noqa: E402
-from dense import CHECKPOINTS, DATA, checkpoint_name, windows  # noqa: E402
-from frontier import RATIOS, provenance as _provenance  # noqa: E402
 
 RESULTS = HERE / "results" / "torch_pruning.jsonl"
 PROTOCOL = "cwru-4class-crossload"
@@ -107,15 +106,6 @@ def versions() -> dict:
     except (ImportError, PackageNotFoundError):
         out |= {"torch_pruning": None}
     return out
-
-
-def provenance(argv: list[str]) -> dict:
-    """frontier.py's fields (date, commit, machine), with this script's command and its own dirty check."""
-    rec = _provenance(argv)
-    dirty = subprocess.run(["git", "status", "--porcelain", "src", "benchmarks/torch_pruning_peer.py"],
-                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    return rec | {"benchmark_command": "python benchmarks/torch_pruning_peer.py " + shlex.join(argv),
-                  "commit": rec["commit"].removesuffix("+dirty") + ("+dirty" if dirty else "")}
 
 
 def equal_budget(ratio: float, seed: int, scale: float, speed_jitter: float):
@@ -541,7 +531,7 @@ def main() -> None:
         print(table(recs) if args.table else "")
         print(stats(recs) if args.stats else "")
         return
-    from dense import set_threads
+    from benchmarks._common import set_threads
 
     set_threads()
     for seed in args.seeds:
@@ -549,13 +539,11 @@ def main() -> None:
             for ratio in args.ratios:
                 recs = ([ours(model, ratio, seed, args.recovery_scale, v) for v in args.variants]
                         if args.ours else run(model, ratio, seed, args.units, args.recovery_scale))
-                with open(args.results, "a") as f:
-                    for rec in recs:
-                        rec |= provenance(sys.argv[1:])
-                        f.write(json.dumps(rec) + "\n")
-                        print({k: rec.get(k) for k in ("model", "method", "ratio_target", "seed", "status",
-                                                       "ratio_achieved", "test_accuracy", "recovery_steps", "error")},
-                              flush=True)
+                prov = provenance("torch_pruning_peer", sys.argv[1:], command_key="benchmark_command")
+                for rec in append_records(args.results, [rec | prov for rec in recs]):
+                    print({k: rec.get(k) for k in ("model", "method", "ratio_target", "seed", "status",
+                                                   "ratio_achieved", "test_accuracy", "recovery_steps", "error")},
+                          flush=True)
 
 
 if __name__ == "__main__":

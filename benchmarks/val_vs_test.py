@@ -6,19 +6,18 @@ Markdown row per (setup, ratio): the seed-by-seed difference on the test split (
 saw) and on the validation split (held-out windows of the 0–2 hp loads the models were trained and
 recovered on), each with a paired t, and one-shot's own validation accuracy. Runs nothing.
 
-    python benchmarks/val_vs_test.py
+    python -m benchmarks.val_vs_test
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-import sys
 from pathlib import Path
 
+from benchmarks.table import accuracy, latest_records, mean_sd, paired_cell, paired_differences
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from table import accuracy, latest_records, mean_sd, paired_cell, paired_differences  # noqa: E402
 
 RESULTS = HERE / "results" / "cascade.jsonl"
 PROTOCOL = "cwru-4class-crossload"
@@ -63,5 +62,9 @@ def table(path: Path = RESULTS) -> str:
     return "\n".join(out)
 
 
-if __name__ == "__main__":
+def main() -> None:
     print(table())
+
+
+if __name__ == "__main__":
+    main()

@@ -101,3 +101,25 @@ class Mosquitto:
             self.proc.send_signal(sig)
             self.proc.wait(10)
         self.proc = None
+
+
+# the operator page's browser test: Debian's chromium, driven by Playwright, never a downloaded browser
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium_binary() -> str:
+    """Debian's chromium and the playwright package; skips (fails under CI=true) when either is missing."""
+    missing = []
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append(f"{CHROMIUM} is not installed: run `apt-get install chromium` (or `make .venv/.installed` as root)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package is not installed: pip install -e '.[dev]'")
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("; ".join(missing))
+        pytest.skip("; ".join(missing))
+    return CHROMIUM

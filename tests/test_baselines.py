@@ -203,15 +203,11 @@ def test_compress_cli_runs_a_baseline(tmp_path, capsys):
 
 
 def test_the_frontier_benchmarks_commands_give_every_method_the_cascades_budget():
-    import sys
-    from pathlib import Path
-
     from cascadeprune.cli import build_parser
     from cascadeprune.methods.cascade import baseline_recovery, summed_recovery
     from cascadeprune.methods.config import build_config
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import frontier
+    from benchmarks import frontier
 
     def cfg(method):
         a = vars(build_parser().parse_args(frontier.command({"method": method, "ratio": 8.7, "seed": 42}, 0.5)[1:]))

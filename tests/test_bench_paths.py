@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,8 @@ from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClass
 from cascadeprune.tasks.bearing.protocols import WindowConfig
 from cascadeprune.tasks.bearing.task import BearingTask
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-import cascade as cascade_bench  # noqa: E402
-import lm as lm_bench  # noqa: E402
+from benchmarks import cascade as cascade_bench
+from benchmarks import lm as lm_bench
 
 
 def cli_config(cmd: list[str]):

@@ -185,7 +185,7 @@ def test_recovery_can_keep_the_front_end_frozen(method, ds):
 
     clf = classifier("llama-tiny")
     before = {k: v.clone() for k, v in clf.state_dict().items()}
-    recover(clf, task(ds), RecoveryConfig(method=method, steps=3, lr=1e-2, train_frontend=False), seed=0, progress=False)
+    recover(clf, task(ds), RecoveryConfig(method=method, steps=3, lr=1e-2, task={"train_frontend": False}), seed=0, progress=False)
     changed = {k for k, v in clf.state_dict().items() if not torch.equal(v, before[k])}
     assert any(k.startswith("head.") for k in changed) and any("self_attn" in k for k in changed)
     assert not any(k.startswith("frontend.") for k in changed)
@@ -221,7 +221,7 @@ def test_recovery_with_a_held_out_load_keeps_the_best_cross_load_state(ds, monke
         return real(model, data, cfg, **kw)
 
     monkeypatch.setattr(train_mod, "train_classifier", spy)
-    rep = recover(classifier(), task(ds), RecoveryConfig(steps=12, holdout_load=2.0), seed=0, progress=False)
+    rep = recover(classifier(), task(ds), RecoveryConfig(steps=12, task={"holdout_load": 2.0}), seed=0, progress=False)
     assert rep["steps"] == 12 and seen == {"val_loads": {2.0}, "eval_every": 5}
 
 

@@ -19,7 +19,11 @@ BAD_RECIPES = {
     "negative recovery": ("stages:\n  - {granularity: heads, recovery: {steps: -3}}\n",
                           "stages[0].recovery.steps: Input should be greater than or equal to 0"),
     "impossible ratio": ("ratio: 0.5\n", "ratio: must be > 1"),
-    "unknown method": ("method: greedy\n", "method: Input should be 'cascade', 'oneshot', 'simultaneous', 'auto', 'magnitude', 'wanda-sp', 'llm-pruner', 'flap' or 'shortgpt'"),
+    "task option on a task without options": ("stages:\n  - {granularity: heads, recovery: {task: {speed_jitter: 0}}}\n",
+                                              "stages[0].recovery.task: task 'lm' takes no recovery options "
+                                              "(got speed_jitter)"),
+    "unknown method": ("method: greedy\n", "method: no method 'greedy'; choose one of cascade, oneshot, simultaneous, auto, magnitude, wanda-sp, "
+                       "llm-pruner, flap, shortgpt (got 'greedy')"),
 }
 
 
@@ -84,3 +88,21 @@ def test_a_calibration_domain_the_lm_task_lacks_is_refused_before_loading(tmp_pa
                  "--calibration", "prose:0.5,poetry:0.5"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.endswith("calibration.mix: domain 'poetry' is not in task lm:prose,code (domains: prose, code)")
+
+
+def test_a_tasks_own_recovery_options_are_checked_before_a_model_loads(tmp_path, capsys, monkeypatch):
+    import cascadeprune
+
+    monkeypatch.setattr(cascadeprune, "load_model", lambda *a, **k: pytest.fail("a model was loaded"), raising=False)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - {granularity: heads, recovery: {task: {speed_jiter: 0.0}}}\n")
+    code = main(["compress", "no-such-dir", "--task", "synthetic", "--ratio", "2", "--out", str(tmp_path / "o"),
+                 "--recipe", str(recipe)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("stages[0].recovery.task.speed_jiter: unknown key"), err
+    # the same key spelled right passes the check (and fails later, on the model that does not exist)
+    monkeypatch.undo()
+    recipe.write_text("stages:\n  - {granularity: heads, recovery: {task: {speed_jitter: 0.0, holdout_load: 1}}}\n")
+    main(["compress", "no-such-dir", "--task", "synthetic", "--ratio", "2", "--out", str(tmp_path / "o"),
+          "--recipe", str(recipe)])
+    assert "recovery.task" not in capsys.readouterr().err

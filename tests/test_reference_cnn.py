@@ -85,11 +85,7 @@ def test_lora_on_a_reference_is_refused(tmp_path, capsys):
 
 
 def _bench_reference():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    import reference
+    from benchmarks import reference
 
     return reference
 

@@ -77,8 +77,10 @@ def post_raw(client, x: np.ndarray) -> httpx.Response:
 def test_health_names_the_model(client, artifact):
     deploy = json.loads((artifact[1] / "deploy.json").read_text())
     h = client.get("/health").json()
+    check = h.pop("signal_check")
     assert h == {"status": "ok", "model": deploy["model_id"], "window": WINDOW, "sample_rate": 12000.0,
                  "classes": deploy["classes"], "runtime": "onnx"}
+    assert check == {"thresholds": deploy["signal_quality"]["thresholds"], "source": "deploy.json"}
 
 
 def test_predictions_equal_the_classifiers_own(client, artifact, capsys):
@@ -125,7 +127,8 @@ def _chunks(n: int):
 
 
 J, OCT = "application/json", "application/octet-stream"
-GOOD = [0.0] * WINDOW
+GOOD = [0.0] * WINDOW  # right length (a flat line: answered sensor_fault, but never refused)
+REAL = synthetic_dataset().x["test"][0]
 BAD_INPUTS = {
     # name: (content type, body, expected status, words the error must contain)
     "short_json": (J, json.dumps({"signal": [0.0] * 100}), 422, "expected 256"),
@@ -168,7 +171,7 @@ def test_bad_input_gets_4xx_and_the_service_goes_on(client, name):
     assert r.headers["content-type"] == "application/json"
     err = r.json()["error"]
     assert words in err and "\n" not in err, err
-    ok = client.post("/v1/predict", json={"signal": GOOD})
+    ok = client.post("/v1/predict", json={"signal": REAL.tolist()})
     assert ok.status_code == 200 and ok.json()["predictions"][0]["label"]
 
 
@@ -287,3 +290,66 @@ def test_classifier_directory_is_served_through_pytorch(artifact, client):
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-4)
     finally:
         svc.stop()
+
+
+def fault_windows() -> dict[str, np.ndarray]:
+    """Flat, clipped and stuck windows made from a real test window of the model's protocol."""
+    x = synthetic_dataset().x["test"][3]
+    rail = float(np.percentile(np.abs(x), 90))
+    stuck = x.copy()
+    stuck[60:120] = np.sort(x)[WINDOW // 2]
+    return {"flat": np.zeros(WINDOW, np.float32), "clipped": np.clip(x, -rail, rail), "stuck": stuck}
+
+
+def test_sensor_faults_answered_instead_of_a_bearing_class(client, artifact):
+    """One request with good and faulty windows: each faulty one gets sensor_fault (kind, statistic,
+    threshold), the good ones their label, in order; counted by kind in /metrics."""
+    thresholds = json.loads((artifact[1] / "deploy.json").read_text())["signal_quality"]["thresholds"]
+    faults = fault_windows()
+    good = synthetic_dataset().x["test"][:2]
+    before = {k: _metric(client, f'cascadeprune_sensor_faults_total{{kind="{k}"}}') for k in faults}
+    r = client.post("/v1/predict", json={"signals": [good[0].tolist(), *(w.tolist() for w in faults.values()),
+                                                     good[1].tolist()]})
+    assert r.status_code == 200, r.text
+    p = r.json()["predictions"]
+    assert len(p) == 5 and p[0]["label"] and p[4]["label"] and "sensor_fault" not in p[0]
+    for answer, (kind, w) in zip(p[1:4], faults.items()):
+        f = answer["sensor_fault"]
+        assert answer["label"] is None and "probabilities" not in answer and f["kind"] == kind, answer
+        stat = {"flat": "std", "clipped": "rail_fraction", "stuck": "repeat_fraction"}[kind]
+        assert f["statistic"] == stat and f["threshold"] == thresholds[{"std": "min_std", "rail_fraction":
+                                                                        "max_rail_fraction", "repeat_fraction":
+                                                                        "max_repeat_fraction"}[stat]]
+        assert (f["value"] < f["threshold"]) if kind == "flat" else (f["value"] > f["threshold"])
+    r = post_raw(client, np.stack(list(faults.values())))  # the raw form too
+    assert [a["sensor_fault"]["kind"] for a in r.json()["predictions"]] == list(faults)
+    for k in faults:
+        assert _metric(client, f'cascadeprune_sensor_faults_total{{kind="{k}"}}') - before[k] == 2
+    # every test window of the protocol passes the check: none answered sensor_fault
+    x = synthetic_dataset().x["test"]
+    for i in range(0, len(x), 16):
+        assert all(a["label"] for a in post_raw(client, x[i:i + 16]).json()["predictions"])
+
+
+def test_signal_threshold_flags(artifact, capsys):
+    """Overrides come from flags; a bad value is a one-line error naming the flag; --no-signal-check
+    answers a flat window with a class."""
+    for argv, words in [(["--max-rail-fraction", "2"], "--max-rail-fraction is a share"),
+                        (["--min-std", "nan"], "--min-std must be a finite number"),
+                        (["--no-signal-check", "--min-std", "1"], "--no-signal-check")]:
+        assert main(["serve", str(artifact[1]), "--http", "127.0.0.1:0", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("cascadeprune: error:") and words in err and "\n" not in err, err
+    for flags, flat_label in [(["--no-signal-check"], True), (["--min-std", "1e9"], False)]:
+        srv = ServeProcess(str(artifact[1]), *flags)
+        try:
+            with httpx.Client(base_url=srv.url, timeout=30) as c:
+                check = c.get("/health").json()["signal_check"]
+                assert check is None if flat_label else check["thresholds"]["min_std"] == 1e9
+                real = synthetic_dataset().x["test"][0]
+                a = c.post("/v1/predict", json={"signals": [[0.0] * WINDOW, real.tolist()]}).json()["predictions"]
+            assert bool(a[0]["label"]) is flat_label
+            # --min-std 1e9: every window is "flat" now, the real one too
+            assert bool(a[1]["label"]) is flat_label
+        finally:
+            assert srv.terminate() == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,7 @@ from cascadeprune.storage.load import load_backbone
 from cascadeprune.storage.sources import ModelSourceError
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import sia_collapse as bench  # noqa: E402
+from benchmarks import sia_collapse as bench
 
 
 def config_of(cmd: list[str]):

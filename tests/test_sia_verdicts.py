@@ -3,12 +3,8 @@ naive losing > 30 pp without recovery, and a verdict is scored right or wrong ag
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import sia_verdicts as sv  # noqa: E402
+from benchmarks import sia_verdicts as sv
 
 
 def run(model, criterion, mode, recovery, seed, drop, val, remedy="none"):

@@ -6,8 +6,6 @@ cascade's; the paired statistics are scipy's on synthetic records. Tiny random B
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,9 +20,7 @@ from cascadeprune.storage.sources import tiny_model
 from cascadeprune.surgery.apply import apply_plan
 from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import torch_pruning_peer as peer  # noqa: E402
+from benchmarks import torch_pruning_peer as peer
 
 
 def classifier() -> VibrationClassifier:
@@ -95,7 +91,7 @@ def test_adopt_reports_a_cut_that_is_not_the_one_named():
 
 
 def test_equal_budget_is_the_cascades_summed_recovery():
-    from cascade import variant_config
+    from benchmarks.cascade import variant_config
 
     for scale in (0.5, 1.0):
         cfg = variant_config("cascade", 2.5, 42, speed_jitter=0.0, recovery_scale=scale)

@@ -52,3 +52,5 @@ def test_the_installed_wheel_describes_data_from_its_own_files(tmp_path):
     assert lm.returncode == 0 and "code" in lm.stdout and "PSF-2.0" in lm.stdout, lm.stderr[-2000:]
     listing = _run([sys.executable, "-m", "zipfile", "-l", str(wheel)]).stdout
     assert "cascadeprune/tasks/bearing/cwru_files.csv" in listing and "tasks/lm/corpus/MANIFEST.json" in listing
+    # the operator page's files (cascadeprune serve's GET /): without them the page would 500
+    assert all(f"cascadeprune/serve/static/{f}" in listing for f in ("index.html", "app.js", "app.css")), listing

@@ -10,7 +10,8 @@ Example::
     cp.save_model(small, "out/small")
 
 Names are imported on first use, so ``import cascadeprune.deploy.runtime`` (what a service or a
-benchmark of an ONNX export needs) does not pull in torch or transformers.
+benchmark of an ONNX export needs) does not pull in torch or transformers. Importing the package
+wires the registries (:mod:`cascadeprune.wiring`, torch-free).
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-
-# Modules that register directory formats (storage.formats) on import; storage imports them on
-# first use, so loading a task's directory never needs the caller to import the task.
-FORMAT_PROVIDERS = ("cascadeprune.tasks",)
 
 _WHERE = {
     "compression_ratio": "accounting", "param_breakdown": "accounting", "predict_block_params": "accounting",
@@ -38,3 +35,12 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(f"cascadeprune.{_WHERE[name]}"), name)
     globals()[name] = value
     return value
+
+
+def _wire() -> None:
+    from cascadeprune.wiring import wire
+
+    wire()
+
+
+_wire()

@@ -12,6 +12,8 @@
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
+                       [--no-signal-check | --min-std X --max-rail-fraction F --max-repeat-fraction F]
+                       [--no-ui | --ui-history N --ui-min-confidence P]   (the operator page at GET /)
     cascadeprune sia MODEL --task TASK [--granularity layers|heads|channels] [--units N] [--pairs N] [--json]
                      [--out DIR [--overwrite]]
     cascadeprune demo [--out DIR]
@@ -378,6 +380,13 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     # the same construction as the benchmarks: recipe, then flags, then --set, then validation
     cfg = build_config(recipe, sets, ratio=ratio, method=method, seed=seed, recovery_steps=recovery_steps,
                        device=device, calibration=calibration)
+    from cascadeprune.methods.config import RecipeError, check_task_options
+    from cascadeprune.task import task_options
+
+    try:  # the task's own recovery options, before loading a model
+        check_task_options(cfg, task_options(task), task)
+    except RecipeError as e:
+        raise RecipeError(f"{recipe}: {e}" if recipe else str(e)) from None
     if task_kind(task) == "lm":  # the task's own checks that need no model, before loading one
         from cascadeprune.tasks.lm.task import check_mix
 
@@ -514,11 +523,18 @@ def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, 
 
 def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, topic_prefix: str = "cascadeprune",
               client_id: str | None = None, threads: int = 1, max_batch: int = 16,
-              max_body_bytes: int = 1 << 20) -> int:
+              max_body_bytes: int = 1 << 20, no_signal_check: bool = False, min_std: float | None = None,
+              max_rail_fraction: float | None = None, max_repeat_fraction: float | None = None,
+              rail_tolerance: float | None = None, ui: bool = True, ui_history: int = 60,
+              ui_min_confidence: float = 0.6) -> int:
     from cascadeprune.serve.service import run_service
 
+    thresholds = {"min_std": min_std, "max_rail_fraction": max_rail_fraction,
+                  "max_repeat_fraction": max_repeat_fraction, "rail_tolerance": rail_tolerance}
     return run_service(artifact, http=http, mqtt=mqtt, topic_prefix=topic_prefix, client_id=client_id,
-                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes)
+                       threads=threads, max_batch=max_batch, max_body_bytes=max_body_bytes,
+                       signal_check=not no_signal_check, thresholds=thresholds, ui=ui, ui_history=ui_history,
+                       ui_min_confidence=ui_min_confidence)
 
 
 COMMANDS = {
@@ -675,6 +691,22 @@ def _serve_args(sub) -> None:
     s.add_argument("--max-batch", type=int, default=16, help="most windows per model call (default 16)")
     s.add_argument("--max-body-bytes", type=int, default=1 << 20,
                    help="larger HTTP bodies get 413 before they are read (default 1048576)")
+    s.add_argument("--no-ui", dest="ui", action="store_false",
+                   help="no operator page (GET /, /v1/devices, /v1/status) on the --http side; see docs/operator-page.md")
+    s.add_argument("--ui-history", type=int, default=60, help="results per device the page keeps (default 60)")
+    s.add_argument("--ui-min-confidence", type=float, default=0.6,
+                   help="the page highlights a device whose last diagnosis is less sure than this (default 0.6)")
+    q = s.add_argument_group("signal quality (sensor_fault answers; defaults: deploy.json's signal_quality "
+                             "thresholds, see docs/serve.md)")
+    q.add_argument("--no-signal-check", action="store_true",
+                   help="answer every window with a bearing class, even a flat, clipped or stuck one")
+    q.add_argument("--min-std", type=float, default=None, help="flat below this window std (0: never)")
+    q.add_argument("--max-rail-fraction", type=float, default=None,
+                   help="clipped above this share of samples at the window's max or min (1: never)")
+    q.add_argument("--max-repeat-fraction", type=float, default=None,
+                   help="stuck above this share of samples equal to the previous one (1: never)")
+    q.add_argument("--rail-tolerance", type=float, default=None,
+                   help="'at the max or min' means within this share of the window's range (default 0.001)")
 
 
 def _deploy_args(sub) -> None:
@@ -720,15 +752,12 @@ def _compress_args(sub) -> None:
                    help='calibration domains and weights, e.g. "prose:0.5,code:0.3,technical:0.2" (default: the '
                         "task's own; a bearing domain is a protocol[@load=L][@snr=DB])")
     _data_args(s)
-    from cascadeprune.methods.config import METHODS
+    from cascadeprune.methods.registry import METHODS, help_text  # torch-free: --help stays fast
 
     s.add_argument("--method", choices=list(METHODS), default=None,
-                   help="auto (the default without a recipe: the search decides granularities, criteria, allocation "
-                        "and recovery on validation; docs/auto.md), the engine's cascade / oneshot / simultaneous, "
-                        "or a published baseline (magnitude, wanda-sp, "
-                        "llm-pruner, flap, shortgpt: its own criterion and schedule; the recipe gives the calibration "
-                        "and the summed recovery budget, used or not as its authors do: --set baseline_recovery=budget"
-                        "|none overrides)")
+                   help=(help_text() + ". A baseline brings its own criterion and schedule; the recipe gives the "
+                         "calibration and the summed recovery budget, used or not as its authors do: "
+                         "--set baseline_recovery=budget|none overrides").replace("%", "%%"))
     s.add_argument("--search-budget", default=None, metavar="N|Tm",
                    help="method auto: candidates scored on validation (e.g. 24, the default) or search time (20m, 90s)")
     s.add_argument("--layout", default=None, metavar="nonuniform|uniform",
@@ -752,12 +781,26 @@ def _data_args(s) -> None:
                    help="folder with cwru/ and mfpt/ (default: $CASCADEPRUNE_DATA, ./data, ../shared/data)")
 
 
+# what the extras in pyproject.toml bring (a bare install has numpy only)
+OPTIONAL_PACKAGES = {"torch", "transformers", "safetensors", "accelerate", "gguf", "tqdm", "peft", "scipy", "yaml",
+                     "pydantic", "matplotlib", "onnx", "onnxscript", "onnxruntime", "starlette", "uvicorn",
+                     "prometheus_client", "paho"}
+
+
+def _quiet_progress_bars() -> None:
+    """Our own output says what happened: no Hugging Face progress bars. Without importing transformers
+    (serve and bench of an ONNX artifact never load it): the variable is read when it is imported."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (main() called in-process): tell it directly
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     logging.basicConfig(level=logging.INFO if args.pop("verbose") else logging.WARNING, format="%(message)s")
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()  # our own output says what happened
+    _quiet_progress_bars()
     command = args.pop("command")
     if command == "data":
         command = f"data {args.pop('data_command')}"
@@ -766,6 +809,12 @@ def main(argv: list[str] | None = None) -> int:
         return fn(**args)
     except CascadePruneError as e:
         print(f"cascadeprune: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an edge install ([serve]) asked for a command of the full one
+        if (e.name or "").split(".")[0] not in OPTIONAL_PACKAGES:
+            raise
+        print(f"cascadeprune: error: `cascadeprune {command}` needs {e.name}, which this install lacks: "
+              "pip install 'cascadeprune[full]'", file=sys.stderr)
         return 2
 
 

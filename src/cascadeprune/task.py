@@ -2,7 +2,8 @@
 
 The engine (``methods/``, ``recovery/``, ``calib/``, ``importance/``, ``storage/``) knows a task only
 through this Protocol; implementations live under ``cascadeprune.tasks`` (``bearing``: a vibration
-classifier; ``lm``: a causal LM on multi-domain text), and nothing outside ``tasks/`` imports them.
+classifier; ``lm``: a causal LM on multi-domain text) and are registered here by
+:mod:`cascadeprune.wiring` (the core imports no task; ``tests/test_boundaries.py`` checks it).
 
 A task provides four things:
 
@@ -15,6 +16,10 @@ A task provides four things:
   ``methods.config.RecoveryConfig`` (the engine has already added LoRA adapters, frozen the rest,
   when ``cfg.method`` is lora or distill); returns ``{"steps": int, "wall_s": float}``.
 
+Optionally, ``recovery_options``: the pydantic model (``extra="forbid"``) of the task's own recovery
+options, ``cfg.task`` in ``train`` (checked for every stage before a run starts), and
+``extra_metrics``: names in ``evaluate``'s answer that a compression report carries beside ``metric``.
+
 Example::
 
     from cascadeprune.tasks import get_task
@@ -25,10 +30,13 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
-import torch
-from torch import nn
+from cascadeprune._lazy import load_ref
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 @runtime_checkable
@@ -45,3 +53,40 @@ class Task(Protocol):
 
     def train(self, model: nn.Module, cfg: Any, seed: int, teacher: nn.Module | None = None, progress: bool = True,
               desc: str = "recover") -> dict: ...
+
+
+# -- the registry of tasks: spec prefix -> factory(spec, model, source, data_dir) -> Task --------------
+
+TASKS: dict[str, Callable | str] = {}  # a factory or its "module:function" (imported on use)
+OPTIONS: dict[str, Any] = {}  # prefix -> the task's recovery options model (or its "module:name")
+DEFAULT_TASK = "bearing"  # a bare name (a bearing protocol) belongs to this prefix
+
+
+def register_task(prefix: str, factory: Callable | str, options: Any = None) -> None:
+    """``factory(spec, model, source, data_dir) -> Task`` for specs ``prefix`` or ``prefix:...``; ``options``:
+    the task's recovery options model (its ``recovery_options``), so a recipe is checked before a model loads."""
+    if prefix in TASKS:
+        raise ValueError(f"task {prefix!r} is already registered")
+    TASKS[prefix] = factory
+    if options is not None:
+        OPTIONS[prefix] = options
+
+
+def task_options(spec: str) -> Any:
+    """The recovery options model of the task ``spec`` names (None: it takes none)."""
+    ref = OPTIONS.get(task_kind(spec))
+    return None if ref is None else load_ref(ref)
+
+
+def task_kind(spec: str) -> str:
+    """The registered prefix ``spec`` belongs to (a bare protocol name is a bearing task)."""
+    prefix = spec.split(":", 1)[0].split("@", 1)[0]
+    return prefix if prefix in TASKS else DEFAULT_TASK
+
+
+def get_task(spec: str, model, source=None, data_dir=None) -> Task:
+    """The task ``spec`` names, for ``model`` (``source``: where it was loaded from; ``data_dir``: its data)."""
+    kind = task_kind(spec)
+    if kind not in TASKS:
+        raise ValueError(f"no task registered for {spec!r} (cascadeprune.wiring.wire() registers the shipped ones)")
+    return load_ref(TASKS[kind])(spec, model, source=source, data_dir=data_dir)

@@ -21,23 +21,26 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Callable
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from cascadeprune.arch.table import FAMILIES, FamilySpec
+from cascadeprune._lazy import load_ref
 from cascadeprune.errors import CascadePruneError, UnsupportedArchitectureError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
 RECOGNISED: dict[str, FamilySpec] = {}  # model_type -> verified spec (this process)
 _PENDING: dict[str, FamilySpec] = {}  # candidates under verification (their check resolves them)
-# verifier(model, spec) raises with a reason when pruning != masking for spec on model's class
-_verifier: Callable[[nn.Module, FamilySpec], None] | None = None
+# verifier(model, spec) raises with a reason when pruning != masking for spec on model's class; the check
+# needs surgery, which sits above arch: cascadeprune.wiring registers it (as "module:function", imported on use)
+_verifier: Callable[[nn.Module, FamilySpec], None] | str | None = None
 
 
-def register_verifier(fn: Callable[[nn.Module, FamilySpec], None]) -> None:
-    """Set the equivalence check run on every candidate (surgery registers it on import)."""
+def register_verifier(fn: Callable[[nn.Module, FamilySpec], None] | str) -> None:
+    """Set the equivalence check run on every candidate (a function or its ``"module:function"``)."""
     global _verifier
     _verifier = fn
 
@@ -95,19 +98,14 @@ def recognise(model: nn.Module) -> FamilySpec:
 
 def _verify(model: nn.Module, spec: FamilySpec) -> None:
     if _verifier is None:
-        # The check needs surgery, which sits above arch: surgery registers it when imported.
-        # The package imports lazily, so a caller may reach here first; import it by name.
-        import importlib
-
-        importlib.import_module("cascadeprune.surgery")
-    if _verifier is None:
         raise UnsupportedArchitectureError(
             f"model family {spec.name!r}: a candidate layout was found but no verifier is registered "
-            "(import cascadeprune, which registers it)"
+            "(cascadeprune.wiring.wire() registers it)"
         )
+    verify = load_ref(_verifier)
     _PENDING[spec.name] = spec
     try:
-        _verifier(model, spec)
+        verify(model, spec)
     except Exception as e:  # any failure of the check means the candidate is not trusted
         raise UnsupportedArchitectureError(
             f"model family {spec.name!r} is not supported: its modules match a known layout ({spec.origin}), "
@@ -120,6 +118,8 @@ def _verify(model: nn.Module, spec: FamilySpec) -> None:
 
 def mismatch(model: nn.Module, t: FamilySpec) -> str | None:
     """Why template ``t`` does not describe ``model`` (None when it does)."""
+    from torch import nn
+
     from cascadeprune.arch.resolve import base_model_of, config_dims
 
     config = model.config

@@ -91,7 +91,7 @@ def measure(path: str, runtime: str | None, batch: int, threads: int, runs: int,
             breakdown: bool = False, max_seconds: float | None = None) -> dict:
     """``runs`` timed calls after ``warmup`` untimed ones; with ``max_seconds`` the timed calls stop
     once that much time is spent (at least 20 calls), and ``runs`` in the record says how many ran."""
-    from cascadeprune.deploy.memory import peak_rss_mb, rss_mb
+    from cascadeprune.memory import peak_rss_mb, rss_mb
     from cascadeprune.deploy.runtime import artifact_kind
 
     kind = artifact_kind(path)

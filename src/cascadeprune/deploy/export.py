@@ -13,6 +13,10 @@ protocol: argmax agreement 100 % and max |delta logit| <= 1e-4 on at least 256 w
 quantizes activations too, with fixed ranges calibrated on training windows of the protocol
 (QDQ format). Either way the int8 test accuracy is recorded beside fp32's.
 
+``deploy.json`` also stores ``signal_quality``: the training windows' signal statistics and the
+thresholds the service uses to answer ``sensor_fault`` instead of a bearing class
+(:mod:`cascadeprune.deploy.quality`).
+
 Everything is written to a hidden sibling folder and renamed into place at the end.
 
 Example::
@@ -37,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cascadeprune.deploy.quality import signal_quality_record
 from cascadeprune.deploy.runtime import DEPLOY_FILE, DEPLOY_FORMAT, MODEL_MARKERS, ONNX_FILE, onnx_session
 from cascadeprune.errors import CascadePruneError, OutputExistsError
 
@@ -116,7 +121,8 @@ def parity_windows(clf, task: str | None, data_dir: str | None) -> tuple[dict[st
     extra = ds.x["train"][: max(0, PARITY_MIN_WINDOWS - len(ds.x["test"]) - len(ds.x["val"]))]
     pick = np.random.default_rng(0).permutation(len(ds.x["train"]))[:CALIBRATION_WINDOWS]
     return {"test_x": ds.x["test"], "test_y": ds.y["test"], "val_x": ds.x["val"], "val_y": ds.y["val"],
-            "extra_x": extra, "calib_x": ds.x["train"][pick]}, protocol
+            "extra_x": extra, "calib_x": ds.x["train"][pick],
+            "signal_quality": signal_quality_record(ds.x["train"], protocol)}, protocol
 
 
 _REFERENCE: dict[tuple, np.ndarray] = {}  # (source digest, protocol, windows) -> PyTorch logits, this process only
@@ -287,6 +293,8 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
                        "plan": json.loads(plan_file.read_text()) if plan_file.is_file() else None},
             "int8": bool(int8), "quantization": quant, "opset": opset_used,
             "parity": parity,
+            # the training windows' signal statistics and the sensor-fault thresholds the service applies
+            "signal_quality": windows["signal_quality"],
             "file_mb": round((tmp / ONNX_FILE).stat().st_size / 2**20, 3),
             "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -67,6 +67,7 @@ class Predictor:
     classes: tuple[str, ...]
     runtime: str
     path: Path
+    signal_quality: dict | None = None  # deploy.json's training statistics and thresholds (exports only)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -92,6 +93,7 @@ class OnnxPredictor(Predictor):
         self.model_id, self.window = info["model_id"], int(info["window"])
         self.sample_rate, self.classes = float(info["sample_rate"]), tuple(info["classes"])
         self.input_name, self.output_name = info["input"], info["output"]
+        self.signal_quality = info.get("signal_quality")
         self.session = onnx_session(path / ONNX_FILE, threads)
 
     def logits(self, x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,6 @@
 Importing this package registers every criterion (explicitly, below; no package walking)."""
 
 from cascadeprune.importance import activation, layer_change, random_scores, taylor, weight_norm  # noqa: F401
-from cascadeprune.importance.registry import CRITERIA, SPECS, check, names, register, score
+from cascadeprune.importance.registry import CRITERIA, SPECS, check, names, register, score, spec
 
-__all__ = ["CRITERIA", "SPECS", "check", "names", "register", "score"]
+__all__ = ["CRITERIA", "SPECS", "check", "names", "register", "score", "spec"]

@@ -31,7 +31,7 @@ def block_influence(stats, protect_ends: bool = True, **_) -> dict[int, float]:
     return protect_layer_ends(stats, [c.block_influence for c in stats.layers], protect_ends)
 
 
-@register("layers", "ablation", options=("protect_ends",))
+@register("layers", "ablation", options=("protect_ends",), ablation=True)
 def ablation(stats, protect_ends: bool = True, **_) -> dict[int, float]:
     """Measured calibration-loss increase when the layer is skipped (needs ``stats.ablation``)."""
     if not getattr(stats, "ablation", None):

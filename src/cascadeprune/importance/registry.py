@@ -8,7 +8,10 @@ A criterion maps calibration statistics to scores, higher = more important:
 
 Each registration says whether the criterion implements ``mode="naive"`` (single projections scored
 independently) and which options a recipe may pass it; ``score`` and ``check`` refuse anything else,
-so a misspelled option or a ``naive`` that would change nothing never passes silently.
+so a misspelled option or a ``naive`` that would change nothing never passes silently. It also
+declares what the criterion needs, read by every caller (the engine, the baselines' helpers, ``sia``)
+through :func:`spec` rather than by the criterion's name: gradients (``collect(gradients=True)``),
+measured layer ablations (``collect_ablation``), or nothing from the data at all (``weight_only``).
 
 Example::
 
@@ -29,12 +32,16 @@ CRITERIA: dict[tuple[str, str], Callable] = {}
 class CriterionSpec:
     naive: bool = False  # implements mode="naive"
     options: tuple[str, ...] = ()  # keyword options a recipe may set
+    gradients: bool = False  # needs the loss gradients: collect(..., gradients=True)
+    ablation: bool = False  # needs measured layer ablations: calib.collect_ablation
+    weight_only: bool = False  # never looks at calibration data: re-scoring after a removal cannot change it
 
 
 SPECS: dict[tuple[str, str], CriterionSpec] = {}
 
 
-def register(granularity: str, name: str, naive: bool = False, options: tuple[str, ...] = ()):
+def register(granularity: str, name: str, naive: bool = False, options: tuple[str, ...] = (), gradients: bool = False,
+             ablation: bool = False, weight_only: bool = False):
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
 
@@ -42,10 +49,17 @@ def register(granularity: str, name: str, naive: bool = False, options: tuple[st
         if (granularity, name) in CRITERIA:
             raise ValueError(f"criterion {name!r} for {granularity} is already registered")
         CRITERIA[(granularity, name)] = fn
-        SPECS[(granularity, name)] = CriterionSpec(naive, tuple(options))
+        SPECS[(granularity, name)] = CriterionSpec(naive, tuple(options), gradients, ablation, weight_only)
         return fn
 
     return deco
+
+
+def spec(granularity: str, name: str) -> CriterionSpec:
+    """What criterion ``name`` of ``granularity`` needs and takes (ValueError naming the choices if unknown)."""
+    if (granularity, name) not in SPECS:
+        raise ValueError(f"no {granularity} criterion {name!r}; choose one of {', '.join(names(granularity))}")
+    return SPECS[(granularity, name)]
 
 
 def names(granularity: str) -> list[str]:

@@ -23,13 +23,13 @@ def _grad_getter(stats):
     return get
 
 
-@register("heads", "taylor", naive=True)
+@register("heads", "taylor", naive=True, gradients=True)
 def taylor_heads(stats, mode: str = "grouped", **_) -> dict[int, torch.Tensor]:
     s, g = stats.structure, _grad_getter(stats)
     return {l.orig_index: _taylor(head_parts(l, s, weight, mode), head_parts(l, s, g, mode)) for l in s.layers}
 
 
-@register("channels", "taylor", naive=True)
+@register("channels", "taylor", naive=True, gradients=True)
 def taylor_channels(stats, mode: str = "grouped", **_) -> dict[int, torch.Tensor]:
     s, g = stats.structure, _grad_getter(stats)
     return {l.orig_index: _taylor(channel_parts(l, s, weight, mode), channel_parts(l, s, g, mode)) for l in s.layers}

@@ -12,13 +12,13 @@ def _l1(parts) -> torch.Tensor:
     return sum(scale * t.abs().sum(dim=1).double() for t, scale in parts)
 
 
-@register("heads", "l1", naive=True)
+@register("heads", "l1", naive=True, weight_only=True)
 def l1_heads(stats, mode: str = "grouped", **_) -> dict[int, torch.Tensor]:
     s = stats.structure
     return {l.orig_index: _l1(head_parts(l, s, weight, mode)) for l in s.layers}
 
 
-@register("channels", "l1", naive=True)
+@register("channels", "l1", naive=True, weight_only=True)
 def l1_channels(stats, mode: str = "grouped", **_) -> dict[int, torch.Tensor]:
     s = stats.structure
     return {l.orig_index: _l1(channel_parts(l, s, weight, mode)) for l in s.layers}

@@ -48,9 +48,10 @@ from cascadeprune.accounting import block_params, dense_block_params, predict_bl
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
 from cascadeprune.errors import CascadePruneError
-from cascadeprune.importance import names, score
+from cascadeprune.importance import names, score, spec
 from cascadeprune.methods.config import CalibrationConfig, RecoveryConfig, parse_search_budget
 from cascadeprune.methods.select import per_layer_ranks, select
+from cascadeprune.methods.sia_gate import sia_check
 from cascadeprune.plan import PruningPlan, applied_plan
 from cascadeprune.recovery import recover
 from cascadeprune.surgery import apply_plan, mask_plan
@@ -353,8 +354,9 @@ def check_feasible(model: nn.Module, ratio: float, layout: str, protect_ends: bo
 def _statistics(ctx: Ctx, batches: list) -> None:
     """Every registered criterion of every granularity scored once on the dense model's calibration statistics."""
     t0 = time.perf_counter()
-    stats = collect(ctx.model, batches, loss_fn=ctx.task.loss, gradients=True)
-    if any(c == "ablation" for g in ctx.granularities for c in names(g)):
+    needs = [spec(g, c) for g in ctx.granularities for c in names(g) if c not in NOT_CONTENDERS]
+    stats = collect(ctx.model, batches, loss_fn=ctx.task.loss, gradients=any(n.gradients for n in needs))
+    if any(n.ablation for n in needs):
         collect_ablation(ctx.model, batches[:1], ctx.task.loss, stats)  # one pass per layer: one batch only
     skipped = {}
     for g in ctx.granularities:
@@ -371,15 +373,18 @@ def _statistics(ctx: Ctx, batches: list) -> None:
 
 def _sia(ctx: Ctx, batches: list, mode: str) -> dict:
     """The empirical SIA check per granularity (cheap settings); the action each verdict implies."""
-    from cascadeprune.sia.measure import measure
-
+    measure = sia_check()
+    if measure is None and mode != "skip":
+        mode, why_not = "skip", "no SIA check registered (cascadeprune.wiring registers sia.measure)"
+    else:
+        why_not = "sia: skip"
     out = {}
     # cheap settings: two batches of at most 4 calibration windows, 8 units, 6 pairs, one random set
     small = [b[:4] if hasattr(b, "__getitem__") and not isinstance(b, (tuple, list)) else b for b in batches[:2]]
     for g in list(ctx.granularities):
         if mode == "skip" or len(batches) < 2:
             out[g] = {"verdict": "not measured", "action": "kept, every criterion",
-                      "why": "sia: skip" if mode == "skip" else "fewer than two calibration batches"}
+                      "why": why_not if mode == "skip" else "fewer than two calibration batches"}
             continue
         if g == "layers":  # no action depends on the layers' verdict (they are whole units): not spent
             out[g] = {"verdict": "not measured", "action": "kept, every criterion",
@@ -915,11 +920,17 @@ def _max_loss(model, task, max_loss, b: Budget, layout, recovery, calibration, s
 
 # -- the engine's entry (methods/cascade.py dispatches here) ----------------------------------
 
+def cut(model, batches, cfg, stage, target, seed, loss_fn) -> None:
+    """The registry's cut signature; auto is not one cut but a search with its own recoveries, so
+    ``methods.cascade.compress`` hands a run with method auto to :func:`compress` before any cut."""
+    raise CascadePruneError("method auto runs through methods.cascade.compress (it searches and recovers itself)")
+
+
 def compress(model: nn.Module, task, cfg, out, progress: bool = True) -> dict:
     """``compress()``'s answer for ``method: auto``: the searched model, a state like the other methods' (one
     stage, the final cut and recovery) and the decision log."""
     from cascadeprune.methods.cascade import summed_recovery
-    from cascadeprune.deploy.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
+    from cascadeprune.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 
     metric = task.metric
     dense_blocks = dense_block_params(model)

@@ -37,10 +37,12 @@ from torch import nn
 from cascadeprune.accounting import block_params, dense_block_params, predict_block_params
 from cascadeprune.arch.resolve import resolve
 from cascadeprune.calib import collect, collect_ablation
-from cascadeprune.deploy.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
+from cascadeprune.memory import peak_rss_mb, process_peak_rss_mb, reset_peak_rss
 from cascadeprune.errors import CascadePruneError
-from cascadeprune.importance import score
-from cascadeprune.methods.config import BASELINE_METHODS, CompressConfig, StageConfig
+from cascadeprune.importance import names, score, spec
+from cascadeprune.methods.config import CompressConfig, StageConfig, check_task_options
+from cascadeprune.methods.registry import MethodSpec
+from cascadeprune.methods.registry import get as get_method
 from cascadeprune.methods.select import select
 from cascadeprune.plan import PruningPlan, applied_plan
 from cascadeprune.recovery import recover
@@ -86,17 +88,22 @@ def stage_scores(model, batches, stage: StageConfig, seed: int, protect_ends: bo
 
     ``loss_fn(model, batch)`` is the task's loss (``Task.loss``)."""
     granularity = granularity or stage.granularity
-    need_grads = stage.criterion == "taylor"
-    stats = collect(model, batches, loss_fn=loss_fn, gradients=need_grads)
-    if stage.criterion == "ablation":
+    needs = spec(granularity, stage.criterion)  # what the criterion declares it needs (importance/registry.py)
+    stats = collect(model, batches, loss_fn=loss_fn, gradients=needs.gradients)
+    if needs.ablation:
         collect_ablation(model, batches, loss_fn, stats)
     return stats, score(granularity, stage.criterion, stats, seed=seed, protect_ends=protect_ends,
                         **stage.criterion_options())
 
 
-def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
-               loss_fn) -> None:
-    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps."""
+def cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressConfig, seed: int, last: bool,
+              loss_fn) -> None:
+    """Remove units until the model has about ``target`` block params, in ``stage.steps`` steps.
+
+    Each step re-scores the model as it is (``stage_scores`` with ``seed + step``) and removes the
+    lowest-scored units; ``last`` closes a remaining gap with channels (the cascade's final stage).
+    The engine's one cut, also used by the criteria benchmark: ``cut_stage(clf, batches,
+    StageConfig("heads", criterion="taylor"), block_params(clf) - n, cfg, seed, False, task.loss)``."""
     for step in range(stage.steps):
         now = block_params(model)
         step_target = round(now - (now - target) / (stage.steps - step))
@@ -106,8 +113,9 @@ def _cut_stage(model, batches, stage: StageConfig, target: int, cfg: CompressCon
         apply_plan(model, plan, inplace=True)
     gap = block_params(model) - target
     if last and gap > 0:  # coarse units stop short of their share: close the gap with channels
-        trim = StageConfig(granularity="channels", criterion="wanda_sp" if stage.criterion in (
-            "lcr", "block_influence", "ablation") else stage.criterion).check("trim")
+        # the stage's own criterion where it scores channels too, else the default one
+        trim = StageConfig(granularity="channels", criterion=stage.criterion if stage.criterion in names("channels")
+                           else "wanda_sp").check("trim")
         _, sc = stage_scores(model, batches, trim, seed + 99, cfg.protect_ends, loss_fn)
         apply_plan(model, select("channels", resolve(model), sc, gap, max_fraction=cfg.max_channel_fraction),
                    inplace=True)
@@ -130,6 +138,33 @@ def baseline_recovery(cfg: CompressConfig):
     use = {"budget": True, "none": False}.get(cfg.baseline_recovery, BASELINES[cfg.method].fine_tunes)
     rec = summed_recovery(cfg)
     return rec if use else rec.model_copy(update={"method": "none"})
+
+
+def recovery_for(spec: MethodSpec, cfg: CompressConfig, stage: int | None):
+    """The recovery a method's cut is followed by, by its registered rule (methods/registry.py)."""
+    if spec.recovery == "stages":
+        return cfg.stages[stage].recovery
+    return summed_recovery(cfg) if spec.recovery == "summed" else baseline_recovery(cfg)
+
+
+# -- the cuts the registry names (cut(model, batches, cfg, stage, target, seed, loss_fn)) -------------
+
+def cascade_cut(model, batches, cfg: CompressConfig, stage: int, target: int, seed: int, loss_fn) -> None:
+    """One cascade stage: its granularity only, in ``steps`` re-scored steps; the last stage closes the gap."""
+    cut_stage(model, batches, cfg.stages[stage], target, cfg, seed, last=stage == len(cfg.stages) - 1,
+               loss_fn=loss_fn)
+
+
+def joint_cut(model, batches, cfg: CompressConfig, stage: int | None, target: int, seed: int, loss_fn) -> None:
+    """Every granularity scored on the model as it is and cut together (oneshot; simultaneous per iteration)."""
+    _joint_cut(model, batches, cfg, seed, target, loss_fn)
+
+
+def baseline_cut(model, batches, cfg: CompressConfig, stage: int | None, target: int, seed: int, loss_fn) -> None:
+    """A published baseline's own criterion and schedule (methods/baselines/)."""
+    from cascadeprune.methods.baselines import BASELINES
+
+    BASELINES[cfg.method].cut(model, batches, target, loss_fn, cfg.max_channel_fraction)
 
 
 # -- checkpoints ------------------------------------------------------------------------------
@@ -163,6 +198,7 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
     from cascadeprune.storage import load_model, save_model
 
     cfg.check()
+    check_task_options(cfg, getattr(task, "recovery_options", None), task.name)
     if cfg.method == "auto":  # the search decides the cut and the recovery (methods/auto.py)
         from cascadeprune.methods.auto import compress as auto_compress
 
@@ -188,14 +224,9 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         state = {"config": cfg.to_dict(), "task": task.name, "metric": metric, "completed": -1, "stages": [],
                  "dense": {"block_params": dense_blocks, metric: test["primary"], f"val_{metric}": val["primary"],
                            "test": test["all"]}}
-    if cfg.method == "oneshot":
-        stages = [("oneshot", None)]
-    elif cfg.method in BASELINE_METHODS:
-        stages = [("baseline", None)]
-    else:  # cascade, or simultaneous: as many iterations as stages, every granularity in each
-        stages = list(enumerate(cfg.stages))
-    for i, stage in stages:
-        single = i in ("oneshot", "baseline")  # one cut, one recovery
+    spec = get_method(cfg.method)
+    single = spec.schedule == "once"  # one cut, one recovery; else one per recipe stage
+    for i in [None] if single else range(len(cfg.stages)):
         idx = 0 if single else i
         if idx <= state["completed"]:
             continue
@@ -204,21 +235,11 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
         seed = cfg.seed * 1000 + idx * 10
         torch.manual_seed(seed)
         before = block_params(model)
-        if i == "oneshot":
-            _joint_cut(model, batches, cfg, seed, round(dense_blocks / cfg.ratio), task.loss)
-            rec_cfg, name = summed_recovery(cfg), "oneshot"
-        elif i == "baseline":
-            from cascadeprune.methods.baselines import BASELINES
-
-            BASELINES[cfg.method].cut(model, batches, round(dense_blocks / cfg.ratio), task.loss,
-                                      cfg.max_channel_fraction)
-            rec_cfg, name = baseline_recovery(cfg), cfg.method
-        elif cfg.method == "simultaneous":
-            _joint_cut(model, batches, cfg, seed, targets[i], task.loss)  # iteration i ends where stage i would
-            rec_cfg, name = stage.recovery, f"all ({i + 1}/{len(cfg.stages)})"
-        else:
-            _cut_stage(model, batches, stage, targets[i], cfg, seed, last=i == len(cfg.stages) - 1, loss_fn=task.loss)
-            rec_cfg, name = stage.recovery, stage.granularity
+        # a per-stage method's iteration i ends where stage i would
+        spec.cut_fn()(model, batches, cfg, i, round(dense_blocks / cfg.ratio) if single else targets[i], seed,
+                      task.loss)
+        rec_cfg = recovery_for(spec, cfg, i)
+        name = spec.stage_label("" if single else cfg.stages[i].granularity, idx, len(cfg.stages))
         if single or idx == len(cfg.stages) - 1:
             _check_reached(model, dense_blocks, cfg, ckpt, state["completed"])
         pruned, pruned_val = _scores(task, model, "test"), _scores(task, model, "val")
@@ -268,8 +289,8 @@ def run_compression(model: nn.Module, task, cfg: CompressConfig, out: str | Path
               "params_before": before, "params_after": param_breakdown(small), "config": cfg.to_dict(),
               "calibration_seed": calibration_seed(cfg), "process_peak_rss_mb": round(process_peak_rss_mb()),
               "test": test}
-    if "macro_f1" in test:
-        report["macro_f1"] = test["macro_f1"]
+    for key in getattr(task, "extra_metrics", ()):  # the task's further headline metrics (e.g. macro-F1)
+        report[key] = test[key]
     if "auto" in res:
         report["auto"] = res["auto"]
     return {"model": small, "report": report, "paths": write_report(report, out)}
@@ -285,7 +306,7 @@ def _check_reached(model: nn.Module, dense_blocks: int, cfg: CompressConfig, ckp
         last = f"the last good checkpoint is {ckpt / f'stage-{completed:02d}'}" if completed >= 0 else \
             "no stage had completed"
         # one-shot cuts once, so more channel steps cannot help it; the cascade's channel stage can
-        steps = "" if cfg.method == "oneshot" or cfg.method in BASELINE_METHODS else ", or use more channel steps"
+        steps = "" if get_method(cfg.method).schedule == "once" else ", or use more channel steps"
         raise CascadePruneError(
             f"ratio {cfg.ratio:g} is not reachable by method {cfg.method!r} on this model: the cut stopped at "
             f"{achieved:.2f}x (every layer keeps at least one head, at most max_channel_fraction="

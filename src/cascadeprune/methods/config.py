@@ -29,19 +29,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cascadeprune.errors import CascadePruneError
+from cascadeprune.methods.registry import get as get_method
+from cascadeprune.methods.registry import names as method_names
 
 GRANULARITIES = ("layers", "heads", "channels")
 DEFAULT_CRITERION = {"layers": "lcr", "heads": "wanda_sp", "channels": "wanda_sp"}
 # Share of the total parameter reduction per stage (normalised; a stage that cannot reach its
 # cumulative target, e.g. whole layers, leaves the rest to the next). From the sweep in
 # benchmarks/results/cascade.jsonl (cascade-shares-*, gpt2-10m at 13.8x, 3 seeds): layer-heavy splits win.
-# This default was first picked on TEST accuracy (99.72 +- 0.28 %); `python benchmarks/choose_shares.py`
+# This default was first picked on TEST accuracy (99.72 +- 0.28 %); `python -m benchmarks.choose_shares`
 # ranks on VALIDATION instead: 0.5/0.2/0.3, 0.4/0.3/0.3, 0.5/0.3/0.2, 0.5/0.1/0.4 tie at 99.93 % and
 # 0.6/0.2/0.2 has 99.78 % (one validation window apart); on test the validation choice is -0.15 pp, paired
 # t = -0.38, p = 0.74: a tie. Kept, because validation cannot separate the layer-heavy splits here.
 DEFAULT_SHARE = {"layers": 0.6, "heads": 0.2, "channels": 0.2}
-ENGINE_METHODS = ("cascade", "oneshot", "simultaneous", "auto")  # auto: methods/auto.py, the search
-BASELINE_METHODS = ("magnitude", "wanda-sp", "llm-pruner", "flap", "shortgpt")  # methods/baselines/ (a test checks)
+# method names come from the one registry (methods/registry.py); these tuples are its view at import time
+ENGINE_METHODS = method_names(baseline=False)
+BASELINE_METHODS = method_names(baseline=True)  # methods/baselines/ (a test checks)
 METHODS = ENGINE_METHODS + BASELINE_METHODS
 PAPER_EPOCHS = {"layers": 10.0, "heads": 10.0, "channels": 30.0}  # the paper's recovery budgets
 
@@ -64,16 +67,13 @@ class RecoveryConfig(_Strict):
     rank: int = Field(4, ge=1)
     alpha: int = Field(16, ge=1)
     targets: Literal["attention", "all"] = "attention"  # LoRA targets
-    # Train the front end (a classifier's patch/spectrum embedding) during recovery. The head always trains;
-    # with False and method lora, only the adapters and the head train (the paper's recipe taken strictly).
-    train_frontend: bool = True
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(32, ge=1)
     distill_alpha: float = Field(0.5, ge=0, le=1)
     temperature: float = Field(2.0, gt=0)
-    speed_jitter: float = Field(0.03, ge=0)  # bearing task: time-stretch recovery windows by up to +-3 %
-    # bearing task: recover on the other training loads and keep the state best on this one
-    holdout_load: float | None = None
+    # the task's own recovery options (e.g. the bearing task's speed_jitter, holdout_load, train_frontend),
+    # validated against the task's options model (check_task_options) before any model is loaded
+    task: dict[str, Any] = Field(default_factory=dict)
     # Which state recovery ends with: the best on validation (checked during recovery) or the last one.
     keep: Literal["best_val", "last"] = "best_val"
     device: str = "cpu"  # where recovery trains ("cuda" on a GPU); pruning and scoring stay on the CPU
@@ -182,8 +182,7 @@ def _default_stages() -> list[StageConfig]:
 
 class CompressConfig(_Strict):
     ratio: float = 0.0
-    method: Literal["cascade", "oneshot", "simultaneous", "auto", "magnitude", "wanda-sp", "llm-pruner", "flap",
-                    "shortgpt"] = "cascade"
+    method: str = "cascade"  # a name in methods/registry.py
     auto: "AutoConfig" = Field(default_factory=lambda: AutoConfig())  # method auto only (methods/auto.py)
     # Baselines only (methods/baselines/): "authors" recovers with the summed stage budget where the method's
     # authors fine-tune (magnitude, llm-pruner) and not at all where they do not (wanda-sp, flap, shortgpt);
@@ -196,6 +195,12 @@ class CompressConfig(_Strict):
     # at most this share of a layer's FFN channels go per removal step
     max_channel_fraction: float = Field(0.97, gt=0, le=1)
 
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, method):
+        get_method(method)  # ValueError naming the choices
+        return method
+
     def check(self, require_ratio: bool = True) -> "CompressConfig":
         if self.method != "auto" and self.auto != AutoConfig():
             raise RecipeError(f"auto: only method auto takes it (method is {self.method!r})")
@@ -207,8 +212,8 @@ class CompressConfig(_Strict):
             raise RecipeError(f"ratio: must be > 1 (dense block params / pruned), got {self.ratio:g}")
         if not self.stages:
             raise RecipeError("stages: at least one stage is needed")
-        if self.baseline_recovery != "authors" and self.method not in BASELINE_METHODS:
-            raise RecipeError(f"baseline_recovery: only a baseline method takes it ({', '.join(BASELINE_METHODS)}); "
+        if self.baseline_recovery != "authors" and not get_method(self.method).baseline:
+            raise RecipeError(f"baseline_recovery: only a baseline method takes it ({', '.join(method_names(True))}); "
                               f"method is {self.method!r}")
         seen: dict[str, int] = {}
         for i, st in enumerate(self.stages):
@@ -228,6 +233,22 @@ class CompressConfig(_Strict):
         return self.model_dump(mode="json")
 
 
+def check_task_options(cfg: CompressConfig, options_model, task_name: str) -> None:
+    """Every stage's ``recovery.task`` against the task's options model (a pydantic model refusing unknown
+    keys; ``None``: the task takes none); RecipeError names the key at fault."""
+    for i, st in enumerate(cfg.stages):
+        where = f"stages[{i}].recovery.task"
+        if options_model is None:
+            if st.recovery.task:
+                raise RecipeError(f"{where}: task {task_name!r} takes no recovery options (got "
+                                  f"{', '.join(sorted(st.recovery.task))})")
+            continue
+        try:
+            options_model.model_validate(st.recovery.task)
+        except ValidationError as e:
+            raise RecipeError(f"{where}.{_one_line(e)}") from None
+
+
 def _where(loc) -> str:
     out = ""
     for part in loc:
@@ -240,7 +261,7 @@ def _one_line(e: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"{_where(err['loc'])}: unknown key"
     value = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-    return f"{_where(err['loc'])}: {err['msg']}{value}"
+    return f"{_where(err['loc'])}: {err['msg'].removeprefix('Value error, ')}{value}"
 
 
 def config_from_dict(data: dict | None) -> CompressConfig:

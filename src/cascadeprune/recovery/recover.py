@@ -22,8 +22,7 @@ def recover(model: nn.Module, task, cfg, seed: int, teacher: nn.Module | None = 
         return {"steps": 0, "wall_s": 0.0}
     adapters = cfg.method in ("lora", "distill")
     if adapters:
-        add_lora(model, LoRAConfig(rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets,
-                                   train_frontend=cfg.train_frontend))
+        add_lora(model, LoRAConfig(rank=cfg.rank, alpha=cfg.alpha, targets=cfg.targets))
     try:
         report = task.train(model, cfg, seed=seed, teacher=teacher if cfg.method == "distill" else None,
                             progress=progress, desc=desc)

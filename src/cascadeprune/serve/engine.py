@@ -54,6 +54,10 @@ class Engine:
             self._q.put((windows, fut))
         return fut
 
+    def queued(self) -> int:
+        """Requests waiting for the model (not counting the batch it runs now); the page's queue depth."""
+        return self._q.qsize()
+
     def close(self, timeout: float | None = None) -> None:
         """Stop accepting, finish every accepted window, join the thread."""
         with self._lock:

@@ -1,13 +1,17 @@
 """The HTTP side: a Starlette (ASGI) app served by uvicorn; no hand-written HTTP parsing.
 
-    POST /v1/predict   application/json {"signal": [...]} | {"signals": [[...], ...]}
+    POST /v1/predict   application/json {"signal": [...]} | {"signals": [[...], ...]}, optional "device"
                        application/octet-stream: float32 little-endian, a whole number of windows
-    GET  /health       model id, window, sample rate, classes, runtime
+                       (?device=NAME names the device either way; the operator page shows a row per device)
+                       -> {"model", "predictions": [{"label", "probabilities"} or
+                           {"label": null, "sensor_fault": {...}} per window], "latency_ms"}
+    GET  /health       model id, window, sample rate, classes, runtime, signal-check thresholds
     GET  /metrics      Prometheus text
+    GET  /, /v1/devices, /v1/status   the operator page and its JSON (serve/ui.py; off with --no-ui)
 
 Example (see :func:`cascadeprune.serve.service.run_service` for the server around it)::
 
-    app = create_app(predictor, Engine(predictor), Metrics(), max_body_bytes=1 << 20)
+    app = create_app(predictor, Diagnoser(predictor, Engine(predictor), metrics, thresholds), metrics)
     uvicorn.run(app, host="127.0.0.1", port=8080)
 """
 
@@ -23,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cascadeprune.errors import CascadePruneError
+from cascadeprune.serve.devices import check_device
 from cascadeprune.serve.logs import log
 from cascadeprune.serve.payload import BadInput, parse_json, parse_raw
 
@@ -52,14 +57,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def predictions(probs, classes) -> list[dict]:
-    """One {"label", "probabilities"} per row; probabilities rounded to 6 decimals (readable, and finer
-    than any decision made on them)."""
-    return [{"label": classes[int(p.argmax())], "probabilities": {c: round(float(v), 6) for c, v in zip(classes, p)}}
-            for p in probs]
-
-
-def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Starlette:
+def create_app(predictor, diagnoser, metrics, max_body_bytes: int = 1 << 20, signal_check: dict | None = None,
+               ui=None) -> Starlette:
+    """``diagnoser``: a :class:`cascadeprune.serve.diagnose.Diagnoser` (signal check, then the engine);
+    ``signal_check``: its thresholds and their source, shown by /health (None: the check is off);
+    ``ui``: a :class:`cascadeprune.serve.ui.OperatorUI` adds the page and records devices (None: no page)."""
     classes = tuple(predictor.classes)
 
     def reject(e: BadInput) -> JSONResponse:
@@ -76,10 +78,13 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Sta
             body = await read_body(request, max_body_bytes)
             t0 = time.perf_counter()
             if media == "application/json":
-                x = parse_json(body, predictor.window, predictor.sample_rate).windows
+                parsed = parse_json(body, predictor.window, predictor.sample_rate)
             else:
-                x = parse_raw(body, predictor.window).windows
-            probs = await asyncio.wrap_future(engine.submit(x))
+                parsed = parse_raw(body, predictor.window)
+            device = parsed.device if parsed.device is not None else request.query_params.get("device")
+            if device is not None and (why := check_device(device)) is not None:
+                raise BadInput("bad_device", why)
+            answers = await asyncio.wrap_future(diagnoser.submit(parsed.windows))
         except BadInput as e:
             return reject(e)
         except ClientDisconnect:  # the client gave up mid-upload: nobody to answer, not our error
@@ -88,21 +93,25 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Sta
             return JSONResponse({"error": str(e)}, status_code=503)
         dt = time.perf_counter() - t0
         metrics.latency.observe(dt)
-        return JSONResponse({"model": predictor.model_id, "predictions": predictions(probs, classes),
+        if ui is not None:
+            ui.answered(device, "http", answers, dt)
+        return JSONResponse({"model": predictor.model_id, "predictions": answers,
                              "latency_ms": round(dt * 1e3, 3)})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": predictor.model_id, "window": predictor.window,
                              "sample_rate": predictor.sample_rate, "classes": list(classes),
-                             "runtime": predictor.runtime})
+                             "runtime": predictor.runtime, "signal_check": signal_check})
 
     async def prometheus(request: Request) -> Response:
         body, ctype = metrics.render()
         return Response(body, media_type=ctype)
 
+    listing = "POST /v1/predict, GET /health, GET /metrics" + (", GET / (the operator page), GET /v1/devices, "
+                                                               "GET /v1/status" if ui is not None else "")
+
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}; "
-                                      f"routes are POST /v1/predict, GET /health, GET /metrics"},
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}; routes are {listing}"},
                             status_code=exc.status_code)
 
     async def server_error(request: Request, exc: Exception) -> Response:
@@ -112,16 +121,16 @@ def create_app(predictor, engine, metrics, max_body_bytes: int = 1 << 20) -> Sta
                             status_code=500)
 
     app = Starlette(routes=[Route("/v1/predict", predict, methods=["POST"]), Route("/health", health),
-                            Route("/metrics", prometheus)],
+                            Route("/metrics", prometheus)] + (ui.routes() if ui is not None else []),
                     exception_handlers={HTTPException: http_error, Exception: server_error})
-    return CountRequests(app, metrics)
+    return CountRequests(app, metrics, [r.path for r in app.routes])
 
 
 class CountRequests:
     """ASGI wrapper counting every answered request by route and status (404s too)."""
 
-    def __init__(self, app, metrics):
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, metrics, routes=ROUTES):
+        self.app, self.metrics, self.routes = app, metrics, frozenset(routes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -137,5 +146,5 @@ class CountRequests:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            path = scope["path"] if scope["path"] in ROUTES else "other"
+            path = scope["path"] if scope["path"] in self.routes else "other"
             self.metrics.requests.labels(path=path, status=str(status)).inc()

@@ -39,6 +39,7 @@ class BadInput(CascadePruneError):
 class Parsed:
     windows: np.ndarray  # float32 [n, window]
     id: str | int | None = None
+    device: object = None  # JSON "device" as sent (HTTP names its device here; checked by the caller)
 
 
 def _finite(x: np.ndarray, where: str) -> np.ndarray:
@@ -93,12 +94,13 @@ def parse_json(body: bytes, window: int, sample_rate: float, many: bool = True) 
                                           f"resample before sending")
     keys = [k for k in ("signal", "signals") if k in obj]
     if keys == ["signal"]:
-        return Parsed(_window(obj["signal"], window, "signal")[None], rid)
+        return Parsed(_window(obj["signal"], window, "signal")[None], rid, obj.get("device"))
     if keys == ["signals"] and many:
         sigs = obj["signals"]
         if not isinstance(sigs, list) or not sigs:
             raise BadInput("wrong_length", f"\"signals\" must be a non-empty list of windows of {window} numbers")
-        return Parsed(np.stack([_window(s, window, f"signals[{i}]") for i, s in enumerate(sigs)]), rid)
+        return Parsed(np.stack([_window(s, window, f"signals[{i}]") for i, s in enumerate(sigs)]), rid,
+                      obj.get("device"))
     want = "\"signal\" or \"signals\"" if many else "\"signal\""
     got = "both" if len(keys) == 2 else ("\"signals\"" if keys else f"keys {sorted(obj)[:5]}")
     raise BadInput("wrong_length" if keys else "malformed_json", f"expected exactly one of {want}, got {got}",

@@ -32,24 +32,49 @@ class Service:
 
     def __init__(self, artifact: str, http: str | None = None, mqtt: str | None = None,
                  topic_prefix: str = "cascadeprune", client_id: str | None = None, threads: int = 1,
-                 max_batch: int = 16, max_body_bytes: int = 1 << 20, runtime: str | None = None):
+                 max_batch: int = 16, max_body_bytes: int = 1 << 20, runtime: str | None = None,
+                 signal_check: bool = True, thresholds: dict | None = None, ui: bool = True,
+                 ui_history: int = 60, ui_min_confidence: float = 0.6):
+        """``thresholds``: signal-quality overrides (``min_std``, ``max_rail_fraction``,
+        ``max_repeat_fraction``, ``rail_tolerance``; None values ignored) over deploy.json's;
+        ``signal_check=False`` answers every window with a bearing class. ``ui``: the operator page on
+        the HTTP side (serve/ui.py), keeping ``ui_history`` results per device and highlighting a
+        diagnosis less sure than ``ui_min_confidence``."""
+        from cascadeprune.deploy.quality import resolve_thresholds
         from cascadeprune.deploy.runtime import load_predictor
+        from cascadeprune.serve.diagnose import Diagnoser
         from cascadeprune.serve.engine import Engine
         from cascadeprune.serve.metrics import Metrics
 
         if not http and not mqtt:
             raise CascadePruneError("nothing to serve: pass --http HOST:PORT and/or --mqtt mqtt://HOST:PORT")
+        if ui_history < 1 or not 0.0 <= ui_min_confidence <= 1.0:
+            raise CascadePruneError(f"--ui-history must be positive and --ui-min-confidence in [0, 1], got "
+                                    f"{ui_history}, {ui_min_confidence}")
         if threads < 1 or max_batch < 1 or max_body_bytes < 1:
             raise CascadePruneError(f"--threads, --max-batch and --max-body-bytes must be positive, got "
                                     f"{threads}, {max_batch}, {max_body_bytes}")
+        if not signal_check and any(v is not None for v in (thresholds or {}).values()):
+            raise CascadePruneError("--no-signal-check turns the check off; drop it or the threshold flags")
         self.http_addr = parse_hostport(http) if http else None
         self.mqtt_url = mqtt
         t0 = time.perf_counter()
         self.predictor = load_predictor(artifact, threads=threads, runtime=runtime)
         self.load_s = time.perf_counter() - t0
+        if signal_check:
+            limits, source = resolve_thresholds(self.predictor.signal_quality, thresholds)
+            self.signal_check = {"thresholds": limits, "source": source}
+        else:
+            limits, self.signal_check = None, None
         self.metrics = Metrics()
         self.engine = Engine(self.predictor, max_batch=max_batch, on_batch=self.metrics.on_batch)
-        self.server = self.mqtt = None
+        self.diagnoser = Diagnoser(self.predictor, self.engine, self.metrics, limits)
+        self.server = self.mqtt = self.ui = None
+        if http and ui:  # the operator page lives on the HTTP side; MQTT answers feed its device board
+            from cascadeprune.serve.ui import OperatorUI
+
+            self.ui = OperatorUI(self.predictor, self.engine, self.metrics, history=ui_history,
+                                 min_confidence=ui_min_confidence, signal_check=self.signal_check)
         self._http_thread = None
         self.artifact, self.threads, self.max_batch = str(artifact), threads, max_batch
         if http:
@@ -57,7 +82,8 @@ class Service:
 
             from cascadeprune.serve.http import create_app
 
-            app = create_app(self.predictor, self.engine, self.metrics, max_body_bytes=max_body_bytes)
+            app = create_app(self.predictor, self.diagnoser, self.metrics, max_body_bytes=max_body_bytes,
+                             signal_check=self.signal_check, ui=self.ui)
             # log_config=None: uvicorn's own warnings go through the root logger; no access log, our
             # metrics count requests and our log names each rejection
             self.server = uvicorn.Server(uvicorn.Config(app, host=self.http_addr[0], port=self.http_addr[1],
@@ -66,8 +92,10 @@ class Service:
         if mqtt:
             from cascadeprune.serve.mqtt import MqttWorker
 
-            self.mqtt = MqttWorker(mqtt, self.predictor, self.engine, self.metrics, prefix=topic_prefix,
-                                   client_id=client_id)
+            self.mqtt = MqttWorker(mqtt, self.predictor, self.diagnoser, self.metrics, prefix=topic_prefix,
+                                   client_id=client_id, ui=self.ui)
+            if self.ui is not None:
+                self.ui.mqtt = self.mqtt
 
     def start(self, timeout: float = 30.0) -> None:
         if self.mqtt:
@@ -86,7 +114,14 @@ class Service:
             window=self.predictor.window, sample_rate=self.predictor.sample_rate, classes=list(self.predictor.classes),
             http=f"{self.http_addr[0]}:{self.http_addr[1]}" if self.server else None, mqtt=self.mqtt_url,
             topic=self.mqtt.topic if self.mqtt else None, client_id=self.mqtt.client_id if self.mqtt else None,
-            threads=self.threads, max_batch=self.max_batch, load_s=round(self.load_s, 3))
+            threads=self.threads, max_batch=self.max_batch, load_s=round(self.load_s, 3),
+            signal_check=self.signal_check,
+            ui=f"http://{self.http_addr[0]}:{self.http_addr[1]}/" if self.ui else None)
+        if self.signal_check and self.signal_check["source"].startswith("defaults"):
+            log("warning", where="signal_check", kind="no_training_statistics",
+                message=f"{self.artifact} has no signal_quality in deploy.json (exported before it existed, or a "
+                        f"classifier directory): only grossly faulty windows are flagged; re-export for thresholds "
+                        f"from the training data")
 
     def stop(self) -> dict:
         t0 = time.perf_counter()

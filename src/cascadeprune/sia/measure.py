@@ -37,6 +37,7 @@ import itertools
 import math
 import random
 import statistics
+import logging
 import sys
 import time
 from typing import Any
@@ -49,17 +50,17 @@ from cascadeprune.arch.resolve import Structure, resolve
 from cascadeprune.calib import collect
 from cascadeprune.calib.collect import collect_ablation
 from cascadeprune.errors import CascadePruneError
-from cascadeprune.importance import check, score
+from cascadeprune.importance import check, score, spec
 from cascadeprune.methods.select import select
 from cascadeprune.plan import PruningPlan
 from cascadeprune.sia.gradient import A_grad, I_grad, mask_gradients, single
 from cascadeprune.sia.static import static_check
 from cascadeprune.surgery.masking import mask_plan
 
+log = logging.getLogger(__name__)
 FORMAT = "cascadeprune-sia/1"
 GRANULARITIES = ("layers", "heads", "channels")
 DEFAULT_CRITERION = {"layers": "lcr", "heads": "wanda_sp", "channels": "wanda_sp"}
-WEIGHT_ONLY = {"l1", "random"}  # criteria that never look at data: re-scoring cannot change them
 
 # The verdict's thresholds (also in the README). Each signal is graded holds / weak / violated and
 # the granularity takes the worst grade.
@@ -190,7 +191,11 @@ class _Evaluator:
         self.outputs = outs
         try:
             quick = self._pass(frozenset([probe]), self.pos[probe[0]])
-        except Exception:  # noqa: BLE001 - a family whose layers cannot be replayed: compute everything
+        except (TypeError, ValueError, IndexError, RuntimeError) as e:
+            # a family whose later layers cannot take the replayed outputs (signature, tuple shape, tensor
+            # shape): compute everything, and say so; anything else is a bug and propagates
+            log.warning("sia %s: the layer-output shortcut does not replay on this model (%s: %s); every "
+                        "evaluation runs the full model", self.g, type(e).__name__, str(e).splitlines()[0][:200])
             quick = math.nan
         if not abs(quick - plain) <= 1e-6 * max(1.0, abs(plain)):
             self.outputs = None
@@ -209,8 +214,9 @@ class _Evaluator:
 
 
 def _scores(model, batches, task, granularity: str, criterion: str, mode: str, seed: int) -> dict:
-    stats = collect(model, batches, loss_fn=task.loss, gradients=criterion == "taylor")
-    if criterion == "ablation":
+    needs = spec(granularity, criterion)  # what the criterion declares it needs, as the engine reads it
+    stats = collect(model, batches, loss_fn=task.loss, gradients=needs.gradients)
+    if needs.ablation:
         collect_ablation(model, batches, task.loss, stats)
     return score(granularity, criterion, stats, mode=mode, seed=seed)
 
@@ -387,7 +393,7 @@ def measure(model: nn.Module, task, granularity: str, criterion: str | None = No
 
     # re-scoring after half the budget is removed (masked), over the units still there
     half_set = units_of(granularity, select(granularity, s, raw, budget // 2, mode=mode)) if budget > 1 else []
-    rank: dict[str, Any] = {"tau_halves": kendall(*halves), "weight_only": criterion in WEIGHT_ONLY}
+    rank: dict[str, Any] = {"tau_halves": kendall(*halves), "weight_only": spec(granularity, criterion).weight_only}
     if half_set:
         with mask_plan(model, plan_of(granularity, half_set)):
             again = flat_scores(s, granularity, _scores(model, batches, task, granularity, criterion, mode, seed))

@@ -59,7 +59,7 @@ def load_model(source: str | Path, dtype: torch.dtype = torch.float32) -> nn.Mod
         return _load_gguf(path, dtype)
     fmt = format_of(path)
     if fmt is not None:  # a task's directory format (e.g. a classifier), registered by the task
-        return fmt.load(path, dtype)
+        return fmt.loader()(path, dtype)
     config_path = path / "config.json"
     if not config_path.is_file():
         known = ", ".join(f"{f.name} ({f.marker})" for f in FORMATS.values()) or \

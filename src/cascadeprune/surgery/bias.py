@@ -95,7 +95,9 @@ def bias_switch(model: nn.Module, path: str) -> tuple[str, tuple[str, ...]] | No
                 sibling = type(base)(cfg)
             layer = sibling.get_submodule(s.family.layers)[0]
             biased = tuple(p for p in paths if getattr(layer.get_submodule(p), "bias", None) is not None)
-        except Exception:  # a key this class cannot build with is not a switch for it
+        except (TypeError, ValueError, AttributeError):
+            # the class refuses the key (its config validation) or the layer lacks a projection path with it:
+            # not a switch for this class. Anything else is a bug and propagates.
             continue
         if path in biased:
             return key, biased

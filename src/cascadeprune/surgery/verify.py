@@ -4,7 +4,7 @@
 heads, hidden 32, 48 FFN channels, a 64-token vocabulary; the config is the model's own with those
 keys shrunk through the candidate's config keys), applies a plan that removes a layer, heads (a
 whole KV group and one head per group where there is GQA) and channels, and compares with
-masking. It is registered with :mod:`cascadeprune.arch.recognise` when this package is imported.
+masking. :mod:`cascadeprune.wiring` registers it with :mod:`cascadeprune.arch.recognise`.
 
 Example::
 

@@ -34,9 +34,9 @@ from torch import nn
 
 from cascadeprune.arch.resolve import spec_for
 from cascadeprune.storage.sources import strip_token_embeddings  # noqa: F401  (old import path)
+from cascadeprune.tasks.bearing.format import CLASSIFIER as FORMAT
+from cascadeprune.tasks.bearing.format import CLASSIFIER_MARKER as META_FILE
 
-FORMAT = "cascadeprune-classifier/1"
-META_FILE = "classifier.json"
 HEAD_FILE = "head.safetensors"
 BACKBONE_DIR = "backbone"
 

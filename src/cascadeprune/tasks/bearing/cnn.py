@@ -33,9 +33,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cascadeprune.errors import ModelSourceError
+from cascadeprune.tasks.bearing.format import REFERENCE as FORMAT
+from cascadeprune.tasks.bearing.format import REFERENCE_MARKER as META_FILE
 
-FORMAT = "cascadeprune-reference/1"
-META_FILE = "reference.json"
 WEIGHTS_FILE = "model.safetensors"
 REFERENCE_BACKBONES = ("wdcnn",)
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from cascadeprune.errors import CascadePruneError
 from cascadeprune.tasks.bearing.calibration import build_calibration
+from cascadeprune.tasks.bearing.options import RecoveryOptions
 from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset, holdout_load_view
 from cascadeprune.tasks.bearing import train as train_mod  # called through the module: tests may spy on it
 from cascadeprune.tasks.bearing.train import TrainConfig, evaluate
@@ -45,6 +46,8 @@ def classification_loss(model: nn.Module, batch) -> torch.Tensor:
 class BearingTask:
     metric = "accuracy"
     higher_is_better = True
+    extra_metrics = ("macro_f1",)  # copied into the compression report beside the primary metric
+    recovery_options = RecoveryOptions  # `recovery.task` in a recipe
 
     def __init__(self, protocol: str, classes: tuple[str, ...] | None = None, data_dir: str | Path | None = None,
                  windows: WindowConfig | None = None, dataset=None):
@@ -80,18 +83,20 @@ class BearingTask:
 
     def train(self, model: nn.Module, cfg, seed: int, teacher: nn.Module | None = None, progress: bool = True,
               desc: str = "recover") -> dict:
-        """Recovery steps on the training windows (``cfg``: a methods.config.RecoveryConfig)."""
+        """Recovery steps on the training windows (``cfg``: a methods.config.RecoveryConfig whose ``task``
+        holds this task's :class:`RecoveryOptions`)."""
+        opts = RecoveryOptions.model_validate(cfg.task)
         ds, eval_every = self.ds, None
-        if cfg.holdout_load is not None:
-            ds = holdout_load_view(ds, cfg.holdout_load)
+        if opts.holdout_load is not None:
+            ds = holdout_load_view(ds, opts.holdout_load)
             eval_every = max(5, (cfg.steps or 60) // 6)  # several chances to keep the best cross-load state
         elif cfg.keep == "last":
             eval_every = 10**9  # validated once, at the end: the last state is kept
-        if cfg.method == "full" and not cfg.train_frontend:  # full fine-tuning of everything but the front end
+        if not opts.train_frontend:  # the adapters (or everything, full) and the head train; the front end stays
             for p in model.frontend.parameters():
                 p.requires_grad = False
         train_cfg = TrainConfig(epochs=cfg.epochs or 0.0, max_steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                seed=seed, speed_jitter=cfg.speed_jitter, warmup_steps=10, patience=10**9,
+                                seed=seed, speed_jitter=opts.speed_jitter, warmup_steps=10, patience=10**9,
                                 eval_every=eval_every, device=cfg.device)
         report = train_mod.train_classifier(model, ds, train_cfg, progress=progress, desc=desc, teacher=teacher,
                                   distill_alpha=cfg.distill_alpha, temperature=cfg.temperature)
