@@ -239,3 +239,24 @@ def test_auto_on_a_bearing_classifier(tmp_path):
                  calibration=CalibrationConfig(n=32, batch_size=16), sia="skip")
     assert abs(res.ratio_achieved / 3 - 1) <= 0.01 and 0 <= res.val <= 1
     assert res.log["metric"] == "accuracy" and all(0 <= c["val"] <= 1 for c in res.log["candidates"])
+
+
+def test_dry_run_prints_the_reachable_bound_and_spends_nothing(tmp_path, capsys):
+    assert main(["compress", "tiny-llama", "--task", SPEC, "--ratio", "2", "--out", str(tmp_path / "o"), "--dry-run",
+                 "--json", "--layout", "uniform"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["method"] == "auto" and info["layout"] == "uniform" and info["reachable"]
+    assert info["max_ratio"] == pytest.approx(max_ratio(lm(), "uniform"))
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_max_loss_reports_the_walked_curve(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["compress", "tiny-llama", "--task", SPEC, "--max-loss", "1.05", "--out", str(out), "--search-budget",
+                 "16", "--recovery-steps", "0", "--set", "auto.sia=skip", "--set", "calibration.n=8",
+                 "--set", "calibration.batch_size=4"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    ml = report["auto"]["max_loss"]
+    assert ml["within"] and ml["final_loss"] <= 1.05 and report["ratio_target"] == ml["chosen_ratio"] > 1
+    assert "Max-loss walk" in (out / "report.md").read_text()
+    assert "max-loss 1.05" in capsys.readouterr().out
