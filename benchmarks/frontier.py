@@ -10,6 +10,12 @@ fine-tune (wanda-sp, flap, shortgpt), the run with the budget (method name ``<na
 engine's ``oneshot`` can be added with ``--methods``. The compressed model is then scored on the clean
 test windows and with white noise at ``--test-snr-db`` added (noise seeded by the run seed).
 
+Method ``auto`` (docs/auto.md) runs with the same summed recovery budget and the same fixed recovery settings; its
+search decides the rest on validation. ``--methods <baseline>+auto-recipe`` runs a baseline with the recovery recipe
+auto ended up with at the same ratio, seed and recovery scale (the fairness rule, benchmarks/auto_recipe.py; run
+auto first). Records carry recovery_method, recovery_targets, recovery_rank, recovery_lr, recovery_schedule, and for
+auto the decision log's summary (``auto``).
+
 ShortGPT removes whole layers only: on 12 equal layers it reaches 12 / (12 - k), so it runs at the
 reachable ratios nearest the grid's ratios up to 3.7x (4/3, 2.4, 4) and is absent above.
 
@@ -37,6 +43,7 @@ from pathlib import Path
 
 from benchmarks.cascade import variant_overrides  # the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps
 from benchmarks._common import CHECKPOINTS, DATA, append_records, checkpoint_name, provenance
+from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -45,7 +52,7 @@ RESULTS = HERE / "results" / "frontier.jsonl"
 PLOT = HERE / "results" / "frontier.png"
 MODEL, PROTOCOL, FRONT_END, JITTER = "gpt2-deep", "cwru-4class-crossload", "raw", 0.03
 RATIOS = (1.3, 2.5, 3.7, 5.8, 8.7, 13.8)
-METHODS = ("cascade", "llm-pruner", "flap", "wanda-sp", "magnitude", "shortgpt")
+METHODS = ("cascade", "auto", "llm-pruner", "flap", "wanda-sp", "magnitude", "shortgpt")
 NO_FINE_TUNING = ("wanda-sp", "flap", "shortgpt")  # their authors recover nothing
 SHORTGPT_RATIOS = {1.3: 4 / 3, 2.5: 2.4, 3.7: 4.0}  # whole layers of 12: the nearest reachable ratio
 
@@ -74,15 +81,23 @@ def run_dir(r: dict, scale: float) -> Path:
     return HERE / "runs" / "frontier" / f"{ckpt}_{r['method']}_{r['ratio']:.4g}x_rec{scale:g}"
 
 
-def command(r: dict, scale: float) -> list[str]:
-    """The ``cascadeprune compress`` that is the run."""
-    base, _, budget = r["method"].partition("+")
+def command(r: dict, scale: float, results: Path = RESULTS) -> list[str] | None:
+    """The ``cascadeprune compress`` that is the run (None: a ``+auto-recipe`` run before its auto record exists)."""
+    fair = r["method"].endswith(SUFFIX)
+    base, _, budget = r["method"].removesuffix(SUFFIX).partition("+")
+    extra = []
+    if fair:
+        grid = next((k for k, v in SHORTGPT_RATIOS.items() if abs(v - r["ratio"]) < 1e-6), r["ratio"]) \
+            if base == "shortgpt" else r["ratio"]  # ShortGPT runs at the reachable ratio nearest auto's
+        extra = auto_recipe_sets(load(results), round(grid, 4), r["seed"], recovery_scale=scale)
+        if extra is None:
+            return None
     _, sets = variant_overrides("cascade", speed_jitter=JITTER, recovery_scale=scale)
     ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, r["seed"], JITTER, FRONT_END)
     cmd = ["cascadeprune", "compress", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--ratio", f"{r['ratio']:.6g}",
            "--seed", str(r["seed"]), "--method", base, "--out", str(run_dir(r, scale).relative_to(ROOT)),
            "--overwrite", "--data-dir", DATA]
-    for item in sets + (["baseline_recovery=budget"] if budget else []):
+    for item in sets + (["baseline_recovery=budget"] if budget and not fair else []) + extra:
         cmd += ["--set", item]
     return cmd
 
@@ -98,6 +113,9 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
 
     set_threads()
     cmd = command(r, scale)
+    if cmd is None:
+        raise SystemExit(f"{r['method']}: no auto record at {r['ratio']:g}x seed {r['seed']} to copy its recipe from "
+                         "(run method auto first)")
     t0 = time.perf_counter()
     os.chdir(ROOT)
     code = cli(cmd[1:] + ["--json"])
@@ -114,7 +132,7 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
            "accuracy_pruned_last_stage": rep["stages"][-1]["accuracy_pruned"],
            "stages": [{k: st[k] for k in ("granularity", "ratio", "accuracy_pruned", "accuracy_recovered",
                                           "recovery_steps", "wall_s")} for st in rep["stages"]],
-           "command": shlex.join(cmd)}
+           "command": shlex.join(cmd), **recovery_keys(rep)}
     recs = []
     for snr in [None] + ([snr_db] if snr_db is not None else []):
         ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=r["seed"], splits=("test",))
@@ -295,7 +313,8 @@ def main() -> None:
     grid = runs(args.ratios, args.methods, args.seeds, args.both_ways)
     if args.list:
         for r in grid:
-            print(shlex.join(command(r, args.recovery_scale)))
+            cmd = command(r, args.recovery_scale, args.results)
+            print(shlex.join(cmd) if cmd else f"{r['method']} {r['ratio']:.4g}x seed {r['seed']}: after the auto run")
         return
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for r in grid:

@@ -9,6 +9,13 @@ run IS ``cascadeprune compress`` (``cascadeprune.cli.main`` in a fresh process),
     python -m benchmarks.lm --table                           # Markdown table of results/lm.jsonl
     python -m benchmarks.lm --stats                           # paired t-tests over seeds (scipy.stats)
     python -m benchmarks.lm --only llm-pruner-mix-1.5 flap-mix-1.5   # the published baselines, same budget
+    python -m benchmarks.lm --ratios 1.5 2 3 --only auto-mix-1.5 auto-mix-2 auto-mix-3   # method auto
+    python -m benchmarks.lm --ratios 1.5 2 3 --auto-fair     # auto, then every recovering baseline with auto's recipe
+
+Method ``auto`` (recipes/auto-cpu.yaml: the same 32 LoRA steps, its search decides the rest); ``<baseline>+auto-recipe``
+runs a baseline with the recovery recipe auto ended up with at the same ratio and seed (the fairness rule,
+benchmarks/auto_recipe.py). Every record carries recovery_method, recovery_targets, recovery_rank, recovery_lr,
+recovery_schedule, and for auto the decision log's summary (``auto``).
 
 Appends one JSON record per run to benchmarks/results/lm.jsonl (model, task, method, ratio_target,
 ratio_achieved, seed, calibration, recovery_steps, perplexity per domain, dense perplexity, stages,
@@ -27,6 +34,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import provenance
+from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -43,18 +51,28 @@ SETS = {"iterative-channels-norecovery": ["stages.*.recovery.method=none"]}
 # fine-tune; "+budget" gives it to those whose authors do not (FLAP, Wanda-sp, ShortGPT).
 BASELINES = ("llm-pruner", "flap", "wanda-sp", "magnitude", "shortgpt")
 NO_FINE_TUNING = ("flap", "wanda-sp", "shortgpt")
+RECIPES["auto"] = "recipes/auto-cpu.yaml"
 for _m in BASELINES:
-    RECIPES[_m] = "recipes/lm-cpu.yaml"
+    RECIPES[_m] = RECIPES[_m + SUFFIX] = "recipes/lm-cpu.yaml"
     if _m in NO_FINE_TUNING:
         RECIPES[f"{_m}+budget"] = "recipes/lm-cpu.yaml"
         SETS[f"{_m}+budget"] = ["baseline_recovery=budget"]
+
+
+def fair_runs(ratios=(1.5, 2.0, 3.0)) -> list[dict]:
+    """Auto first at each ratio, then every baseline with auto's recovery recipe (the fairness rule)."""
+    out = []
+    for ratio in ratios:
+        out.append({"method": "auto", "calibration": MIX, "ratio": ratio})
+        out += [{"method": m + SUFFIX, "calibration": MIX, "ratio": ratio} for m in BASELINES]
+    return out
 
 
 def runs(ratios=(1.5, 2.0)) -> list[dict]:
     """The grid, most informative first (a cut-short background run still answers the main questions)."""
     out = []
     for ratio in ratios:
-        for method in ("cascade", "oneshot", "iterative-channels"):
+        for method in ("auto", "cascade", "oneshot", "iterative-channels"):
             out.append({"method": method, "calibration": MIX, "ratio": ratio})
         if ratio == ratios[0]:
             # single-domain calibration with recovery, on the method that does not collapse (the cascade's heads
@@ -77,19 +95,30 @@ def name(r: dict) -> str:
     return f"{r['method']}-{cal}-{r['ratio']:g}"
 
 
-def command(r: dict, seed: int, out: Path) -> list[str]:
+def command(r: dict, seed: int, out: Path, results: Path = RESULTS) -> list[str] | None:
+    """The run's ``cascadeprune compress``; None for a ``+auto-recipe`` run with no auto record to copy yet."""
     cmd = ["cascadeprune", "compress", MODEL, "--task", TASK, "--ratio", f"{r['ratio']:g}", "--recipe",
            RECIPES[r["method"]], "--seed", str(seed), "--calibration", r["calibration"], "--out", str(out),
            "--overwrite"]
-    for item in SETS.get(r["method"], []):
+    sets = SETS.get(r["method"], [])
+    if r["method"].endswith(SUFFIX):
+        recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()] if results.is_file() else []
+        sets = auto_recipe_sets(recs, r["ratio"], seed, model=MODEL, task=TASK, calibration=r["calibration"])
+        if sets is None:
+            return None
+    for item in sets:
         cmd += ["--set", item]
     base = r["method"].split("+")[0]
-    return cmd + (["--method", base] if base == "oneshot" or base in BASELINES else [])
+    return cmd + (["--method", base] if base in ("oneshot", "auto") or base in BASELINES else [])
 
 
 def run(r: dict, seed: int, results: Path) -> dict | None:
     out = HERE / "runs" / "lm" / f"{name(r)}_seed{seed}"
-    cmd = command(r, seed, out)
+    cmd = command(r, seed, out, results)
+    if cmd is None:
+        print(f"{name(r)} seed {seed}: skipped (no auto record at this ratio and seed to copy the recipe from)",
+              flush=True)
+        return None
     t0 = time.perf_counter()
     child = subprocess.run([sys.executable, "-m", "cascadeprune.cli", *cmd[1:]], cwd=ROOT, capture_output=True,
                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1"))
@@ -111,6 +140,7 @@ def run(r: dict, seed: int, results: Path) -> dict | None:
            "dense_perplexity": rep["dense"]["test"]["perplexity_per_domain"],
            "dense_perplexity_mean": rep["dense"]["perplexity"], "block_params": rep["block_params"],
            "stages": stages, "process_peak_rss_mb": rep["process_peak_rss_mb"], "wall_s": round(wall, 1),
+           **recovery_keys(rep),
            **provenance("lm", sys.argv[1:], command_key="benchmark_command"), "command": shlex.join(cmd)}
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a") as f:
@@ -221,6 +251,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42])
     ap.add_argument("--ratios", nargs="+", type=float, default=[1.5, 2.0])
     ap.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
+    ap.add_argument("--auto-fair", action="store_true",
+                    help="the fairness grid: auto, then every baseline with auto's recovery recipe, at each ratio")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results and stop")
@@ -232,11 +264,13 @@ def main() -> None:
     if args.stats:
         print(stats(args.results))
         return
-    grid = [r for r in runs(tuple(args.ratios)) if args.only is None or name(r) in args.only]
+    grid = [r for r in (fair_runs if args.auto_fair else runs)(tuple(args.ratios))
+            if args.only is None or name(r) in args.only]
     for seed in args.seeds:
         for r in grid:
             if args.list:
-                print(f"{name(r)}: {shlex.join(command(r, seed, HERE / 'runs' / 'lm' / f'{name(r)}_seed{seed}'))}")
+                cmd = command(r, seed, HERE / "runs" / "lm" / f"{name(r)}_seed{seed}", args.results)
+                print(f"{name(r)}: {shlex.join(cmd) if cmd else '(after the auto run: copies its recovery recipe)'}")
             else:
                 run(r, seed, args.results)
 

@@ -22,7 +22,7 @@ BAD_RECIPES = {
     "task option on a task without options": ("stages:\n  - {granularity: heads, recovery: {task: {speed_jitter: 0}}}\n",
                                               "stages[0].recovery.task: task 'lm' takes no recovery options "
                                               "(got speed_jitter)"),
-    "unknown method": ("method: greedy\n", "method: no method 'greedy'; choose one of cascade, oneshot, simultaneous, magnitude, wanda-sp, "
+    "unknown method": ("method: greedy\n", "method: no method 'greedy'; choose one of cascade, oneshot, simultaneous, auto, magnitude, wanda-sp, "
                        "llm-pruner, flap, shortgpt (got 'greedy')"),
 }
 

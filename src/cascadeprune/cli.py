@@ -399,7 +399,8 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
                  data_dir: str | None = None, method: str | None = None, seed: int | None = None,
                  recovery_steps: int | None = None, resume: bool = False, dry_run: bool = False,
                  overwrite: bool = False, json_out: bool = False, device: str | None = None,
-                 calibration: str | None = None, sets: list[str] | None = None) -> int:
+                 calibration: str | None = None, sets: list[str] | None = None, search_budget: str | None = None,
+                 layout: str | None = None, max_loss: str | None = None) -> int:
     from cascadeprune import load_model
     from cascadeprune.methods.cascade import plan_run
     from cascadeprune.methods.cascade import run_compression
@@ -407,6 +408,7 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     from cascadeprune.tasks import get_task, task_kind
 
     _refuse_input_overwrite(model, out)
+    method, sets = _auto_flags(recipe, method, sets, ratio, search_budget, layout, max_loss)
     # the same construction as the benchmarks: recipe, then flags, then --set, then validation
     cfg = build_config(recipe, sets, ratio=ratio, method=method, seed=seed, recovery_steps=recovery_steps,
                        device=device, calibration=calibration)
@@ -422,7 +424,21 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
 
         check_mix(task, cfg.calibration.mix)
     m = load_model(model)
-    the_plan = plan_run(m, cfg)  # the run's own plan: an unreachable target stops here, before any cost
+    if cfg.method == "auto":  # auto plans inside its search; its reach is checked here, before any cost
+        if dry_run:
+            from cascadeprune.methods.auto import max_ratio
+
+            top = max_ratio(m, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+            info = {"method": "auto", "ratio": cfg.ratio or None, "max_loss": cfg.auto.max_loss, "max_ratio": top,
+                    "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout,
+                    "reachable": (cfg.ratio or 0) <= top}
+            print(json.dumps(info, indent=2) if json_out else
+                  f"auto: target {cfg.ratio or f'max-loss {cfg.auto.max_loss:g}'}, at most {top:.3g}x reachable, "
+                  f"search budget {cfg.auto.search_budget}, layout {cfg.auto.layout}")
+            return 0
+        the_plan = None
+    else:
+        the_plan = plan_run(m, cfg)  # the run's own plan: an unreachable target stops here, before any cost
     if dry_run:
         from cascadeprune.report.compress_report import format_plan
 
@@ -438,11 +454,67 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     report, paths = result["report"], result["paths"]
     if json_out:
         keys = ("ratio_target", "ratio_achieved", report["metric"], "macro_f1")
-        print(json.dumps({k: report[k] for k in keys if k in report}, indent=2))
+        summary = {k: report[k] for k in keys if k in report}
+        if "auto" in report:
+            summary["auto"] = {"summary": report["auto"]["summary"], "chosen": report["auto"]["chosen"]}
+        print(json.dumps(summary, indent=2))
+    elif "auto" in report:  # a short summary of the decision log; the whole log is in report.md / report.json
+        from cascadeprune.report.compress_report import auto_summary
+
+        print(auto_summary(report["auto"]))
+        print(f"final test {report['metric']} {report[report['metric']]:.4g} (dense {report['dense'][report['metric']]:.4g})")
+        print(f"wrote {final}/, {Path(out) / 'plan.json'}, {paths['json']}, {paths['markdown']} (decision log), "
+              f"{paths['plot']}")
     else:
         print(paths["markdown"].read_text())
         print(f"wrote {final}/, {Path(out) / 'plan.json'}, {paths['json']}, {paths['markdown']}, {paths['plot']}")
     return 0
+
+
+def _auto_flags(recipe, method, sets, ratio, search_budget, layout, max_loss) -> tuple[str | None, list[str]]:
+    """Method auto's flags as --set overrides, each bad value refused with the flag named; auto is the method when
+    neither a recipe, a method nor stages are given."""
+    from cascadeprune.methods.config import parse_search_budget
+
+    sets = list(sets or [])
+    named = {s.partition("=")[0].strip().split(".")[0] for s in sets}
+    if method is None and recipe is None and not named & {"method", "stages"}:
+        method = "auto"
+    given = {"--search-budget": search_budget, "--layout": layout, "--max-loss": max_loss}
+    auto = method == "auto" or (method is None and "method" not in named and recipe is not None and
+                                (read_recipe_method(recipe) == "auto"))
+    for flag, value in given.items():
+        if value is not None and not auto:
+            which = method or "the recipe's"
+            raise CascadePruneError(f"{flag}: only --method auto takes it (method is {which})")
+    if search_budget is not None:
+        try:
+            parse_search_budget(search_budget)
+        except ValueError as e:
+            raise CascadePruneError(f"--search-budget: {e}") from None
+        sets.append(f"auto.search_budget={search_budget}")
+    if layout is not None:
+        if layout not in ("uniform", "nonuniform"):
+            raise CascadePruneError(f"--layout: choose uniform or nonuniform, got {layout!r}")
+        sets.append(f"auto.layout={layout}")
+    if max_loss is not None:
+        try:
+            value = float(max_loss)
+        except ValueError:
+            value = math.nan
+        if not value >= 0 or not math.isfinite(value):
+            raise CascadePruneError(f"--max-loss: expected a number >= 0 (pp of accuracy, or a perplexity ratio > 1), "
+                                    f"got {max_loss!r}")
+        if ratio is not None:
+            raise CascadePruneError("--max-loss: give --ratio or --max-loss, not both (--max-loss searches the ratio)")
+        sets.append(f"auto.max_loss={value}")
+    return method, sets
+
+
+def read_recipe_method(recipe: str) -> str | None:
+    from cascadeprune.methods.config import read_recipe
+
+    return read_recipe(recipe).get("method")
 
 
 def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | None = None, overwrite: bool = False,
@@ -784,6 +856,14 @@ def _compress_args(sub) -> None:
                    help=(help_text() + ". A baseline brings its own criterion and schedule; the recipe gives the "
                          "calibration and the summed recovery budget, used or not as its authors do: "
                          "--set baseline_recovery=budget|none overrides").replace("%", "%%"))
+    s.add_argument("--search-budget", default=None, metavar="N|Tm",
+                   help="method auto: candidates scored on validation (e.g. 24, the default) or search time (20m, 90s)")
+    s.add_argument("--layout", default=None, metavar="nonuniform|uniform",
+                   help="method auto: uniform keeps the same widths in every kept layer (plans every runtime loads); "
+                        "default nonuniform")
+    s.add_argument("--max-loss", default=None, metavar="X",
+                   help="method auto, instead of --ratio: the most compression whose validation loss stays within X "
+                        "(pp of accuracy for classifiers; perplexity ratio to dense for --task lm)")
     s.add_argument("--seed", type=_int(0, 2**32 - 1), default=None)
     s.add_argument("--recovery-steps", type=_int(0, 10**9), default=None, help="override every stage's recovery budget")
     s.add_argument("--device", default=None,

@@ -35,3 +35,6 @@ def wire() -> None:
     register_format(REFERENCE_FORMAT)
     register_task("lm", "cascadeprune.tasks:lm_task")
     register_task("bearing", "cascadeprune.tasks:bearing_task", options="cascadeprune.tasks.bearing.options:RecoveryOptions")
+    from cascadeprune.methods.sia_gate import register_sia_check
+
+    register_sia_check("cascadeprune.sia.measure:measure")  # method auto's granularity gate (sia sits above the core)

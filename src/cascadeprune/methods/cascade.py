@@ -413,6 +413,10 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
 
     cfg.check()
     check_task_options(cfg, getattr(task, "recovery_options", None), task.name)
+    if cfg.method == "auto":  # the search decides the cut and the recovery (methods/auto.py)
+        from cascadeprune.methods.auto import compress as auto_compress
+
+        return auto_compress(model, task, cfg, out, progress=progress)
     the_plan = plan_run(model, cfg)  # an unreachable target stops here: no calibration pass, no recovery
     out = Path(out)
     ckpt = out / "checkpoints"
@@ -521,13 +525,15 @@ def run_compression(model: nn.Module, task, cfg: CompressConfig, out: str | Path
     (out / "plan.json").write_text(applied_plan(resolve(small)).to_json() + "\n")
     test = task.evaluate(small, "test")
     report = {"model": name, "task": task.name, "metric": task.metric, "method": cfg.method, "seed": cfg.seed,
-              "ratio_target": cfg.ratio, "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
+              "ratio_target": res["ratio_target"], "ratio_achieved": res["ratio_achieved"], "block_params": block_params(small),
               task.metric: test[task.metric], "dense": res["state"]["dense"], "stages": res["state"]["stages"],
               "params_before": before, "params_after": param_breakdown(small), "config": cfg.to_dict(),
               "calibration_seed": calibration_seed(cfg), "process_peak_rss_mb": round(process_peak_rss_mb()),
               "test": test}
     for key in getattr(task, "extra_metrics", ()):  # the task's further headline metrics (e.g. macro-F1)
         report[key] = test[key]
+    if "auto" in res:
+        report["auto"] = res["auto"]
     return {"model": small, "report": report, "paths": write_report(report, out)}
 
 

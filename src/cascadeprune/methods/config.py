@@ -21,6 +21,7 @@ the calibration draw.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -142,6 +143,39 @@ class CalibrationConfig(_Strict):
         return mix
 
 
+def parse_search_budget(text) -> tuple[str, float]:
+    """``"60"`` -> ("evals", 60): candidates scored on validation; ``"20m"`` / ``"90s"`` -> ("seconds", ...)."""
+    s = str(text).strip().lower()
+    try:
+        if s.endswith("m") or s.endswith("s"):
+            value, kind = float(s[:-1]) * (60 if s.endswith("m") else 1), "seconds"
+        else:
+            value, kind = float(int(s)), "evals"
+    except ValueError:
+        value, kind = -1.0, ""
+    if not value > 0 or not math.isfinite(value):
+        raise ValueError(f"expected a number of evaluations (e.g. 60) or a time (e.g. 20m, 90s), got {text!r}")
+    return kind, value
+
+
+class AutoConfig(_Strict):
+    """``method: auto``'s own settings (methods/auto.py); the CLI's --search-budget, --layout, --max-loss."""
+    # evaluations (candidates scored on validation) or minutes/seconds of search; the default keeps SmolLM2-135M
+    # at 1.5x on 2 cores within about twice a plain cascade (docs/auto.md)
+    search_budget: str = "24"
+    layout: Literal["nonuniform", "uniform"] = "nonuniform"  # uniform: the same widths in every kept layer
+    # the most compression whose validation loss stays within this: pp of accuracy (classifiers), a perplexity
+    # ratio to dense (causal LMs); searched over the ratio instead of a given --ratio
+    max_loss: float | None = Field(None, ge=0)
+    sia: Literal["measure", "skip"] = "measure"  # the empirical SIA check that gates the granularities
+
+    @field_validator("search_budget", mode="before")
+    @classmethod
+    def _budget(cls, v):
+        parse_search_budget(v)
+        return str(v)
+
+
 def _default_stages() -> list[StageConfig]:
     return [StageConfig(g) for g in GRANULARITIES]
 
@@ -149,6 +183,7 @@ def _default_stages() -> list[StageConfig]:
 class CompressConfig(_Strict):
     ratio: float = 0.0
     method: str = "cascade"  # a name in methods/registry.py
+    auto: "AutoConfig" = Field(default_factory=lambda: AutoConfig())  # method auto only (methods/auto.py)
     # Baselines only (methods/baselines/): "authors" recovers with the summed stage budget where the method's
     # authors fine-tune (magnitude, llm-pruner) and not at all where they do not (wanda-sp, flap, shortgpt);
     # "budget" and "none" override that, so every method can be reported both ways.
@@ -167,6 +202,12 @@ class CompressConfig(_Strict):
         return method
 
     def check(self, require_ratio: bool = True) -> "CompressConfig":
+        if self.method != "auto" and self.auto != AutoConfig():
+            raise RecipeError(f"auto: only method auto takes it (method is {self.method!r})")
+        if self.method == "auto" and self.auto.max_loss is not None:
+            if self.ratio:
+                raise RecipeError("auto.max_loss: give a ratio or a max_loss, not both (max_loss searches the ratio)")
+            require_ratio = False
         if (require_ratio or self.ratio) and not self.ratio > 1:
             raise RecipeError(f"ratio: must be > 1 (dense block params / pruned), got {self.ratio:g}")
         if not self.stages:

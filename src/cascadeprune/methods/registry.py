@@ -83,13 +83,16 @@ def help_text() -> str:
 
 
 _ENGINE = "cascadeprune.methods.cascade"
-register(MethodSpec("cascade", "layers -> heads -> channels, re-scored and recovered after each stage (default)",
+register(MethodSpec("cascade", "layers -> heads -> channels, re-scored and recovered after each stage (the default with a recipe)",
                     "stages", "stages", f"{_ENGINE}:cascade_cut"))
 register(MethodSpec("oneshot", "every granularity scored once on the dense model, cut together, one recovery with "
                                "the summed budget", "once", "summed", f"{_ENGINE}:joint_cut", label="{method}"))
 register(MethodSpec("simultaneous", "ablation: as many iterations as stages, each cutting every granularity, with "
                                     "the stages' recoveries", "stages", "stages", f"{_ENGINE}:joint_cut",
                     label="all ({stage}/{stages})"))
+register(MethodSpec("auto", "the search (docs/auto.md): granularities, criteria, allocation across granularities and "
+                            "depth, and recovery recipe chosen on validation within --search-budget; the default "
+                            "without a recipe", "once", "summed", "cascadeprune.methods.auto:cut", label="{method}"))
 # the published baselines (methods/baselines/): their own criterion and schedule; recovery as their authors do
 for _name, _who in (("magnitude", "Li et al. 2017, L1 norm of coupled units, uniform per layer"),
                     ("wanda-sp", "Wanda structured as in FLAP, |W| * ||X||, uniform per layer"),

@@ -53,12 +53,44 @@ def markdown(report: dict) -> str:
               "the corpus's test blocks); validation is a held-out part of the training data, which recovery also "
               "uses to keep its best state. Compression ratio = dense block parameters / pruned block parameters; "
               "embeddings, front end and head are reported in report.json."]
+    if report.get("auto"):
+        lines += ["", auto_markdown(report["auto"])]
     per = report.get("test", {}).get("perplexity_per_domain")
     if per:
         dense_per = d.get("test", {}).get("perplexity_per_domain", {})
         lines += ["", "Test perplexity per domain (dense -> compressed): " + ", ".join(
             f"{k} {dense_per.get(k, float('nan')):.4g} -> {v:.4g}" for k, v in per.items())]
     return "\n".join(lines) + "\n"
+
+
+def auto_summary(log: dict) -> str:
+    """The few lines ``compress`` prints for method auto: what it chose and why."""
+    lines = [log["summary"]]
+    for d in log["decisions"]:
+        lines.append(f"- {d['decision']}: {d['chosen']} — {d['why']}")
+    return "\n".join(lines)
+
+
+def auto_markdown(log: dict) -> str:
+    """The decision log of method auto: every decision with its reason, then every candidate (validation only)."""
+    f = _fmt(log["metric"])
+    out = ["## Decision log (method auto; every score is on the validation split)", "", auto_summary(log), ""]
+    if log.get("max_loss"):
+        ml = log["max_loss"]
+        out += [f"Max-loss walk (tolerance {ml['tolerance']:g} {ml['unit']}, dense {f(ml['dense_val'])}):", "",
+                "| ratio | validation | loss | within |", "|---|---|---|---|"]
+        out += [f"| {c['ratio']:g}x | {f(c['val'])} | {'–' if c.get('loss') is None else format(c['loss'], '.4g')} "
+                f"| {'yes' if c['within'] else 'no'} |" for c in ml["curve"]]
+        out.append("")
+    out += ["| # | phase | candidate | ratio | validation | wall s |", "|---|---|---|---|---|---|"]
+    for c in log["candidates"]:
+        what = {k: v for k, v in c.items() if k not in ("id", "phase", "val", "score", "ratio", "wall_s")}
+        out.append(f"| {c['id']} | {c['phase']} | {json.dumps(what, separators=(',', ':'))} | {c['ratio']:.3f}x "
+                   f"| {f(c['val'])} | {c['wall_s']:.1f} |")
+    b = log["budget"]
+    out += ["", f"Budget {b['spec']} ({b['kind']}): {b['evaluations_used']} evaluations in {b['search_s']:.0f} s of "
+            f"search; total {log['wall_s']['total']:.0f} s."]
+    return "\n".join(out)
 
 
 def plot(report: dict, path: Path) -> None:
@@ -73,10 +105,15 @@ def plot(report: dict, path: Path) -> None:
     for s in report["stages"]:
         if s.get("skipped"):
             continue
-        xs += [s["ratio"], s["ratio"]]
-        ys += [scale * s[f"{m}_pruned"], scale * s[f"{m}_recovered"]]
-        vals += [s.get(f"val_{m}_pruned"), s.get(f"val_{m}_recovered")]
-        labels += [f"{s['granularity']} pruned", f"{s['granularity']} recovered"]
+        if s[f"{m}_pruned"] is not None:  # method auto reports only the final model
+            xs.append(s["ratio"])
+            ys.append(scale * s[f"{m}_pruned"])
+            vals.append(s.get(f"val_{m}_pruned"))
+            labels.append(f"{s['granularity']} pruned")
+        xs.append(s["ratio"])
+        ys.append(scale * s[f"{m}_recovered"])
+        vals.append(s.get(f"val_{m}_recovered"))
+        labels.append(f"{s['granularity']} recovered")
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(len(ys)), ys, marker="o", label="test")
     if all(v is not None for v in vals):

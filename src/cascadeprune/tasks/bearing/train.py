@@ -198,5 +198,22 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes, loads: np.ndarray |
     return out
 
 
+@torch.no_grad()
+def _logits(model: nn.Module, x: np.ndarray, batch_size: int = 128) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [model(torch.from_numpy(x[i : i + batch_size]).to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
 def evaluate(model: nn.Module, ds: Dataset, split: str = "test") -> dict:
-    return metrics(ds.y[split], predict(model, ds.x[split]), ds.classes, ds.load[split])
+    """metrics() plus ``nll``: the mean cross-entropy of the true class (a tie-breaker where accuracies tie)."""
+    logits = _logits(model, ds.x[split])
+    if not len(logits):
+        return metrics(ds.y[split], np.zeros(0, dtype=np.int64), ds.classes, ds.load[split])
+    y = torch.from_numpy(ds.y[split]).long()
+    out = metrics(ds.y[split], logits.argmax(-1).numpy(), ds.classes, ds.load[split])
+    out["nll"] = float(nn.functional.cross_entropy(logits, y))
+    return out
