@@ -377,7 +377,8 @@ def build_config(recipe: str | Path | None = None, sets: list[str] | None = None
         set_path(data, key.strip(), value)
         origin.append((key.strip(), f"--set {item}"))
         _schema(data, f"--set {item}")
-    if data.get("ratio") is None:
+    auto_max_loss = data.get("method") == "auto" and (data.get("auto") or {}).get("max_loss") is not None
+    if data.get("ratio") is None and not auto_max_loss:  # auto's --max-loss searches the ratio instead
         raise RecipeError("--ratio is required: the target compression ratio on block parameters (dense / pruned, "
                           "> 1), e.g. --ratio 2 (or `ratio:` in the recipe)")
     try:
