@@ -45,21 +45,21 @@ def test_csv_to_json_and_f32(tmp_path, capsys):
 @pytest.mark.parametrize("argv, words", [
     (["{dir}/rec.csv", "--window", "512", "--out", "{dir}/o.json"], "pass --fs"),
     (["{dir}/rec.csv", "--window", "512", "--fs", "12000", "--offset", "-1", "--out", "{dir}/o.json"], "--offset"),
-    (["{dir}/rec.csv", "--window", "512", "--fs", "0", "--out", "{dir}/o.json"], "--fs must be"),
+    (["{dir}/rec.csv", "--window", "512", "--fs", "0", "--out", "{dir}/o.json"], "--fs: must be > 0"),
     (["{dir}/rec.csv", "--window", "512", "--fs", "12000", "--out", "{dir}/o.json"], "name one with --column"),
     (["{dir}/rec.csv", "--window", "512", "--fs", "12000", "--column", "speed", "--out", "{dir}/o.json"],
      "no column 'speed'"),
-    (["{dir}/bad.csv", "--window", "4", "--fs", "12000", "--out", "{dir}/o.json"], "line 3: 'oops' is not a number"),
+    (["{dir}/bad.csv", "--window", "16", "--fs", "12000", "--out", "{dir}/o.json"], "line 3: 'oops' is not a number"),
     (["{dir}/rec.wav", "--window", "512", "--out", "{dir}/o.json"], "unsupported file type"),
     (["{dir}/missing.csv", "--window", "512", "--out", "{dir}/o.json"], "no such file"),
     (["{dir}/rec.csv", "--out", "{dir}/o.json"], "--model ARTIFACT"),
-    (["{dir}/bad.csv", "--window", "1", "--fs", "12000", "--out", "{dir}/o.json"], "--window must be"),
-    (["{dir}/one.csv", "--window", "4", "--fs", "12000", "--out", "{dir}/exists.json"], "already exists"),
+    (["{dir}/bad.csv", "--window", "1", "--fs", "12000", "--out", "{dir}/o.json"], "--window: must be >= 16"),
+    (["{dir}/one.csv", "--window", "16", "--fs", "12000", "--out", "{dir}/exists.json"], "already exists"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, argv, words):
     (tmp_path / "rec.csv").write_text("a,b\n1,2\n3,4\n")
-    (tmp_path / "bad.csv").write_text("1.0\n2.0\noops\n4.0\n")
-    (tmp_path / "one.csv").write_text("1\n2\n3\n4\n")
+    (tmp_path / "bad.csv").write_text("1.0\n2.0\noops\n" + "4.0\n" * 17)
+    (tmp_path / "one.csv").write_text("".join(f"{i}\n" for i in range(16)))
     (tmp_path / "rec.wav").write_bytes(b"RIFF")
     (tmp_path / "exists.json").write_text("{}")
     rc, err = run(capsys, *(a.replace("{dir}", str(tmp_path)) for a in argv))

@@ -264,7 +264,7 @@ def test_bad_arguments_are_one_line_errors(artifact, tmp_path, capsys):
         ([str(artifact[1])], "nothing to serve"),
         ([str(artifact[1]), "--http", "localhost"], "is not HOST:PORT"),
         ([str(artifact[1]), "--mqtt", "mqtts://h:1"], "is not mqtt://"),
-        ([str(artifact[1]), "--http", "127.0.0.1:0", "--max-batch", "0"], "must be positive"),
+        ([str(artifact[1]), "--http", "127.0.0.1:0", "--max-batch", "0"], "--max-batch: must be >= 1"),
         ([str(tmp_path / "nothing"), "--http", "127.0.0.1:0"], "does not exist"),
     ]:
         assert main(["serve", *argv]) == 2
@@ -334,8 +334,8 @@ def test_sensor_faults_answered_instead_of_a_bearing_class(client, artifact):
 def test_signal_threshold_flags(artifact, capsys):
     """Overrides come from flags; a bad value is a one-line error naming the flag; --no-signal-check
     answers a flat window with a class."""
-    for argv, words in [(["--max-rail-fraction", "2"], "--max-rail-fraction is a share"),
-                        (["--min-std", "nan"], "--min-std must be a finite number"),
+    for argv, words in [(["--max-rail-fraction", "2"], "--max-rail-fraction: must be <= 1"),
+                        (["--min-std", "nan"], "--min-std: must be a finite number"),
                         (["--no-signal-check", "--min-std", "1"], "--no-signal-check")]:
         assert main(["serve", str(artifact[1]), "--http", "127.0.0.1:0", *argv]) == 2
         err = capsys.readouterr().err.strip()

@@ -156,8 +156,8 @@ def test_the_gradient_estimate_finds_the_cancelling_pair():
 
 @pytest.mark.parametrize("args, match", [
     (["--granularity", "neurons"], "--granularity 'neurons'"),
-    (["--units", "1"], "need --units >= 2"),
-    (["--ratio", "0.9"], "--ratio > 1"),
+    (["--units", "1"], "--units: must be >= 2"),
+    (["--ratio", "0.9"], "--ratio: must be > 1"),
     (["--windows", "4", "--batch-size", "4"], "2 x --batch-size"),
     (["--granularity", "heads", "--criterion", "nope"], "no heads criterion 'nope'"),
     (["--granularity", "heads", "--criterion", "wanda_sp", "--mode", "naive"], "has no naive mode"),

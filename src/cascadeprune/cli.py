@@ -426,9 +426,12 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     m = load_model(model)
     if cfg.method == "auto":  # auto plans inside its search; its reach is checked here, before any cost
         if dry_run:
-            from cascadeprune.methods.auto import max_ratio
+            from cascadeprune.methods.auto import check_feasible, max_ratio
 
-            top = max_ratio(m, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+            if cfg.ratio:  # the run's own check: an unreachable ratio fails the dry run as it would fail the run
+                top = check_feasible(m, cfg.ratio, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+            else:
+                top = max_ratio(m, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
             info = {"method": "auto", "ratio": cfg.ratio or None, "max_loss": cfg.auto.max_loss, "max_ratio": top,
                     "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout,
                     "reachable": (cfg.ratio or 0) <= top}
@@ -897,7 +900,10 @@ def _quiet_progress_bars() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = vars(build_parser().parse_args(argv))
+    try:
+        args = vars(build_parser().parse_args(argv))
+    except SystemExit as e:  # argparse: a bad flag (2, its one-line error printed) or --help (0); the same code in-process
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(level=logging.INFO if args.pop("verbose") else logging.WARNING, format="%(message)s")
     _quiet_progress_bars()
     command = args.pop("command")

@@ -340,6 +340,9 @@ def check_feasible(model: nn.Module, ratio: float, layout: str, protect_ends: bo
     if block_params(model) != dense_block_params(model):
         raise CascadePruneError("method auto starts from a dense model; this one is already pruned "
                                 f"({dense_block_params(model) / block_params(model):.2f}x): compress its dense source")
+    if ratio < 1 + TOLERANCE:  # the dense model is already within the tolerance of the target: nothing to search
+        raise CascadePruneError(f"ratio {ratio:g} is within {TOLERANCE:.0%} of the dense model (1x), so there is "
+                                f"nothing to prune; ask for at least {1 + TOLERANCE:g}")
     top = max_ratio(model, layout, protect_ends, max_fraction)
     if ratio > top * (1 + TOLERANCE):
         raise CascadePruneError(

@@ -412,12 +412,13 @@ def compress(model: nn.Module, task, cfg: CompressConfig, out: str | Path, resum
     from cascadeprune.storage import load_model, save_model
 
     cfg.check()
-    check_task_options(cfg, getattr(task, "recovery_options", None), task.name)
     if cfg.method == "auto":  # the search decides the cut and the recovery (methods/auto.py)
         from cascadeprune.methods.auto import compress as auto_compress
 
+        check_task_options(cfg, getattr(task, "recovery_options", None), task.name)
         return auto_compress(model, task, cfg, out, progress=progress)
-    the_plan = plan_run(model, cfg)  # an unreachable target stops here: no calibration pass, no recovery
+    the_plan = plan_run(model, cfg)  # an unreachable target stops here: the task is not even asked anything
+    check_task_options(cfg, getattr(task, "recovery_options", None), task.name)
     out = Path(out)
     ckpt = out / "checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
