@@ -25,7 +25,8 @@ from cascadeprune.tasks.bearing.protocols import WindowConfig, build_dataset
 from cascadeprune.tasks.bearing.task import BearingTask
 from conftest import check_compressed
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted(RECIPES_DIR.glob("*.yaml"))
 WIN = WindowConfig(window=512, stride=1024)
 
 
@@ -145,7 +146,7 @@ def test_recipes_reject_unknown_keys(tmp_path):
 def test_compress_cli_end_to_end(ds, tmp_path, capsys):
     save_model(classifier("llama-tiny"), tmp_path / "clf")
     args = ["compress", str(tmp_path / "clf"), "--task", "synthetic", "--ratio", "3", "--out", str(tmp_path / "c"),
-            "--recovery-steps", "3", "--recipe", str(RECIPES[0])]
+            "--recovery-steps", "3", "--recipe", str(RECIPES_DIR / "cpu-fast.yaml")]
     assert main(args + ["--dry-run", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[-1]["ratio_after"] == pytest.approx(3.0, rel=1e-3)

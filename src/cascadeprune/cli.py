@@ -188,7 +188,8 @@ def cmd_data_window(file: str, out: str, model: str | None = None, window: int |
                     sample_rate: float = 12000.0, offset: int = 0, fs: float | None = None, channel: str = "DE",
                     column: str | None = None, fmt: str = "json", rid: str | None = None,
                     overwrite: bool = False) -> int:
-    from cascadeprune.tasks.bearing.window_cut import cut_window, encode_window, model_window, write_file_atomic
+    from cascadeprune.deploy.runtime import model_window
+    from cascadeprune.tasks.bearing.window_cut import cut_window, encode_window, write_file_atomic
 
     if (model is None) == (window is None):
         raise CascadePruneError("give the model to cut for (--model ARTIFACT) or a --window length, not both")

@@ -169,3 +169,14 @@ def pin_threads(threads: int) -> None:
     """Fix the thread pools of every numeric library before it is imported (fresh processes only)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
+
+
+def model_window(model: str | Path) -> tuple[int, float]:
+    """(window, sample rate) of an export (deploy.json) or a classifier directory (loads it)."""
+    if artifact_kind(model) == "export":
+        info = read_deploy(model)
+        return int(info["window"]), float(info["sample_rate"])
+    from cascadeprune.storage import load_model
+
+    clf = load_model(Path(model))
+    return int(clf.window), float(clf.meta.get("sample_rate", 12000.0))

@@ -121,19 +121,6 @@ def encode_window(x: np.ndarray, sample_rate: float, fmt: str, rid: str | None =
     return (json.dumps(body) + "\n").encode()
 
 
-def model_window(model: str | Path) -> tuple[int, float]:
-    """(window, sample rate) of an export (deploy.json) or a classifier directory (loads it)."""
-    from cascadeprune.deploy.runtime import artifact_kind, read_deploy
-
-    if artifact_kind(model) == "export":
-        info = read_deploy(model)
-        return int(info["window"]), float(info["sample_rate"])
-    from cascadeprune.storage import load_model
-
-    clf = load_model(Path(model))
-    return int(clf.window), float(clf.meta.get("sample_rate", 12000.0))
-
-
 def write_file_atomic(path: Path, body: bytes) -> None:
     """Write beside the target, then rename: a reader never sees half a window."""
     tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
