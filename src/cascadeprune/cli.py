@@ -3,7 +3,7 @@
     cascadeprune inspect MODEL [--sia DIR_OR_JSON] [--json]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
-    cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
+    cascadeprune data describe PROTOCOL|lm[:DOMAINS][@data=PATH] [--data-dir DIR] [--json]
     cascadeprune data window FILE.mat|FILE.csv (--model ARTIFACT | --window N) [--offset N] [--fs HZ]
                              [--format json|f32] [--id ID] --out window.json|- [--overwrite]
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
@@ -211,17 +211,20 @@ def cmd_data_window(file: str, out: str, model: str | None = None, window: int |
 
 def _describe_lm(spec: str, json_out: bool) -> int:
     from cascadeprune.tasks.lm.corpus import describe
-    from cascadeprune.tasks.lm.task import parse_spec
+    from cascadeprune.tasks.lm.task import load_spec_corpus, parse_spec
 
     domains, _ = parse_spec(spec)
-    info = describe(domains)
+    corpus, documents, where = load_spec_corpus(spec)
+    info = describe(domains, corpus=corpus, documents=documents, where=where)
     if json_out:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{spec}: corpus {info['corpus']}; blocks of {info['block_chars']} characters, split by {info['split_rule']}")
     for d, v in info["domains"].items():
         docs = v["documents"]
-        print(f"  {d:<10} {len(docs)} documents ({', '.join(sorted({x['licence'].split(' ')[0] for x in docs}))}): " +
+        what = (f"licences {', '.join(sorted({x['licence'].split(' ')[0] for x in docs}))}" if documents is None
+                else f"{len({x['source'] for x in docs})} file(s)")
+        print(f"  {d:<10} {len(docs)} documents ({what}): " +
               ", ".join(f"{s} {x['blocks']} blocks / {x['chars']:,} chars" for s, x in v["splits"].items()))
     print("every block's document, character range and split: --json")
     return 0
@@ -734,7 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help=COMMANDS["eval"][1])
     s.add_argument("model", help="classifier directory, or a causal LM with --task lm[:DOMAINS]")
-    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N]")
+    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH]")
     _data_args(s)
     s.add_argument("--snr-db", type=_float(-100, 200), default=None, help="add white noise at this SNR to the test windows")
     s.add_argument("--noise-seed", type=_int(0, 2**32 - 1), default=0)
@@ -843,7 +846,7 @@ def _compress_args(sub) -> None:
     s = sub.add_parser("compress", help=COMMANDS["compress"][1])
     s.add_argument("model", help="classifier directory (bearing protocols) or causal LM (--task lm): a built-in "
                                  "name (smollm2-135m, tiny-llama), .gguf file or Hugging Face directory")
-    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N] "
+    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH] "
                                                  "(perplexity per text domain; see `data describe lm`)")
     s.add_argument("--ratio", type=_float(1, 1e6, lo_open=True), default=None, help="target compression ratio on block parameters")
     s.add_argument("--out", required=True, help="output folder: model/, plan.json, report.*, checkpoints/")
