@@ -12,7 +12,9 @@
     cascadeprune compress MODEL --task PROTOCOL|lm[:DOMAINS] --ratio R --out DIR [--recipe FILE.yaml] [--set K=V ...]
                           [--calibration "prose:0.5,code:0.3"] [--resume] [--dry-run]
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
+    cascadeprune export LM --format gguf --out DIR [--quant f16|q8_0|q4_k_m|f32] [--task lm-spec] [--threads N]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
+                 (GGUF exports: llama.cpp prompt/generation tokens/s, time to first token, memory)
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
                        [--no-signal-check | --min-std X --max-rail-fraction F --max-repeat-fraction F]
                        [--no-ui | --ui-history N --ui-min-confidence P]   (the operator page at GET /)
@@ -525,7 +527,12 @@ def read_recipe_method(recipe: str) -> str | None:
 
 
 def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | None = None, overwrite: bool = False,
-               task: str | None = None, data_dir: str | None = None, json_out: bool = False) -> int:
+               task: str | None = None, data_dir: str | None = None, json_out: bool = False, fmt: str = "onnx",
+               quant: str | None = None, threads: int = 1) -> int:
+    if fmt == "gguf":
+        return _export_gguf(classifier, out, quant or "f16", overwrite, task, threads, json_out, int8, opset)
+    if quant is not None:
+        raise CascadePruneError("--quant is for --format gguf; an ONNX export takes --int8")
     from cascadeprune.deploy.export import export_classifier
 
     info = export_classifier(classifier, out, int8=int8, opset=opset, overwrite=overwrite, task=task,
@@ -547,12 +554,41 @@ def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | 
     return 0
 
 
-def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int = 200,
+def _export_gguf(model: str, out: str, quant: str, overwrite: bool, task: str | None, threads: int, json_out: bool,
+                 int8: str | None, opset: int | None) -> int:
+    from cascadeprune.deploy.gguf_export import export_gguf
+
+    if int8 is not None or opset is not None:
+        raise CascadePruneError(f"{'--int8' if int8 is not None else '--opset'} is for ONNX; a GGUF export takes "
+                                "--quant f16|q8_0|q4_k_m|f32")
+    info = export_gguf(model, out, quant=quant, overwrite=overwrite, task=task, threads=threads)
+    if json_out:
+        print(json.dumps(info, indent=2))
+        return 0
+    par, base = info["parity"], ("f32" if quant == "f32" else "f16")
+    print(f"exported {model} -> {out}/{info['file']} ({info['file_mb']:.2f} MB, {quant}, llama.cpp arch "
+          f"{info['arch']}, {len(info['layers'])} layers{'' if info['uniform'] else ', per-layer widths'})")
+    for q in dict.fromkeys([base, quant]):
+        f = par[q]
+        print(f"  {q:<6} vs PyTorch on {par['windows']} test windows: max |delta logit| {f['max_abs_logit_diff']:.3g}, "
+              f"top-1 agreement {f['top1_agreement']:.2%}; perplexity " +
+              ", ".join(f"{d} {v:.2f} (PyTorch {par['torch']['perplexity_per_domain'][d]:.2f})"
+                        for d, v in f["perplexity_per_domain"].items()))
+    print(f"wrote {out}/{info['file']} and {out}/deploy.json; run with `python -m llama_cpp.server --model "
+          f"{out}/{info['file']}` or measure with `cascadeprune bench {out}`")
+    return 0
+
+
+def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int | None = None,
               warmup: int = 20, max_seconds: float | None = None, breakdown: bool = False,
               json_out: bool = False) -> int:
+    from cascadeprune.deploy.gguf_bench import gguf_file
+
+    if any(gguf_file(a) is not None for a in artifacts):  # GGUF artifacts: llama.cpp, tokens/s
+        return _bench_gguf(artifacts, runtime, threads, runs, breakdown, json_out)
     from cascadeprune.deploy.bench import bench_artifacts, breakdown_table, table
 
-    recs = bench_artifacts(artifacts, runtime=runtime, batch=batch, threads=threads, runs=runs, warmup=warmup,
+    recs = bench_artifacts(artifacts, runtime=runtime, batch=batch, threads=threads, runs=runs or 200, warmup=warmup,
                            breakdown=breakdown, max_seconds=max_seconds)
     if json_out:
         print(json.dumps(recs, indent=2))
@@ -561,6 +597,23 @@ def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, 
     if breakdown:
         print("\nkernel time per part (ONNX Runtime profiler, ms per call and share):")
         print(breakdown_table(recs))
+    return 0
+
+
+def _bench_gguf(artifacts: list[str], runtime: str | None, threads: int, runs: int | None, breakdown: bool,
+                json_out: bool) -> int:
+    from cascadeprune.deploy.gguf_bench import GEN_TOKENS, PROMPT_TOKENS, bench_gguf, gguf_table
+
+    if runtime not in (None, "llama.cpp") or breakdown:
+        raise CascadePruneError(f"{'--breakdown' if breakdown else '--runtime ' + runtime} is for ONNX exports; a GGUF "
+                                "artifact runs in llama.cpp")
+    recs = bench_gguf(artifacts, threads=threads, runs=runs or 3)
+    if json_out:
+        print(json.dumps(recs, indent=2))
+        return 0
+    print(f"llama.cpp, {threads} thread(s): prompt processing of {PROMPT_TOKENS} tokens, generation of {GEN_TOKENS} "
+          f"tokens, medians of {runs or 3} run(s) after a warm-up; ratios against the first artifact")
+    print(gguf_table(recs))
     return 0
 
 
@@ -592,7 +645,8 @@ COMMANDS = {
     "train": (cmd_train, "train a vibration classifier on a protocol"),
     "eval": (cmd_eval, "evaluate a classifier: accuracy, macro-F1, per-load accuracy, confusion matrix"),
     "compress": (cmd_compress, "cascaded pruning with recovery to a target compression ratio"),
-    "export": (cmd_export, "export a classifier to ONNX (optionally int8) with a parity check"),
+    "export": (cmd_export, "export a classifier to ONNX (optionally int8), or a causal LM to GGUF for llama.cpp, "
+                           "with a parity check"),
     "bench": (cmd_bench, "latency and memory of artifacts, each in a fresh process, side by side"),
     "serve": (cmd_serve, "serve diagnoses over HTTP and/or MQTT until SIGTERM, then drain"),
 }
@@ -815,25 +869,36 @@ def _serve_args(sub) -> None:
 
 def _deploy_args(sub) -> None:
     s = sub.add_parser("export", help=COMMANDS["export"][1])
-    s.add_argument("classifier", help="classifier directory (from `cascadeprune train`, or compress's OUT/model)")
-    s.add_argument("--out", required=True, help="export directory: model.onnx + deploy.json (written atomically)")
+    s.add_argument("classifier", metavar="MODEL", help="classifier directory (from `cascadeprune train`, or compress's "
+                   "OUT/model); with --format gguf a causal LM: compress's OUT/model, a llama-family Hugging Face "
+                   "directory, a .gguf or smollm2-135m")
+    s.add_argument("--out", required=True, help="export directory: model.onnx (or model.gguf) + deploy.json (written "
+                                                "atomically)")
+    s.add_argument("--format", dest="fmt", choices=["onnx", "gguf"], default="onnx",
+                   help="onnx (classifiers, default) or gguf (causal LMs, for llama.cpp)")
+    s.add_argument("--quant", choices=["f16", "q8_0", "q4_k_m", "f32"], default=None,
+                   help="GGUF weights (default f16); q8_0 and q4_k_m come from llama.cpp's own quantizer")
+    s.add_argument("--threads", type=_int(1, 1024), default=1, help="GGUF: threads for quantizing and the parity "
+                                                                    "check (default 1)")
     s.add_argument("--int8", nargs="?", const="dynamic", choices=["dynamic", "static"], default=None,
                    help="int8 MatMul weights; activations quantized per call (dynamic, the default) or with ranges "
                         "calibrated on 256 training windows (static)")
     s.add_argument("--opset", type=_int(1, 10**3), default=None, help="ONNX opset, 18 or newer (default: the exporter's); one it cannot write is refused, "
                         "never silently replaced")
-    s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own)")
+    s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own); "
+                   "GGUF: an lm task spec (default lm@eval=16,val=1, e.g. lm@data=my_text/)")
     _data_args(s)
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.add_argument("--json", dest="json_out", action="store_true", help="print deploy.json")
     s = sub.add_parser("bench", help=COMMANDS["bench"][1])
     s.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="export or classifier directories; ratios are "
                                                                     "taken against the first")
-    s.add_argument("--runtime", choices=["torch", "onnx"], default=None,
-                   help="default: onnx for an export, torch for a classifier directory")
+    s.add_argument("--runtime", choices=["torch", "onnx", "llama.cpp"], default=None,
+                   help="default: onnx for an export, torch for a classifier directory, llama.cpp for a GGUF export")
     s.add_argument("--batch", type=_int(1, 1 << 16), default=1, help="windows per call (default 1)")
     s.add_argument("--threads", type=_int(1, 1024), default=1, help="intra-op threads (default 1)")
-    s.add_argument("--runs", type=_int(1, 10**7), default=200, help="timed calls (default 200)")
+    s.add_argument("--runs", type=_int(1, 10**7), default=None, help="timed calls (default 200); GGUF: prompt + "
+                                                                     "generation rounds (default 3)")
     s.add_argument("--warmup", type=_int(0, 10**7), default=20, help="untimed calls first (default 20)")
     s.add_argument("--max-seconds", type=_float(0, 1e7, lo_open=True), default=None,
                    help="stop the timed calls after this long (at least 20 run); the record says how many ran")
@@ -890,7 +955,7 @@ def _data_args(s) -> None:
 # what the extras in pyproject.toml bring (a bare install has numpy only)
 OPTIONAL_PACKAGES = {"torch", "transformers", "safetensors", "accelerate", "gguf", "tqdm", "peft", "scipy", "yaml",
                      "pydantic", "matplotlib", "onnx", "onnxscript", "onnxruntime", "starlette", "uvicorn",
-                     "prometheus_client", "paho"}
+                     "prometheus_client", "paho", "llama_cpp"}
 
 
 def _quiet_progress_bars() -> None:

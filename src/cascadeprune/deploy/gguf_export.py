@@ -157,8 +157,8 @@ def _pre_tokenizer(tj: dict) -> str:
     kinds = [p.get("type") for p in parts]
     if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
         return "smollm"
-    if kinds == ["ByteLevel"]:
-        return "gpt2"
+    if kinds == ["ByteLevel"] and parts[0].get("use_regex", True):
+        return "gpt-2"
     raise GGUFExportError(f"GGUF export: pre-tokenizer {kinds} is not one cascadeprune maps to llama.cpp "
                           f"(byte-level BPE as GPT-2 or SmolLM uses)")
 
@@ -416,7 +416,7 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f16", overwri
         parity["limits"] = {"top1_min": TOP1_MIN, "perplexity_rel_max": PPL_REL_MAX, "applies_to": base}
         if quant != base:
             base_file.unlink()  # the deployed file is the quantized one
-        digest = source_digest(src) if src.is_dir() else (source_digest(src.parent) if src.is_file() else None)
+        digest = _digest(src, source_digest)
         info = {
             "format": GGUF_FORMAT, "file": GGUF_FILE, "quant": quant, "arch": written["arch"],
             "uniform": written["uniform"], "head_dim": written["head_dim"], "layers": written["layers"],
@@ -432,6 +432,25 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f16", overwri
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def _digest(src: Path, source_digest) -> str | None:
+    """sha256 of the source: a directory's files, a .gguf file's bytes, or a built-in's shipped file."""
+    import hashlib
+
+    from cascadeprune.storage.sources import PRETRAINED
+
+    if not src.exists() and str(src) in PRETRAINED:
+        src = PRETRAINED[str(src)]()
+    if src.is_dir():
+        return source_digest(src)
+    if src.is_file():
+        h = hashlib.sha256()
+        with open(src, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    return None  # a tiny-* random model: its seed is its source
 
 
 def _name(src: Path) -> str:
