@@ -140,3 +140,24 @@ def test_bench_returns_every_key(tmp_path, capsys):
     assert recs[1]["vs_first"]["file_mb"] == pytest.approx(1.0)
     assert main(["bench", str(out), "--breakdown"]) == 2
     assert "--breakdown is for ONNX" in capsys.readouterr().err
+
+
+def test_biases_are_written(tmp_path):
+    """FLAP-style bias compensation turns on attention_bias / mlp_bias: llama and deci carry the biases."""
+    import transformers
+
+    from cascadeprune.deploy.gguf_export import write_gguf
+    from cascadeprune.storage.sources import TINY_CONFIGS
+
+    torch.manual_seed(0)
+    dense = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        **TINY_CONFIGS["llama"][1], attention_bias=True, mlp_bias=True)).eval()
+    with torch.no_grad():
+        for n, p in dense.named_parameters():
+            if n.endswith("bias"):
+                p.normal_(0, 0.1)
+    for plan, arch in ((PruningPlan(layers={1}), "llama"), (NONUNIFORM, "deci")):
+        m = apply_plan(dense, plan)
+        f = tmp_path / f"{arch}.gguf"
+        assert write_gguf(m, ByteTokenizer(128), f, "f32")["arch"] == arch
+        assert _max_diff(m, f) < 1e-4

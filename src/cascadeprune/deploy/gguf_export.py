@@ -114,7 +114,6 @@ HF_TO_GGUF = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_
 def _tensors(model, facts: dict) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
     """(gguf name, array) in file order, and the per-layer shapes written (layers with nothing left dropped)."""
     state = {k.removeprefix("model."): v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
-    hd = facts["head_dim"]
     out = [("token_embd.weight", state["embed_tokens.weight"]), ("output_norm.weight", state["norm.weight"])]
     if not facts["tied"]:
         out.append(("output.weight", state["lm_head.weight"]))
@@ -138,14 +137,17 @@ def _tensors(model, facts: dict) -> tuple[list[tuple[str, np.ndarray]], list[dic
                         w = _rope_rows(w, shp["heads"])
                     elif hf == "self_attn.k_proj":
                         w = _rope_rows(w, shp["kv_heads"])
-                elif shp["ffn"] == 0:  # FFN removed: one zero channel (see the module docstring)
-                    w = (np.zeros((1, w.shape[1]), np.float32) if hf in ("mlp.gate_proj", "mlp.up_proj") and
-                         kind == "weight" else np.zeros((w.shape[0], 1), np.float32) if hf == "mlp.down_proj" and
-                         kind == "weight" else np.zeros(1, np.float32) if kind == "bias" and hf != "mlp.down_proj"
-                         else w)
+                elif shp["ffn"] == 0 and hf.startswith("mlp"):  # FFN removed: one zero channel (module docstring)
+                    w = _zero_channel(hf, kind, w)
                 out.append((f"blk.{j}.{g}.{kind}", w))
-    del hd
     return out, written
+
+
+def _zero_channel(hf: str, kind: str, w: np.ndarray) -> np.ndarray:
+    """One FFN channel that adds nothing: gate/up rows (and biases) zero, a zero down-projection column."""
+    if hf == "mlp.down_proj":
+        return np.zeros((w.shape[0], 1), np.float32) if kind == "weight" else w
+    return np.zeros((1, w.shape[1]), np.float32) if kind == "weight" else np.zeros(1, np.float32)
 
 
 # -- tokenizer ------------------------------------------------------------------------------------------
@@ -275,10 +277,14 @@ def open_gguf(path: Path, n_ctx: int, threads: int = 1, vocab_only: bool = False
     ``kv_f32``: keep the KV cache in f32 (llama.cpp's default is f16, as deployed)."""
     from llama_cpp import Llama
 
+    from llama_cpp._utils import suppress_stdout_stderr
+
     kv = {"type_k": 0, "type_v": 0} if kv_f32 else {}  # GGML_TYPE_F32
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=not vocab_only,
-                     vocab_only=vocab_only, verbose=False, n_threads=threads, n_threads_batch=threads, seed=0, **kv)
+        with suppress_stdout_stderr(disable=False):  # llama.cpp's context notes go to stderr even when not verbose
+            return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, logits_all=not vocab_only,
+                         vocab_only=vocab_only, verbose=False, n_threads=threads, n_threads_batch=threads, seed=0,
+                         **kv)
     except (ValueError, RuntimeError) as e:
         raise GGUFExportError(f"llama.cpp could not load {path.name}: {e}") from None
 
