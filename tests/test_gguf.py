@@ -161,3 +161,12 @@ def test_biases_are_written(tmp_path):
         f = tmp_path / f"{arch}.gguf"
         assert write_gguf(m, ByteTokenizer(128), f, "f32")["arch"] == arch
         assert _max_diff(m, f) < 1e-4
+
+
+def test_serve_points_a_gguf_export_to_llama_cpp(tmp_path):
+    from cascadeprune.deploy.runtime import read_deploy
+    from cascadeprune.errors import CascadePruneError
+
+    (tmp_path / "deploy.json").write_text(json.dumps({"format": "gguf", "file": "model.gguf"}))
+    with pytest.raises(CascadePruneError, match="llama_cpp.server"):
+        read_deploy(tmp_path)
