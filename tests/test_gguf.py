@@ -108,7 +108,12 @@ def test_refusals_exit_2_nothing_written(tmp_path, capsys):
     assert "--int8 is for ONNX" in capsys.readouterr().err
     _nothing_written(tmp_path, out)
     # a model directory without a tokenizer: refused, never given a byte-level one silently
-    plain = save_model(tiny_model("llama"), tmp_path / "plain")
+    import transformers
+
+    from cascadeprune.storage.sources import TINY_CONFIGS
+
+    big_vocab = transformers.LlamaForCausalLM(transformers.LlamaConfig(**dict(TINY_CONFIGS["llama"][1], vocab_size=512)))
+    plain = save_model(big_vocab, tmp_path / "plain")
     assert main(["export", str(plain), "--format", "gguf", "--out", str(out), "--task", TASK]) == 2
     assert "has no tokenizer" in capsys.readouterr().err
     _nothing_written(tmp_path, out)

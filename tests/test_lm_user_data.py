@@ -92,10 +92,19 @@ def test_bad_spec(data, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def _llama_512():
+    """A tiny llama with more tokens than byte values: a real tokenizer is needed."""
+    import transformers
+
+    from cascadeprune.storage.sources import TINY_CONFIGS
+
+    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**dict(TINY_CONFIGS["llama"][1], vocab_size=512)))
+
+
 def test_model_without_tokenizer_refused(tmp_path, data):
     from cascadeprune.storage import save_model
 
-    m = tiny_model("llama")
+    m = _llama_512().eval()
     save_model(m, tmp_path / "plain")  # a local directory: no tokenizer files
     with pytest.raises(CascadePruneError, match="has no tokenizer"):
         get_task("lm@seq=16", m, source=str(tmp_path / "plain"))
@@ -103,3 +112,6 @@ def test_model_without_tokenizer_refused(tmp_path, data):
     assert t.tokenizer.kind == "bytes"
     with pytest.raises(CascadePruneError, match="tokenizer=.*not a tokenizer"):
         get_task(f"lm@tokenizer={tmp_path}", m, source=str(tmp_path / "plain"))
+    small = tiny_model("llama")  # 128 tokens: a byte-level stand-in loses nothing, allowed
+    save_model(small, tmp_path / "small")
+    assert get_task("lm@seq=16,eval=2,val=1", small, source=str(tmp_path / "small")).tokenizer.kind == "bytes"

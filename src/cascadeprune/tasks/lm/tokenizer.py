@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 BYTES_FILE = "cascadeprune_tokenizer.json"
+BYTE_VOCAB_MAX = 256  # at most one token per byte value: the byte-level stand-in loses nothing
 
 
 class ByteTokenizer:
@@ -67,8 +68,9 @@ def tokenizer_for(source: str | Path | None, model, explicit: str | Path | None 
     """The tokenizer of the model loaded from ``source`` (a name, a .gguf, or a directory).
 
     ``explicit`` (the task's ``tokenizer=PATH``; ``bytes`` for the byte-level stand-in) wins. A byte
-    tokenizer is used without being asked only for the built-in ``tiny-*`` random models; any other
-    model without tokenizer files is refused (a byte tokenizer would make its perplexity meaningless)."""
+    tokenizer is used without being asked only for the built-in ``tiny-*`` random models and models
+    whose vocabulary has at most 256 tokens (one per byte value); any other model without tokenizer
+    files is refused (a byte tokenizer would make its perplexity meaningless)."""
     from cascadeprune.errors import CascadePruneError
     from cascadeprune.storage.sources import PRETRAINED
 
@@ -88,6 +90,8 @@ def tokenizer_for(source: str | Path | None, model, explicit: str | Path | None 
     if name in PRETRAINED and not Path(name).exists():
         source = PRETRAINED[name]()
     tok = _from_path(Path(source)) if source is not None else None
+    if tok is None and vocab <= BYTE_VOCAB_MAX:  # a byte-sized vocabulary: a test model saved without one
+        return ByteTokenizer(vocab)
     if tok is None:
         raise CascadePruneError(f"model {name or '(in memory)'} has no tokenizer (no tokenizer.json, tokenizer_config.json "
                                 f"or {BYTES_FILE}); give one in the task spec: lm@tokenizer=PATH")
