@@ -1,7 +1,9 @@
 """The causal-LM task: a Hugging Face causal LM judged by perplexity per text domain.
 
-Spec ``lm[:DOMAINS][@seq=N,eval=N,val=N]``: ``lm`` alone is every shipped domain (prose, code,
-technical) with 128-token windows, 32 test and 8 validation windows per domain. Calibration
+Spec ``lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH]``: ``lm`` alone is every shipped
+domain (prose, code, technical) with 128-token windows, 32 test and 8 validation windows per domain;
+``data=PATH`` is the user's own text instead (:mod:`cascadeprune.tasks.lm.user_data`, same split rule),
+``tokenizer=PATH`` a tokenizer for a model directory that has none (``bytes``: the byte-level stand-in). Calibration
 windows come from the corpus's calibration split only, mixed by weight (``{"prose": 0.5,
 "code": 0.3, "technical": 0.2}``; default: equal weights over the task's domains); recovery trains
 on next-token loss over the train split of every task domain; evaluation reports perplexity per
