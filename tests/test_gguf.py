@@ -175,3 +175,13 @@ def test_serve_points_a_gguf_export_to_llama_cpp(tmp_path):
     (tmp_path / "deploy.json").write_text(json.dumps({"format": "gguf", "file": "model.gguf"}))
     with pytest.raises(CascadePruneError, match="llama_cpp.server"):
         read_deploy(tmp_path)
+
+
+def test_parity_limits_refuse():
+    from cascadeprune.deploy.gguf_export import GGUFExportError, _refuse_parity
+
+    ok = {"top1_agreement": 0.995, "perplexity_rel_diff_per_domain": {"prose": 0.004, "code": -0.009}}
+    _refuse_parity(ok, "f16")
+    for bad in ({**ok, "top1_agreement": 0.98}, {**ok, "perplexity_rel_diff_per_domain": {"prose": -0.02}}):
+        with pytest.raises(GGUFExportError, match="nothing was written"):
+            _refuse_parity(bad, "f16")
