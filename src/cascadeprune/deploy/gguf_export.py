@@ -309,10 +309,13 @@ def compare(model, windows: dict, files: dict[str, Path], threads: int = 1, kv_f
     for d, w in windows.items():
         t_tot, n_tot = 0.0, 0
         q_tot = {q: 0.0 for q in files}
-        for row in w:
+        refs = []
+        for i, row in enumerate(w):
+            if i % 8 == 0:  # PyTorch in batches of 8 windows; llama.cpp one window at a time (its own context)
+                with torch.no_grad():
+                    refs = list(model(input_ids=w[i : i + 8], use_cache=False).logits.float().numpy())
+            ref = refs[i % 8]
             ids = row.numpy().astype(np.int64)
-            with torch.no_grad():
-                ref = model(input_ids=row[None], use_cache=False).logits[0].float().numpy()
             nll, n = _nll(ref, ids)
             t_tot, n_tot = t_tot + nll, n_tot + n
             for q, llm in llms.items():
