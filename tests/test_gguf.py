@@ -185,3 +185,27 @@ def test_parity_limits_refuse():
     for bad in ({**ok, "top1_agreement": 0.98}, {**ok, "perplexity_rel_diff_per_domain": {"prose": -0.02}}):
         with pytest.raises(GGUFExportError, match="nothing was written"):
             _refuse_parity(bad, "f16")
+
+
+@pytest.mark.parametrize("tj, why", [
+    ({"model": {"type": "Unigram", "vocab": []}, "decoder": {"type": "Metaspace"}}, "byte-level BPE"),
+    ({"model": {"type": "BPE", "byte_fallback": True, "vocab": {}, "merges": []}, "decoder": {"type": "Sequence"}},
+     "byte fallback"),
+    ({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "decoder": {"type": "ByteLevel"},
+      "pre_tokenizer": {"type": "Metaspace"}}, "pre-tokenizer")])
+def test_tokenizers_llama_cpp_cannot_take_are_refused(tmp_path, tj, why):
+    """SentencePiece-style and unmapped tokenizers: refused with one line, never written half-right."""
+    import gguf
+
+    from cascadeprune.deploy.gguf_export import GGUFExportError, _add_tokenizer
+
+    class Tok:
+        kind = "hf"
+
+        def save_pretrained(self, d):
+            (tmp_path / "saved").mkdir(exist_ok=True)
+            open(f"{d}/tokenizer.json", "w").write(json.dumps(tj))
+
+    w = gguf.GGUFWriter(str(tmp_path / "x.gguf"), "llama")
+    with pytest.raises(GGUFExportError, match=why):
+        _add_tokenizer(w, Tok(), 128)
