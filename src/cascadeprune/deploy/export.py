@@ -276,7 +276,7 @@ def export_classifier(classifier_dir: str | Path, out: str | Path, int8: bool | 
     check_opset(opset)
     if not any((src / m).is_file() for m in MODEL_MARKERS):
         raise CascadePruneError(f"{classifier_dir} is not a classifier directory (no {' or '.join(MODEL_MARKERS)}); export takes "
-                                f"the output of `cascadeprune train` or `compress` (DIR/model)")
+                                f"the output of `cascadeprune train` or `compress` (DIR/model); a causal LM exports with --format gguf")
     if out.resolve() == src.resolve() or src.resolve() in out.resolve().parents:
         raise CascadePruneError(f"--out {out} would write into the input classifier {src}; choose another directory")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:

@@ -48,6 +48,9 @@ def read_deploy(path: str | Path) -> dict:
         info = json.loads(f.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise CascadePruneError(f"{f}: unreadable ({e})") from None
+    if info.get("format") == "gguf":  # a causal LM for llama.cpp (deploy/gguf_export.py), not a classifier
+        raise CascadePruneError(f"{path} is a GGUF export of a causal LM: run it with `python -m llama_cpp.server "
+                                f"--model {Path(path) / info.get('file', 'model.gguf')}`; bench it with `cascadeprune bench`")
     if info.get("format") != DEPLOY_FORMAT:
         raise CascadePruneError(f"{f}: format must be {DEPLOY_FORMAT!r}, got {info.get('format')!r}")
     missing = [k for k in ("model_id", "input", "output", "window", "sample_rate", "classes") if k not in info]

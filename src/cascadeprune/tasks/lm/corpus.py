@@ -53,12 +53,12 @@ class Corpus:
         return [b for b in self.all_blocks if b.split == split and (domain is None or b.domain == domain)]
 
 
-def parse_domains(spec: str | None) -> tuple[str, ...]:
-    """``"prose,code"`` -> ("prose", "code"); None or "" -> every shipped domain; unknown names refused."""
-    names = tuple(n.strip() for n in (spec or "").split(",") if n.strip()) or DOMAINS
-    bad = [n for n in names if n not in DOMAINS]
+def parse_domains(spec: str | None, available: tuple[str, ...] = DOMAINS, where: str = "shipped") -> tuple[str, ...]:
+    """``"prose,code"`` -> ("prose", "code"); None or "" -> every available domain; unknown names refused."""
+    names = tuple(n.strip() for n in (spec or "").split(",") if n.strip()) or tuple(available)
+    bad = [n for n in names if n not in available]
     if bad:
-        raise CorpusError(f"lm domain {bad[0]!r} is not shipped; choose from {', '.join(DOMAINS)}")
+        raise CorpusError(f"lm domain {bad[0]!r} is not {where}; choose from {', '.join(available)}")
     if len(set(names)) != len(names):
         raise CorpusError(f"lm domains {spec!r}: a domain is named twice")
     return names
@@ -72,23 +72,35 @@ def load_corpus(domains: tuple[str, ...] | list[str] = DOMAINS, corpus_dir: Path
             raise CorpusError(f"{path}: missing (the package's corpus slice; rebuild with tools/build_lm_corpus.py)")
         for line in path.read_text().splitlines():
             d = json.loads(line)
-            text = d["text"]
-            for k, start in enumerate(range(0, len(text), BLOCK_CHARS)):
-                chunk = text[start : start + BLOCK_CHARS]
-                if chunk.strip():
-                    blocks.append(Block(domain, d["doc"], k, start, start + len(chunk), SPLIT_OF_BLOCK[k % 10], chunk))
+            blocks.extend(document_blocks(domain, d["doc"], d["text"]))
     return Corpus(tuple(domains), blocks)
 
 
-def describe(domains: tuple[str, ...] = DOMAINS) -> dict:
-    """Per domain and split: documents, blocks, characters; every block's (doc, range, split) for an audit."""
-    c = load_corpus(domains)
-    manifest = json.loads((CORPUS_DIR / "MANIFEST.json").read_text())
-    out = {"corpus": str(CORPUS_DIR), "block_chars": BLOCK_CHARS, "split_rule": "block index % 10: 0-5 train, "
-           "6 calibration, 7 val, 8-9 test", "domains": {}}
+def document_blocks(domain: str, doc: str, text: str) -> list[Block]:
+    """A document cut into ``BLOCK_CHARS`` blocks, block ``k`` in split ``SPLIT_OF_BLOCK[k % 10]``
+    (the one rule for the shipped corpus and the user's own text); blank blocks are dropped."""
+    out = []
+    for k, start in enumerate(range(0, len(text), BLOCK_CHARS)):
+        chunk = text[start : start + BLOCK_CHARS]
+        if chunk.strip():
+            out.append(Block(domain, doc, k, start, start + len(chunk), SPLIT_OF_BLOCK[k % 10], chunk))
+    return out
+
+
+SPLIT_RULE = "block index % 10: 0-5 train, 6 calibration, 7 val, 8-9 test"
+
+
+def describe(domains: tuple[str, ...] = DOMAINS, corpus: Corpus | None = None, documents: dict | None = None,
+             where: str | None = None) -> dict:
+    """Per domain and split: documents, blocks, characters; every block's (doc, range, split) for an audit.
+    ``corpus``/``documents``/``where``: the user's own corpus (:mod:`cascadeprune.tasks.lm.user_data`)."""
+    c = corpus if corpus is not None else load_corpus(domains)
+    if documents is None:
+        documents = json.loads((CORPUS_DIR / "MANIFEST.json").read_text())["domains"]
+    out = {"corpus": where or str(CORPUS_DIR), "block_chars": BLOCK_CHARS, "split_rule": SPLIT_RULE, "domains": {}}
     for d in domains:
         out["domains"][d] = {
-            "documents": manifest["domains"][d],
+            "documents": documents[d],
             "splits": {s: {"blocks": len(c.blocks(s, d)), "chars": sum(len(b.text) for b in c.blocks(s, d))}
                        for s in SPLITS},
             "blocks": [{"doc": b.doc, "block": b.index, "chars": [b.start, b.end], "split": b.split}

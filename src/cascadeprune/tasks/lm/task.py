@@ -1,7 +1,9 @@
 """The causal-LM task: a Hugging Face causal LM judged by perplexity per text domain.
 
-Spec ``lm[:DOMAINS][@seq=N,eval=N,val=N]``: ``lm`` alone is every shipped domain (prose, code,
-technical) with 128-token windows, 32 test and 8 validation windows per domain. Calibration
+Spec ``lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH]``: ``lm`` alone is every shipped
+domain (prose, code, technical) with 128-token windows, 32 test and 8 validation windows per domain;
+``data=PATH`` is the user's own text instead (:mod:`cascadeprune.tasks.lm.user_data`, same split rule),
+``tokenizer=PATH`` a tokenizer for a model directory that has none (``bytes``: the byte-level stand-in). Calibration
 windows come from the corpus's calibration split only, mixed by weight (``{"prose": 0.5,
 "code": 0.3, "technical": 0.2}``; default: equal weights over the task's domains); recovery trains
 on next-token loss over the train split of every task domain; evaluation reports perplexity per
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,24 +32,45 @@ from cascadeprune.tasks.lm.corpus import CorpusError, load_corpus, parse_domains
 from cascadeprune.tasks.lm.tokenizer import tokenizer_for
 
 OPTIONS = {"seq": 128, "eval": 32, "val": 8}
+PATH_OPTIONS = ("data", "tokenizer")  # the user's text (tasks.lm.user_data) and an explicit tokenizer
 
 
-def parse_spec(spec: str) -> tuple[tuple[str, ...], dict[str, int]]:
-    """``"lm:prose,code@seq=64"`` -> (("prose", "code"), {"seq": 64, "eval": 32, "val": 8})."""
+def parse_spec(spec: str) -> tuple[tuple[str, ...], dict]:
+    """``"lm:prose,code@seq=64"`` -> (("prose", "code"), {"seq": 64, "eval": 32, "val": 8, "data": None, ...}).
+
+    ``lm:manuals@data=my_text/,tokenizer=tok/``: the domains come from the user's files."""
     if spec != "lm" and not spec.startswith(("lm:", "lm@")):
-        raise CorpusError(f"task {spec!r} is not an lm task (lm[:DOMAINS][@seq=N,eval=N,val=N])")
+        raise CorpusError(f"task {spec!r} is not an lm task (lm[:DOMAINS][@seq=N,eval=N,val=N,data=PATH,tokenizer=PATH])")
     body = spec[2:].lstrip(":")
     names, _, opts = body.partition("@")
-    options = dict(OPTIONS)
+    options: dict = dict(OPTIONS, **{k: None for k in PATH_OPTIONS})
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
+        if key in PATH_OPTIONS and value:
+            options[key] = value
+            continue
         if key not in OPTIONS or not value.isdigit() or int(value) < 1:
             raise CorpusError(f"task {spec!r}: option {item!r}; options are "
-                              f"{', '.join(f'{k}=<positive int>' for k in OPTIONS)}")
+                              f"{', '.join(f'{k}=<positive int>' for k in OPTIONS)}, data=PATH, tokenizer=PATH")
         options[key] = int(value)
     if options["seq"] < 2:
         raise CorpusError(f"task {spec!r}: seq must be >= 2 (next-token prediction)")
+    if options["data"] is not None:
+        from cascadeprune.tasks.lm.user_data import domain_files
+
+        return parse_domains(names, tuple(domain_files(options["data"])), f"in data={options['data']}"), options
     return parse_domains(names), options
+
+
+def load_spec_corpus(spec: str):
+    """The corpus ``spec`` names (shipped, or the user's ``data=PATH``), its domains' documents, and where."""
+    domains, opts = parse_spec(spec)
+    if opts["data"] is None:
+        return load_corpus(domains), None, None
+    from cascadeprune.tasks.lm.user_data import load_user_corpus
+
+    corpus, docs = load_user_corpus(opts["data"], domains)
+    return corpus, docs, str(Path(opts["data"]).resolve())
 
 
 def check_mix(spec: str, mix: dict[str, float] | None) -> None:
@@ -80,17 +104,18 @@ class LMTask:
     higher_is_better = False
 
     def __init__(self, domains: tuple[str, ...], tokenizer, seq: int = 128, eval_windows: int = 32,
-                 val_windows: int = 8, name: str | None = None):
+                 val_windows: int = 8, name: str | None = None, corpus=None):
         self.domains, self.tokenizer, self.seq = tuple(domains), tokenizer, seq
         self.name = name or f"lm:{','.join(self.domains)}"
-        corpus = load_corpus(self.domains)
+        corpus = corpus if corpus is not None else load_corpus(self.domains)
         self.windows: dict[str, dict[str, torch.Tensor]] = {}
         for split in ("train", "calibration", "val", "test"):
             self.windows[split] = {}
             for d in self.domains:
                 w = _windows([tokenizer.encode(b.text) for b in corpus.blocks(split, d)], seq)
                 if len(w) == 0:
-                    raise CorpusError(f"lm domain {d!r}: no {seq}-token window in its {split} split; use a smaller seq")
+                    raise CorpusError(f"lm domain {d!r}: no {seq}-token window in its {split} split (task {self.name}); "
+                                      f"use a smaller seq or more text")
                 if split == "test":
                     w = _spread(w, eval_windows)
                 elif split == "val":
@@ -102,7 +127,9 @@ class LMTask:
         domains, opts = parse_spec(spec)
         if not hasattr(model, "lm_head") and not hasattr(model, "get_output_embeddings"):
             raise CorpusError(f"task {spec!r} needs a causal LM (a model with an LM head)")
-        return cls(domains, tokenizer_for(source, model), opts["seq"], opts["eval"], opts["val"], name=spec)
+        tok = tokenizer_for(source, model, explicit=opts["tokenizer"])  # before reading data: the cheaper refusal
+        corpus, _, _ = load_spec_corpus(spec)
+        return cls(domains, tok, opts["seq"], opts["eval"], opts["val"], name=spec, corpus=corpus)
 
     # -- the Task interface -------------------------------------------------------------------
 

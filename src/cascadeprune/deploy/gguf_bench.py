@@ -1,0 +1,192 @@
+"""Speed and memory of GGUF artifacts in llama.cpp, each in a fresh process, side by side.
+
+Per artifact (an export directory from ``cascadeprune export --format gguf``, or a ``.gguf`` file), a
+child process (``python -m cascadeprune.deploy.gguf_bench '{...}'``) imports llama-cpp-python,
+initialises llama.cpp's backend and reads its resident memory (the runtime with no model), then
+loads the model and, ``runs`` times after one warm-up: evaluates a 128-token prompt (prompt
+processing, tokens/s), picks the first token greedily (time to first token = prompt + first pick),
+and generates 64 more tokens one at a time (generation, tokens/s). Medians over the runs. Peak RSS
+is the whole process's (VmHWM); model memory = peak minus the runtime-only reading. The prompt is
+the same token ids for every artifact (a fixed text where the file has a tokenizer). Neither torch
+nor transformers is imported in the child.
+
+Example::
+
+    recs = bench_gguf(["deploy/dense-f16", "deploy/2x-q4_k_m"], threads=2)
+    print(gguf_table(recs))      # ratios against the first
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cascadeprune.errors import CascadePruneError
+
+PROMPT_TOKENS = 128
+GEN_TOKENS = 64
+KEYS = ("pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "base_rss_mb", "model_mem_mb", "file_mb", "threads",
+        "runs", "quant", "arch", "ppl_mean")
+PROMPT_TEXT = ("The bearing on the drive end of the pump showed a rising vibration level at the ball pass "
+               "frequency of the outer race. The technician checked the lubrication, measured the shaft "
+               "alignment and recorded the temperature before replacing the seal. ")
+
+
+def gguf_file(path: str | Path) -> Path | None:
+    """The .gguf an artifact names (an export directory's model file, or the file itself), else None."""
+    p = Path(path)
+    if p.is_file() and p.suffix == ".gguf":
+        return p
+    info = p / "deploy.json"
+    if info.is_file():
+        try:
+            d = json.loads(info.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if d.get("format") == "gguf":
+            f = p / d.get("file", "model.gguf")
+            if not f.is_file():
+                raise CascadePruneError(f"{f}: missing (the GGUF export is incomplete)")
+            return f
+    return None
+
+
+def bench_one(path: str | Path, threads: int = 1, runs: int = 3, timeout: float = 1800) -> dict:
+    """Measure one GGUF artifact in a fresh process; return its record."""
+    if gguf_file(path) is None:
+        raise CascadePruneError(f"{path} is not a GGUF artifact (a .gguf file or a `cascadeprune export --format "
+                                f"gguf` directory)")
+    for name, v in (("threads", threads), ("runs", runs)):
+        if v < 1:
+            raise CascadePruneError(f"--{name} must be >= 1, got {v}")
+    args = json.dumps({"path": str(path), "threads": threads, "runs": runs})
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "cascadeprune.deploy.gguf_bench", args], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise CascadePruneError(f"{path}: benchmark did not finish within {timeout:.0f} s") from None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    rec = json.loads(lines[-1]) if lines else {}
+    if proc.returncode != 0 or "error" in rec or not rec:
+        why = rec.get("error") or (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CascadePruneError(f"{path}: benchmark failed: {why}")
+    return rec
+
+
+def bench_gguf(paths, threads: int = 1, runs: int = 3, progress: bool = True) -> list[dict]:
+    """One record per artifact, one after the other, each in its own process; ratios against the first."""
+    for p in paths:
+        if gguf_file(p) is None:
+            raise CascadePruneError(f"{p} is not a GGUF artifact; bench GGUF and ONNX artifacts in separate calls")
+    out = []
+    for i, p in enumerate(paths, 1):
+        if progress:
+            print(f"bench [{i}/{len(paths)}] {p} (llama.cpp, {threads} thread(s), {PROMPT_TOKENS}-token prompt, "
+                  f"{GEN_TOKENS} generated, {runs} run(s))", file=sys.stderr, flush=True)
+        out.append(bench_one(p, threads, runs))
+    base = out[0]
+    for rec in out:
+        rec["vs_first"] = {k: (rec[k] / base[k] if base.get(k) and rec.get(k) is not None else None)
+                           for k in ("pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "model_mem_mb", "file_mb")}
+    return out
+
+
+def _num(v, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def gguf_table(recs: list[dict]) -> str:
+    """A Markdown table: one row per artifact, ratios against the first."""
+    head = ("| artifact | arch | quant | threads | prompt tok/s | gen tok/s | TTFT ms | peak RSS MB | model MB | file MB "
+            "| ppl | gen vs first | model MB vs first |")
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in recs:
+        v = r.get("vs_first", {})
+        name = Path(r["path"]).name
+        rows.append(f"| {name} | {r['arch'] or '–'} | {r['quant'] or '–'} | {r['threads']} | {r['pp_tok_s']:.1f} | "
+                    f"{r['tg_tok_s']:.1f} | {r['ttft_ms']:.1f} | {r['peak_rss_mb']:.0f} | {r['model_mem_mb']:.1f} | "
+                    f"{r['file_mb']:.1f} | {_num(r.get('ppl_mean'), '.2f')} | {_num(v.get('tg_tok_s'), '.2f')}x | "
+                    f"{_num(v.get('model_mem_mb'), '.2f')}x |")
+    return "\n".join(rows)
+
+
+# -- the child process -----------------------------------------------------------------------------------
+
+def _prompt(llm, n: int) -> list[int]:
+    ids = []
+    if llm.metadata.get("tokenizer.ggml.model", "none") != "none":  # llama.cpp aborts tokenizing with no tokenizer
+        ids = list(llm.tokenize((PROMPT_TEXT * 8).encode(), add_bos=False, special=False))
+    if len(ids) < n:
+        vocab = llm.n_vocab()
+        ids = [(7919 * i + 13) % vocab for i in range(n)]
+    return ids[:n]
+
+
+def measure(path: str, threads: int, runs: int) -> dict:
+    import statistics
+
+    import llama_cpp
+
+    from cascadeprune.memory import peak_rss_mb, rss_mb
+
+    f = gguf_file(path)
+    info = {}
+    if Path(path).is_dir():
+        info = json.loads((Path(path) / "deploy.json").read_text())
+    llama_cpp.llama_backend_init()
+    base = rss_mb()  # the runtime, no model
+    t0 = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=str(f), n_ctx=PROMPT_TOKENS + GEN_TOKENS + 16, n_batch=PROMPT_TOKENS,
+                          n_ubatch=PROMPT_TOKENS, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0)
+    load_s = time.perf_counter() - t0
+    prompt = _prompt(llm, PROMPT_TOKENS)
+    pp, tg, ttft = [], [], []
+    for i in range(runs + 1):  # the first run is the warm-up
+        llm.reset()
+        t = time.perf_counter()
+        llm.eval(prompt)
+        t_pp = time.perf_counter() - t
+        tok = llm.sample(top_k=1, temp=0.0)
+        t_first = time.perf_counter() - t
+        t = time.perf_counter()
+        for _ in range(GEN_TOKENS):
+            llm.eval([tok])
+            tok = llm.sample(top_k=1, temp=0.0)
+        t_tg = time.perf_counter() - t
+        if i:
+            pp.append(PROMPT_TOKENS / t_pp)
+            tg.append(GEN_TOKENS / t_tg)
+            ttft.append(1000 * t_first)
+    peak = peak_rss_mb()
+    par = info.get("parity") or {}
+    quant = info.get("quant")
+    return {"path": str(path), "runtime": "llama.cpp", "llama_cpp_python": llama_cpp.__version__,
+            "arch": info.get("arch"), "quant": quant, "threads": threads, "runs": runs,
+            "prompt_tokens": PROMPT_TOKENS, "gen_tokens": GEN_TOKENS,
+            "pp_tok_s": statistics.median(pp), "tg_tok_s": statistics.median(tg), "ttft_ms": statistics.median(ttft),
+            "peak_rss_mb": peak, "base_rss_mb": base, "model_mem_mb": peak - base, "load_s": load_s,
+            "file_mb": f.stat().st_size / 2**20,
+            "ppl_mean": (par.get(quant) or {}).get("perplexity"),
+            "ppl_per_domain": (par.get(quant) or {}).get("perplexity_per_domain")}
+
+
+def main() -> int:
+    args = json.loads(sys.argv[1])
+    from cascadeprune.errors import CascadePruneError as Err
+
+    try:
+        rec = measure(**args)
+    except Err as e:
+        print(json.dumps({"error": str(e)}))
+        return 2
+    print(json.dumps(rec))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
