@@ -1,6 +1,7 @@
 """Command line: a table of subcommand -> typed function.
 
     cascadeprune inspect MODEL [--sia DIR_OR_JSON] [--json]
+    cascadeprune inspect MODEL --layers [--task T] [--json] [--plot PNG] [--windows N --batch-size B --seed S]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
     cascadeprune data describe PROTOCOL|lm[:DOMAINS] [--data-dir DIR] [--json]
@@ -35,14 +36,51 @@ from pathlib import Path
 from cascadeprune.errors import CascadePruneError
 
 
-def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str | None = None) -> int:
+def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str | None = None,
+                layers: bool = False, task: str | None = None, plot: str | None = None, windows: int | None = None,
+                batch_size: int | None = None, seed: int | None = None, data_dir: str | None = None) -> int:
     from cascadeprune.inspection import format_inspection, inspect_model, measured_sia
     from cascadeprune.storage import load_model
 
+    if not layers:  # the --layers options mean nothing without it: refused, not ignored
+        given = {"--task": task, "--plot": plot, "--windows": windows, "--batch-size": batch_size, "--seed": seed}
+        for flag, value in given.items():
+            if value is not None:
+                raise CascadePruneError(f"{flag}: only `inspect --layers` takes it (add --layers)")
+        m = load_model(model)
+        info = inspect_model(m, context=context)
+        info["sia_measured"] = measured_sia(m, model, sia)  # a stored `sia --out` report: --sia, or found in MODEL/
+        print(json.dumps(info, indent=2) if json_out else format_inspection(info))
+        return 0
+    return _inspect_layers(model, json_out, task, plot, windows or 16, batch_size or 8, 42 if seed is None else seed,
+                           data_dir)
+
+
+def _inspect_layers(model: str, json_out: bool, task: str | None, plot: str | None, windows: int, batch_size: int,
+                    seed: int, data_dir: str | None) -> int:
+    """Per-layer angular distance, CKA distance, Block Influence and LCR on the task's calibration windows."""
+    from cascadeprune.report.layer_report import format_layer_report, layer_report, plot_layer_report
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks import get_task
+
+    if plot is not None:  # refused before the model is run
+        p = Path(plot)
+        if p.is_dir() or not p.parent.is_dir():
+            raise CascadePruneError(f"--plot {plot}: give a PNG file path in an existing folder")
     m = load_model(model)
-    info = inspect_model(m, context=context)
-    info["sia_measured"] = measured_sia(m, model, sia)  # a stored `sia --out` report: --sia, or found in MODEL/
-    print(json.dumps(info, indent=2) if json_out else format_inspection(info))
+    if task is None:  # a classifier's own protocol; a causal LM's shipped corpus
+        is_clf = hasattr(m, "frontend") and hasattr(m, "classes")
+        task = m.meta.get("protocol") if is_clf else "lm"
+        if not task:
+            raise CascadePruneError(f"{model} records no protocol: give --task PROTOCOL")
+    the_task = get_task(task, m, source=model, data_dir=data_dir)
+    rep = layer_report(m, the_task, windows=windows, batch_size=batch_size, seed=seed, model_name=model,
+                       task_name=task)
+    if plot is not None:
+        rep["plot"] = str(plot_layer_report(rep, Path(plot)))
+    print(json.dumps(rep, indent=2) if json_out else format_layer_report(rep))
+    if plot is not None and not json_out:
+        print(f"wrote {plot}")
     return 0
 
 
@@ -578,7 +616,8 @@ def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, t
 
 
 COMMANDS = {
-    "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
+    "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict; --layers: per-layer "
+                             "redundancy on data"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
     "sia": (cmd_sia, "measure the Structural Independence Assumption: do units interact when removed?"),
     "demo": (cmd_demo, "prune tiny built-in models end to end and check the results"),
@@ -645,6 +684,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sia", default=None, metavar="DIR_OR_JSON",
                    help="a report written by `cascadeprune sia --out DIR` (the folder or its sia.json): show its "
                         "measured verdict per granularity (default: MODEL/sia.json or MODEL/*/sia.json if present)")
+    s.add_argument("--layers", action="store_true",
+                   help="per-layer angular distance, CKA distance, Block Influence and LCR between each layer's input "
+                        "and output on the task's calibration windows (low = redundant); see docs/layers-and-targets.md")
+    s.add_argument("--task", default=None, help="--layers: a bearing protocol or lm[:DOMAINS][@...] (default: a "
+                                                "classifier's own protocol, lm for a causal LM)")
+    s.add_argument("--plot", default=None, metavar="PNG", help="--layers: also draw the measures over depth here")
+    s.add_argument("--windows", type=_int(1, 10**6), default=None, help="--layers: calibration windows (default 16)")
+    s.add_argument("--batch-size", type=_int(1, 1 << 16), default=None, help="--layers: windows per batch (default 8)")
+    s.add_argument("--seed", type=_int(0, 2**32 - 1), default=None, help="--layers: which windows (default 42)")
+    _data_args(s)
     s = sub.add_parser("apply", help=COMMANDS["apply"][1])
     s.add_argument("--model", required=True, help="model to prune (same forms as inspect)")
     s.add_argument("--plan", required=True, help="plan JSON (format cascadeprune-plan/1)")
