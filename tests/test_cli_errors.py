@@ -71,7 +71,7 @@ def cli(argv):
 def test_every_numeric_flag_is_covered_and_typed():
     flags = numeric_flags()
     assert {c for c, _, _ in flags} == set(COMMANDS)
-    assert len(flags) == 51  # every numeric option of every command (a new one joins the edge test by itself)
+    assert len(flags) == 55  # every numeric option of every command (a new one joins the edge test by itself)
 
 
 def edge_cases() -> list[tuple[str, str, bool, str]]:

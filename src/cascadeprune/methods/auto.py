@@ -317,10 +317,11 @@ def allowed_granularities(model: nn.Module) -> list[str]:
     return out
 
 
-def max_ratio(model: nn.Module, layout: str = "nonuniform", protect_ends: bool = True,
-              max_fraction: float = 0.97) -> float:
-    """The largest ratio any plan of the allowed granularities reaches: every unprotected layer but one gone,
-    then every head and channel the rules let go (one head per KV group, ``max_fraction`` of channels)."""
+def max_plan(model: nn.Module, layout: str = "nonuniform", protect_ends: bool = True,
+             max_fraction: float = 0.97) -> PruningPlan:
+    """The most compressed plan of the allowed granularities: every unprotected layer but one gone, then every
+    head and channel the rules let go (one head per KV group, ``max_fraction`` of channels). Its shape bounds what
+    any searched plan reaches (an outer search measures its latency before searching: deploy/targets.py)."""
     s = resolve(model)
     gs = allowed_granularities(model)
     plan = PruningPlan()
@@ -338,7 +339,13 @@ def max_ratio(model: nn.Module, layout: str = "nonuniform", protect_ends: bool =
     plan = plan | (_uniform_channels(s, zeros("channels"), plan, _max_uniform_k(s, "channels", max_fraction))
                    if layout == "uniform" else
                    select("channels", s, _restrict(zeros("channels"), s, plan), 10**15, max_fraction=max_fraction))
-    return dense_block_params(model) / predict_block_params(model, plan)
+    return plan
+
+
+def max_ratio(model: nn.Module, layout: str = "nonuniform", protect_ends: bool = True,
+              max_fraction: float = 0.97) -> float:
+    """The largest ratio any plan of the allowed granularities reaches (:func:`max_plan`'s)."""
+    return dense_block_params(model) / predict_block_params(model, max_plan(model, layout, protect_ends, max_fraction))
 
 
 def check_feasible(model: nn.Module, ratio: float, layout: str, protect_ends: bool, max_fraction: float) -> float:
@@ -521,8 +528,8 @@ def _criteria(ctx: Ctx) -> None:
         ctx.criterion[g] = best.what["criterion"]
         others = ", ".join(f"{r.what['criterion']} {r.val:.4g}" for r in sorted(rows, key=lambda r: r.key)[1:])
         _decide(ctx, f"criterion:{g}", best.what["criterion"],
-                f"lowest masked validation {ctx.task.metric} of a {g} probe cut ({best.val:.4g}; others: {others})"
-                + skipped)
+                f"lowest masked validation {ctx.task.metric} of a {g} probe cut ({best.val:.4g}"
+                + (f"; others: {others})" if others else "; the only one scored)") + skipped)
 
 
 def _simplex(gs: tuple, step: float) -> list[dict]:
