@@ -139,6 +139,16 @@ def test_target_flags_out_of_place_exit_2_naming_the_flag(args, flag, tmp_path, 
     assert err.count("\n") == 1 and flag in err and "Traceback" not in err
 
 
+def test_dry_run_prints_the_search_and_spends_nothing(clf_dir, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["compress", str(clf_dir), "--task", "synthetic", "--latency-ms", "2", "--out", str(out), "--dry-run",
+                 "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["method"] == "auto" and "p50 latency <= 2 ms (onnx" in info["target"]
+    assert info["candidate_ratios"][0] == 1.25 and max(info["candidate_ratios"]) < info["max_ratio"]
+    assert not out.exists()
+
+
 def test_a_causal_lm_target_is_refused(tmp_path, capsys):
     assert main(["compress", "tiny-llama", "--task", "lm", "--out", str(tmp_path / "o"), "--latency-ms", "5"]) == 2
     err = capsys.readouterr().err
