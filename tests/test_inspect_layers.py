@@ -48,6 +48,7 @@ def test_lm_json_has_every_layer_and_matches_the_layer_criteria(llama_with_ident
     # the identity layer: zero on every measure, first in every removal order
     assert rows[2]["angular"] == pytest.approx(0, abs=1e-6) and rows[2]["cka"] == pytest.approx(0, abs=1e-6)
     assert rows[2]["lcr"] == pytest.approx(0, abs=1e-9)
+    assert rows[2]["cka_raw"] == pytest.approx(0, abs=1e-6) and all(0 <= r["cka_raw"] <= 1 + 1e-9 for r in rows)
     assert all(order[0] == 2 for order in rep["removal_order"].values())
     assert rep["data"]["windows"] == 8 and rep["data"]["tokens"] == 8 * 32
     # the same numbers the registered criteria score (same calibration windows)

@@ -90,6 +90,20 @@ def test_cka_is_invariant_to_orthogonal_transforms_and_isotropic_scaling():
     assert linear_cka(x, x * torch.linspace(0.1, 10, 16, dtype=torch.float64)) < 0.99
 
 
+def test_a_few_massive_norm_tokens_do_not_decide_the_cka_criterion():
+    """Pretrained LMs carry a few tokens (attention sinks) with norms far above the rest; plain CKA then sees only
+    them. The criterion scales every token to unit norm first."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 16, generator=g, dtype=torch.float64)
+    y = torch.randn(256, 16, generator=g, dtype=torch.float64)  # unrelated to x: a layer that rewrites everything
+    sink = torch.zeros(16, dtype=torch.float64)
+    sink[3] = 1000.0
+    x[0], y[0] = sink, sink  # one huge token, passed through unchanged
+    c = LayerChange(sample_in=x.float(), sample_out=y.float(), filled=256)
+    assert c.cka_distance_raw < 0.05  # plain CKA: "the layer changes nothing", from one token of 256
+    assert c.cka_distance > 0.8  # per-token unit norm: the other 255 tokens count
+
+
 def test_the_token_sample_is_deterministic_bounded_and_shared_by_every_layer():
     m = _identity_layer(tiny_model("llama"), 1)
     a, b = collect(m, _batches(n=4)), collect(m, _batches(n=4))  # 4 x 4 x 64 = 1024 tokens > CKA_TOKENS

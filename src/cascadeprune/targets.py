@@ -182,7 +182,9 @@ def compress_to_target(model, task, cfg, out: str | Path, name: str, spec: Targe
         "candidates": sorted(rows, key=lambda r: r["ratio"]), "wall_s": round(time.perf_counter() - t0, 2)}
     paths = write_report(report, out)
     paths["markdown"].write_text(paths["markdown"].read_text() + "\n" + targets_markdown(report["targets"]))
-    (out / "targets.json").write_text(json.dumps(report["targets"], indent=2) + "\n")
+    tmp = out / ".targets.json.partial"
+    tmp.write_text(json.dumps(report["targets"], indent=2) + "\n")
+    tmp.replace(out / "targets.json")  # atomic: a reader sees the whole list or none
     shutil.rmtree(work)  # the candidates' models and exports: their measurements are in the report
     return {"model": None, "report": report, "paths": paths}
 

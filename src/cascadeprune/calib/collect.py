@@ -4,7 +4,7 @@ What is gathered, per CURRENT layer of the model (original indices are in the st
 
 - ``layer_change``: sum over tokens of ||h_out - h_in|| / ||h_in|| (for LCR), of
   1 - cos(h_in, h_out) (for ShortGPT's block influence), of arccos(cos(h_in, h_out)) / pi (angular
-  distance), plus a fixed-size sample of (h_in, h_out) token pairs for linear CKA (a reservoir of
+  distance), plus a fixed-size sample of (h_in, h_out) token pairs for linear CKA on unit-norm tokens (a reservoir of
   ``CKA_TOKENS`` tokens, the same tokens for every layer, drawn by a seeded generator: deterministic);
 - ``o_in`` / ``down_in``: per input feature of the attention output projection and of the FFN
   down projection, the sum of x, of x^2 and of |x| over tokens (per-head and per-channel
@@ -88,6 +88,12 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((num / den).clamp(0.0, 1.0))
 
 
+def unit_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row (token) scaled to unit L2 norm (zero rows stay zero)."""
+    x = x.double()
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 class TokenSampler:
     """Reservoir sampling of ``k`` tokens from the stream of calibration tokens, seeded: every layer asks
     for the same batch and gets the same (slot, row) decisions, so all layers keep the same tokens."""
@@ -155,12 +161,26 @@ class LayerChange:
         """Mean angular distance arccos(cos(h_in, h_out)) / pi over tokens, in [0, 1] (Gromov et al. 2024)."""
         return self.angular_sum / max(self.count, 1)
 
-    @property
-    def cka_distance(self) -> float:
-        """1 - linear CKA between the sampled tokens' inputs and outputs (0: the layer only rotates / scales)."""
+    def _sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.sample_in is None or self.filled < 2:
             raise ValueError("cka needs sampled tokens: collect(..., cka_tokens > 0) over at least two tokens")
-        return 1.0 - linear_cka(self.sample_in[: self.filled], self.sample_out[: self.filled])
+        return self.sample_in[: self.filled], self.sample_out[: self.filled]
+
+    @property
+    def cka_distance(self) -> float:
+        """1 - linear CKA between the sampled tokens' inputs and outputs, each token scaled to unit norm first
+        (0: the layer only rotates / rescales its input). Why unit norm: in pretrained LMs a few tokens (the
+        attention sinks, e.g. the first of each window) carry norms orders of magnitude above the rest in the
+        middle layers, and plain linear CKA then measures those few tokens alone (:attr:`cka_distance_raw` ~ 0
+        for every such layer). Unit rows keep CKA's invariance to orthogonal transforms and isotropic scaling."""
+        x, y = self._sample()
+        return 1.0 - linear_cka(unit_rows(x), unit_rows(y))
+
+    @property
+    def cka_distance_raw(self) -> float:
+        """1 - plain linear CKA on the sampled tokens as they are (reported by ``inspect --layers``)."""
+        x, y = self._sample()
+        return 1.0 - linear_cka(x, y)
 
 
 @dataclass

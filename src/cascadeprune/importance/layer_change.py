@@ -49,6 +49,7 @@ def angular(stats, protect_ends: bool = True, **_) -> dict[int, float]:
 
 @register("layers", "cka", options=("protect_ends",))
 def cka(stats, protect_ends: bool = True, **_) -> dict[int, float]:
-    """1 - linear CKA between a layer's input and output on the calibration token sample (``calib.CKA_TOKENS``):
+    """1 - linear CKA between a layer's input and output on the calibration token sample (``calib.CKA_TOKENS``),
+    each token scaled to unit norm (so the few massive-norm tokens of pretrained LMs do not decide it alone):
     0 for a layer that only rotates or rescales its input, near 1 for one that scrambles it."""
     return protect_layer_ends(stats, [c.cka_distance for c in stats.layers], protect_ends)

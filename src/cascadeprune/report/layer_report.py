@@ -2,7 +2,8 @@
 
 Per layer, between its input and its output hidden states on the task's calibration windows (the data the
 layer criteria see): the angular distance arccos(cos)/pi averaged over tokens, the CKA distance (1 - linear CKA
-over a fixed sample of ``calib.CKA_TOKENS`` tokens), Block Influence (ShortGPT: 1 - cos) and the paper's LCR.
+over a fixed sample of ``calib.CKA_TOKENS`` tokens, each scaled to unit norm; ``cka_raw`` in the JSON: without that
+scaling), Block Influence (ShortGPT: 1 - cos) and the paper's LCR.
 Every one is the score of the layer criterion of the same name (``cascadeprune.importance``, protected ends
 aside): low = the layer barely transforms its input = the first candidate for removal.
 
@@ -41,7 +42,7 @@ def layer_report(model: nn.Module, task, windows: int = 16, batch_size: int = 8,
     rows = []
     for l, c in zip(stats.structure.layers, stats.layers):
         rows.append({"layer": l.orig_index, "angular": c.angular, "cka": c.cka_distance,
-                     "block_influence": c.block_influence, "lcr": c.lcr})
+                     "block_influence": c.block_influence, "lcr": c.lcr, "cka_raw": c.cka_distance_raw})
     n = len(rows)
     ranks = {}
     for key in COLUMNS:  # the order each criterion would remove layers in (the ends are protected by the criteria)
