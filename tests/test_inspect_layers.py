@@ -81,7 +81,7 @@ def test_classifier_uses_its_own_protocol_and_draws_a_plot(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,flag", [(["--task", SPEC], "--task"), (["--windows", "4"], "--windows"),
-                                       (["--plot", "x.png"], "--plot")])
+                                       (["--plot", "x.png"], "--plot"), (["--data-dir", "d"], "--data-dir")])
 def test_layer_options_without_layers_are_refused(args, flag, capsys):
     assert main(["inspect", "tiny-llama", *args]) == 2
     err = capsys.readouterr().err

@@ -45,7 +45,8 @@ def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str
     from cascadeprune.storage import load_model
 
     if not layers:  # the --layers options mean nothing without it: refused, not ignored
-        given = {"--task": task, "--plot": plot, "--windows": windows, "--batch-size": batch_size, "--seed": seed}
+        given = {"--task": task, "--plot": plot, "--windows": windows, "--batch-size": batch_size, "--seed": seed,
+                 "--data-dir": data_dir}
         for flag, value in given.items():
             if value is not None:
                 raise CascadePruneError(f"{flag}: only `inspect --layers` takes it (add --layers)")
