@@ -39,7 +39,7 @@ VALID = {
     ("compress", "--seed"): {"0"}, ("compress", "--recovery-steps"): {"0"}, ("bench", "--warmup"): {"0"},
     ("sia", "--pairs"): {"0"}, ("sia", "--random-sets"): {"0"}, ("sia", "--seed"): {"0"},
     ("data window", "--offset"): {"0"}, ("serve", "--ui-min-confidence"): {"0"}, ("serve", "--min-std"): {"0"},
-    ("serve", "--rail-tolerance"): {"0"},
+    ("serve", "--rail-tolerance"): {"0"}, ("inspect", "--seed"): {"0"},
 }
 
 
@@ -71,7 +71,7 @@ def cli(argv):
 def test_every_numeric_flag_is_covered_and_typed():
     flags = numeric_flags()
     assert {c for c, _, _ in flags} == set(COMMANDS)
-    assert len(flags) == 49  # every numeric option of every command (a new one joins the edge test by itself)
+    assert len(flags) == 56  # every numeric option of every command (a new one joins the edge test by itself)
 
 
 def edge_cases() -> list[tuple[str, str, bool, str]]:

@@ -1,6 +1,7 @@
 """Command line: a table of subcommand -> typed function.
 
     cascadeprune inspect MODEL [--sia DIR_OR_JSON] [--json]
+    cascadeprune inspect MODEL --layers [--task T] [--json] [--plot PNG] [--windows N --batch-size B --seed S]
     cascadeprune apply --model MODEL --plan PLAN.json --out DIR [--overwrite] [--json]
     cascadeprune data fetch cwru --to DIR [--files N ...] [--base-url URL]
     cascadeprune data describe PROTOCOL|lm[:DOMAINS][@data=PATH] [--data-dir DIR] [--json]
@@ -11,6 +12,8 @@
     cascadeprune eval MODEL --task PROTOCOL|lm[:DOMAINS] [--snr-db DB] [--json]
     cascadeprune compress MODEL --task PROTOCOL|lm[:DOMAINS] --ratio R --out DIR [--recipe FILE.yaml] [--set K=V ...]
                           [--calibration "prose:0.5,code:0.3"] [--resume] [--dry-run]
+    cascadeprune compress CLASSIFIER --task PROTOCOL (--latency-ms T | --memory-mb M) [--runtime onnx|torch]
+                          [--threads N] [--batch B] --out DIR
     cascadeprune export CLASSIFIER --out DIR [--int8] [--opset N] [--overwrite] [--json]
     cascadeprune export LM --format gguf --out DIR [--quant f16|q8_0|q4_k_m|f32] [--task lm-spec] [--threads N]
     cascadeprune bench ARTIFACT [ARTIFACT ...] [--runtime torch|onnx] [--batch 1] [--threads 1] [--runs N] [--json]
@@ -37,14 +40,52 @@ from pathlib import Path
 from cascadeprune.errors import CascadePruneError
 
 
-def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str | None = None) -> int:
+def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str | None = None,
+                layers: bool = False, task: str | None = None, plot: str | None = None, windows: int | None = None,
+                batch_size: int | None = None, seed: int | None = None, data_dir: str | None = None) -> int:
     from cascadeprune.inspection import format_inspection, inspect_model, measured_sia
     from cascadeprune.storage import load_model
 
+    if not layers:  # the --layers options mean nothing without it: refused, not ignored
+        given = {"--task": task, "--plot": plot, "--windows": windows, "--batch-size": batch_size, "--seed": seed,
+                 "--data-dir": data_dir}
+        for flag, value in given.items():
+            if value is not None:
+                raise CascadePruneError(f"{flag}: only `inspect --layers` takes it (add --layers)")
+        m = load_model(model)
+        info = inspect_model(m, context=context)
+        info["sia_measured"] = measured_sia(m, model, sia)  # a stored `sia --out` report: --sia, or found in MODEL/
+        print(json.dumps(info, indent=2) if json_out else format_inspection(info))
+        return 0
+    return _inspect_layers(model, json_out, task, plot, windows or 16, batch_size or 8, 42 if seed is None else seed,
+                           data_dir)
+
+
+def _inspect_layers(model: str, json_out: bool, task: str | None, plot: str | None, windows: int, batch_size: int,
+                    seed: int, data_dir: str | None) -> int:
+    """Per-layer angular distance, CKA distance, Block Influence and LCR on the task's calibration windows."""
+    from cascadeprune.report.layer_report import format_layer_report, layer_report, plot_layer_report
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks import get_task
+
+    if plot is not None:  # refused before the model is run
+        p = Path(plot)
+        if p.is_dir() or not p.parent.is_dir():
+            raise CascadePruneError(f"--plot {plot}: give a PNG file path in an existing folder")
     m = load_model(model)
-    info = inspect_model(m, context=context)
-    info["sia_measured"] = measured_sia(m, model, sia)  # a stored `sia --out` report: --sia, or found in MODEL/
-    print(json.dumps(info, indent=2) if json_out else format_inspection(info))
+    if task is None:  # a classifier's own protocol; a causal LM's shipped corpus
+        is_clf = hasattr(m, "frontend") and hasattr(m, "classes")
+        task = m.meta.get("protocol") if is_clf else "lm"
+        if not task:
+            raise CascadePruneError(f"{model} records no protocol: give --task PROTOCOL")
+    the_task = get_task(task, m, source=model, data_dir=data_dir)
+    rep = layer_report(m, the_task, windows=windows, batch_size=batch_size, seed=seed, model_name=model,
+                       task_name=task)
+    if plot is not None:
+        rep["plot"] = str(plot_layer_report(rep, Path(plot)))
+    print(json.dumps(rep, indent=2) if json_out else format_layer_report(rep))
+    if plot is not None and not json_out:
+        print(f"wrote {plot}")
     return 0
 
 
@@ -295,7 +336,9 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
                  recovery_steps: int | None = None, resume: bool = False, dry_run: bool = False,
                  overwrite: bool = False, json_out: bool = False, device: str | None = None,
                  calibration: str | None = None, sets: list[str] | None = None, search_budget: str | None = None,
-                 layout: str | None = None, max_loss: str | None = None) -> int:
+                 layout: str | None = None, max_loss: str | None = None, latency_ms: float | None = None,
+                 memory_mb: float | None = None, runtime: str | None = None, threads: int | None = None,
+                 batch: int | None = None) -> int:
     from cascadeprune import load_model
     from cascadeprune.methods.cascade import plan_run
     from cascadeprune.methods.cascade import run_compression
@@ -304,9 +347,12 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
 
     _refuse_input_overwrite(model, out)
     method, sets = _auto_flags(recipe, method, sets, ratio, search_budget, layout, max_loss)
+    target = _target_flags(task, ratio, max_loss, resume, latency_ms, memory_mb, runtime, threads, batch)
     # the same construction as the benchmarks: recipe, then flags, then --set, then validation
-    cfg = build_config(recipe, sets, ratio=ratio, method=method, seed=seed, recovery_steps=recovery_steps,
-                       device=device, calibration=calibration)
+    cfg = build_config(recipe, sets, ratio=TARGET_START_RATIO if target else ratio, method=method, seed=seed,
+                       recovery_steps=recovery_steps, device=device, calibration=calibration)
+    if target and cfg.method != "auto":
+        raise CascadePruneError(f"{target.flag}: only --method auto takes it (method is {cfg.method!r})")
     from cascadeprune.methods.config import RecipeError, check_task_options
     from cascadeprune.task import task_options
 
@@ -319,6 +365,8 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
 
         check_mix(task, cfg.calibration.mix)
     m = load_model(model)
+    if target:
+        return _compress_to_target(m, model, task, cfg, out, target, data_dir, dry_run, overwrite, json_out)
     if cfg.method == "auto":  # auto plans inside its search; its reach is checked here, before any cost
         if dry_run:
             from cascadeprune.methods.auto import check_feasible, max_ratio
@@ -366,6 +414,77 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     else:
         print(paths["markdown"].read_text())
         print(f"wrote {final}/, {Path(out) / 'plan.json'}, {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    return 0
+
+
+TARGET_START_RATIO = 2.0  # a placeholder for the config check: a deployment target searches the ratio
+
+
+def _target_flags(task, ratio, max_loss, resume, latency_ms, memory_mb, runtime, threads, batch):
+    """A deployment target (--latency-ms / --memory-mb with --runtime, --threads, --batch) or None; every flag
+    that does not fit is refused with its name."""
+    from cascadeprune.deploy.targets import TargetSpec
+    from cascadeprune.tasks import task_kind
+
+    flag = "--latency-ms" if latency_ms is not None else "--memory-mb" if memory_mb is not None else None
+    if flag is None:
+        for f, v in (("--runtime", runtime), ("--threads", threads), ("--batch", batch)):
+            if v is not None:
+                raise CascadePruneError(f"{f}: only a deployment target takes it (--latency-ms or --memory-mb)")
+        return None
+    if task_kind(task) == "lm":
+        raise CascadePruneError(f"{flag}: classifier tasks only (a causal LM deploys as GGUF; bench it with llama.cpp)")
+    for f, v in (("--ratio", ratio), ("--max-loss", max_loss)):
+        if v is not None:
+            raise CascadePruneError(f"{flag}: give {flag} or {f}, not both ({flag} searches the ratio)")
+    if resume:
+        raise CascadePruneError(f"--resume: a {flag} run has no stage checkpoints to resume; run it again")
+    spec = TargetSpec(latency_ms=latency_ms, memory_mb=memory_mb, runtime=runtime or "onnx", threads=threads or 1,
+                      batch=batch or 1).check()
+    return spec
+
+
+def _compress_to_target(m, model: str, task: str, cfg, out: str, spec, data_dir, dry_run: bool, overwrite: bool,
+                        json_out: bool) -> int:
+    from cascadeprune.targets import compress_to_target
+    from cascadeprune.methods.auto import RATIO_WALK, TOLERANCE, max_ratio
+    from cascadeprune.tasks import get_task
+
+    if dry_run:
+        top = max_ratio(m, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+        ratios = [r for r in RATIO_WALK if r < top * (1 - TOLERANCE)]
+        info = {"method": "auto", "target": spec.what(), "max_ratio": top, "candidate_ratios": ratios,
+                "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout}
+        print(json.dumps(info, indent=2) if json_out else
+              f"auto with a deployment target: {spec.what()}; bisection over {len(ratios)} ratios up to {top:.3g}x "
+              f"(about {max(1, math.ceil(math.log2(len(ratios) + 1)))} auto runs, each exported and measured), search "
+              f"budget {cfg.auto.search_budget} each")
+        return 0
+    if (Path(out) / "model").exists() and not overwrite:
+        raise CascadePruneError(f"{Path(out) / 'model'} exists; pass --overwrite to replace it")
+    the_task = get_task(task, m, source=model, data_dir=data_dir)
+    res = compress_to_target(m, the_task, cfg, out, model, spec, data_dir=data_dir, progress=not json_out)
+    report, t = res["report"], res["report"]["targets"]
+    if json_out:
+        keys = ("ratio_target", "ratio_achieved", report["metric"], "macro_f1")
+        print(json.dumps({k: report[k] for k in keys if k in report} | {"targets": t}, indent=2))
+        return 0
+    from cascadeprune.report.compress_report import auto_summary
+
+    print(auto_summary(report["auto"]))
+    print(f"target {t['what']}: chose {t['chosen_ratio']:g}x; {t['why']}")
+    for r in t["candidates"]:
+        if r.get("error"):
+            print(f"  {r['ratio']:>8g}x  {r['kind']:<34} no model: {r['error'][:80]}")
+            continue
+        val = "" if r.get("val") is None else f"val {r['val']:.4g}, "
+        print(f"  {r['ratio']:>8g}x  {r['kind']:<34} {val}p50 {r['p50_ms']:.4g} ms, peak {r['peak_rss_mb']:.4g} MB"
+              f"  {'meets' if r['meets'] else 'misses'}{'  <- chosen' if r.get('chosen') else ''}")
+    metric = report["metric"]
+    print(f"final test {metric} {report[metric]:.4g} (dense {report['dense'][metric]:.4g})")
+    extra = f", {Path(out) / 'export'}/ (the measured artifact)" if spec.runtime == "onnx" else ""
+    print(f"wrote {Path(out) / 'model'}/{extra}, {Path(out) / 'plan.json'}, {res['paths']['json']}, "
+          f"{res['paths']['markdown']}")
     return 0
 
 
@@ -523,7 +642,8 @@ def cmd_serve(artifact: str, http: str | None = None, mqtt: str | None = None, t
 
 
 COMMANDS = {
-    "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict"),
+    "inspect": (cmd_inspect, "describe a model: structure, parameters, FLOPs, SIA verdict; --layers: per-layer "
+                             "redundancy on data"),
     "apply": (cmd_apply, "apply a pruning plan (JSON) and save a Hugging Face directory"),
     "sia": (cmd_sia, "measure the Structural Independence Assumption: do units interact when removed?"),
     "demo": (cmd_demo, "prune tiny built-in models end to end and check the results"),
@@ -591,6 +711,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sia", default=None, metavar="DIR_OR_JSON",
                    help="a report written by `cascadeprune sia --out DIR` (the folder or its sia.json): show its "
                         "measured verdict per granularity (default: MODEL/sia.json or MODEL/*/sia.json if present)")
+    s.add_argument("--layers", action="store_true",
+                   help="per-layer angular distance, CKA distance, Block Influence and LCR between each layer's input "
+                        "and output on the task's calibration windows (low = redundant); see docs/layers-and-targets.md")
+    s.add_argument("--task", default=None, help="--layers: a bearing protocol or lm[:DOMAINS][@...] (default: a "
+                                                "classifier's own protocol, lm for a causal LM)")
+    s.add_argument("--plot", default=None, metavar="PNG", help="--layers: also draw the measures over depth here")
+    s.add_argument("--windows", type=_int(1, 10**6), default=None, help="--layers: calibration windows (default 16)")
+    s.add_argument("--batch-size", type=_int(1, 1 << 16), default=None, help="--layers: windows per batch (default 8)")
+    s.add_argument("--seed", type=_int(0, 2**32 - 1), default=None, help="--layers: which windows (default 42)")
+    _data_args(s)
     s = sub.add_parser("apply", help=COMMANDS["apply"][1])
     s.add_argument("--model", required=True, help="model to prune (same forms as inspect)")
     s.add_argument("--plan", required=True, help="plan JSON (format cascadeprune-plan/1)")
@@ -825,6 +955,16 @@ def _compress_args(sub) -> None:
     s.add_argument("--max-loss", default=None, metavar="X",
                    help="method auto, instead of --ratio: the most compression whose validation loss stays within X "
                         "(pp of accuracy for classifiers; perplexity ratio to dense for --task lm)")
+    t = s.add_argument_group("deployment targets (method auto, classifier tasks; instead of --ratio): the best-"
+                             "validation model whose exported artifact meets them, see docs/layers-and-targets.md")
+    t.add_argument("--latency-ms", type=_float(0, 1e9, lo_open=True), default=None, metavar="T",
+                   help="p50 latency of one call, measured by the bench worker in a fresh process")
+    t.add_argument("--memory-mb", type=_float(0, 1e9, lo_open=True), default=None, metavar="M",
+                   help="peak RSS of the process running the artifact (runtime included)")
+    t.add_argument("--runtime", choices=["onnx", "torch"], default=None,
+                   help="what the candidates are measured in: onnx (exported, fp32; the default) or torch")
+    t.add_argument("--threads", type=_int(1, 1024), default=None, help="intra-op threads when measuring (default 1)")
+    t.add_argument("--batch", type=_int(1, 1 << 16), default=None, help="windows per call when measuring (default 1)")
     s.add_argument("--seed", type=_int(0, 2**32 - 1), default=None)
     s.add_argument("--recovery-steps", type=_int(0, 10**9), default=None, help="override every stage's recovery budget")
     s.add_argument("--device", default=None,

@@ -65,7 +65,12 @@ PROFILES = ("global", "uniform", "ramp_late", "ramp_early")  # per-layer width a
 RAMP = 0.5  # a ramp's slope: the last layer loses (1 + RAMP) / (1 - RAMP) times the first one's share
 SHORT_FRACTION = 0.25  # a short recovery is this share of the full budget (at least 2 steps)
 FINALISTS = 3
-CRITERIA_SHARE = 0.3  # at most this share of an evaluation budget judges criteria
+CRITERIA_SHARE = 0.3  # at most this share of an evaluation budget judges criteria (split between granularities)
+# probed first, so a small budget still tries them: the paper's LCR and ShortGPT's Block Influence for layers, then the
+# similarity measures (angular distance, CKA), then the measured ablation; Taylor and Wanda-SP for heads and channels
+# (DESIGN.md: weight-only scores misjudge gated channels)
+PROBE_FIRST = {"layers": ("lcr", "block_influence", "angular", "cka"), "heads": ("taylor", "wanda_sp"),
+               "channels": ("taylor", "wanda_sp")}
 RESERVE_SHARE = 0.4  # at most this share is kept for the finalists and the recovery recipes
 # the recovery recipe the search starts from: LoRA on every linear, lr 1e-3 beat attention-only on SmolLM2
 # (DESIGN.md, "Recovery recipe on SmolLM2")
@@ -312,10 +317,11 @@ def allowed_granularities(model: nn.Module) -> list[str]:
     return out
 
 
-def max_ratio(model: nn.Module, layout: str = "nonuniform", protect_ends: bool = True,
-              max_fraction: float = 0.97) -> float:
-    """The largest ratio any plan of the allowed granularities reaches: every unprotected layer but one gone,
-    then every head and channel the rules let go (one head per KV group, ``max_fraction`` of channels)."""
+def max_plan(model: nn.Module, layout: str = "nonuniform", protect_ends: bool = True,
+             max_fraction: float = 0.97) -> PruningPlan:
+    """The most compressed plan of the allowed granularities: every unprotected layer but one gone, then every
+    head and channel the rules let go (one head per KV group, ``max_fraction`` of channels). Its shape bounds what
+    any searched plan reaches (an outer search measures its latency before searching: deploy/targets.py)."""
     s = resolve(model)
     gs = allowed_granularities(model)
     plan = PruningPlan()
@@ -333,7 +339,13 @@ def max_ratio(model: nn.Module, layout: str = "nonuniform", protect_ends: bool =
     plan = plan | (_uniform_channels(s, zeros("channels"), plan, _max_uniform_k(s, "channels", max_fraction))
                    if layout == "uniform" else
                    select("channels", s, _restrict(zeros("channels"), s, plan), 10**15, max_fraction=max_fraction))
-    return dense_block_params(model) / predict_block_params(model, plan)
+    return plan
+
+
+def max_ratio(model: nn.Module, layout: str = "nonuniform", protect_ends: bool = True,
+              max_fraction: float = 0.97) -> float:
+    """The largest ratio any plan of the allowed granularities reaches (:func:`max_plan`'s)."""
+    return dense_block_params(model) / predict_block_params(model, max_plan(model, layout, protect_ends, max_fraction))
 
 
 def check_feasible(model: nn.Module, ratio: float, layout: str, protect_ends: bool, max_fraction: float) -> float:
@@ -453,44 +465,71 @@ def max_ratio_of(ctx: Ctx) -> float:
     return ctx.dense_blocks / predict_block_params(ctx.model, plan)
 
 
+def probe_order(granularity: str, names_g: list[str]) -> list[str]:
+    """The order criteria are probed in: the published or measured-best ones first (PROBE_FIRST), then the
+    rest alphabetically, so a small budget still probes those."""
+    first = [c for c in PROBE_FIRST.get(granularity, ()) if c in names_g]
+    return first + sorted(c for c in names_g if c not in first)
+
+
 def _criteria(ctx: Ctx) -> None:
     """Per granularity, the criterion whose probe cut (this granularity's equal share of the cut, masked)
-    has the lowest validation loss."""
+    has the lowest validation loss. The probe budget (CRITERIA_SHARE of an evaluation budget) is split evenly
+    between the granularities that have a choice (what one leaves unused goes to the next); a criterion whose
+    probe plan equals one already scored shares its score at no cost; one left out is logged as
+    ``not scored (budget)``."""
     n = len(ctx.granularities)
     need = ctx.dense_blocks - ctx.target
     s = resolve(ctx.model)
-    cap = ctx.budget.evals + ctx.budget.share(CRITERIA_SHARE)  # the rest is the allocation's and the finalists'
+    total = ctx.budget.evals + ctx.budget.share(CRITERIA_SHARE)  # the rest is the allocation's and the finalists'
+    choosing = [g for g in ctx.granularities if len([1 for gg, _ in ctx.scores if gg == g]) > 1]
+    ctx.not_scored = {}
     for g in ctx.granularities:
-        names_g = sorted(c for gg, c in ctx.scores if gg == g)
+        names_g = probe_order(g, [c for gg, c in ctx.scores if gg == g])
         if len(names_g) == 1:
             ctx.criterion[g] = names_g[0]
             _decide(ctx, f"criterion:{g}", names_g[0], "the only criterion left for it")
             continue
+        left_here = len(choosing) - choosing.index(g)  # granularities still to probe, this one included
+        cap = ctx.budget.evals + max(1, (total - ctx.budget.evals) // left_here)
         amount = need / n
         if g == "layers":
             amount = max(amount, min(sum(p.numel() for p in l.module.parameters()) for l in s.layers))
-        rows = []
+        rows, plans, unscored = [], [], []
         for c in names_g:
-            if not ctx.budget.can() or (ctx.budget.kind == "evals" and ctx.budget.evals >= cap):
-                break
             ctx.criterion[g] = c
             t0 = time.perf_counter()
             plan = _cut(ctx, g, PruningPlan(), round(amount), "uniform" if ctx.layout == "uniform" else "global",
                         close=g == "channels")
             if plan.is_empty():
                 continue
+            same = next((r for p, r in plans if p == plan), None)
+            if same is not None:  # the same cut as a criterion scored already: its score, no evaluation spent
+                rows.append(_add(ctx, "criterion", {"granularity": g, "criterion": c}, same.val, same.key,
+                                 same.ratio, t0, note=f"same plan as {same.what['criterion']} (not re-evaluated)"))
+                continue
+            if not ctx.budget.can() or (ctx.budget.kind == "evals" and ctx.budget.evals >= cap):
+                unscored.append(c)
+                continue
             val, key = evaluate_val(ctx, ctx.model, plan)
             rows.append(_add(ctx, "criterion", {"granularity": g, "criterion": c}, val, key, _ratio_of(ctx, plan), t0))
+            plans.append((plan, rows[-1]))
+        if unscored:
+            ctx.not_scored[g] = unscored
+            ctx.say(f"{g} criteria not scored (budget): {', '.join(unscored)}")
+        skipped = f"; not scored (budget): {', '.join(unscored)}" if unscored else ""
         if not rows:
-            pick = "lcr" if g == "layers" and "lcr" in names_g else names_g[0]
+            pick = names_g[0]
             ctx.criterion[g] = pick
-            _decide(ctx, f"criterion:{g}", pick, "no probe could be scored (budget or cut too small): the default")
+            _decide(ctx, f"criterion:{g}", pick,
+                    "no probe could be scored (budget or cut too small): the first in the probe order" + skipped)
             continue
         best = min(rows, key=lambda r: r.key)
         ctx.criterion[g] = best.what["criterion"]
         others = ", ".join(f"{r.what['criterion']} {r.val:.4g}" for r in sorted(rows, key=lambda r: r.key)[1:])
         _decide(ctx, f"criterion:{g}", best.what["criterion"],
-                f"lowest masked validation {ctx.task.metric} of a {g} probe cut ({best.val:.4g}; others: {others})")
+                f"lowest masked validation {ctx.task.metric} of a {g} probe cut ({best.val:.4g}"
+                + (f"; others: {others})" if others else "; the only one scored)") + skipped)
 
 
 def _simplex(gs: tuple, step: float) -> list[dict]:
@@ -795,6 +834,7 @@ def _log(ctx: Ctx, sia_rows, win: Candidate, recipe: dict, steps: int, final_val
     return {"format": FORMAT, "metric": m, "split": "val", "ratio_target": ctx.ratio, "ratio_achieved": achieved,
             "layout": ctx.layout, "budget": ctx.budget.to_dict(), "dense_val": ctx.dense_val, "final_val": final_val,
             "sia": sia_rows, "skipped_criteria": getattr(ctx, "skipped_criteria", {}),
+            "not_scored_criteria": getattr(ctx, "not_scored", {}),
             "candidates": [c.row() for c in ctx.candidates], "decisions": ctx.decisions, "chosen": chosen,
             # the finalists' plans (original indices), to reproduce or compare them
             "plans": {str(c.what["candidate"]): c.plan.to_dict() for c in ctx.candidates
