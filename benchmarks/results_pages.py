@@ -409,6 +409,11 @@ PAGES: dict[str, tuple[str, str, list]] = {
                 ("lm.jsonl",)),
         Section("Paired over seeds", "`scipy.stats.ttest_rel` on the log of the mean perplexity.", "lm", ["--stats"],
                 ("lm.jsonl",)),
+        Section("Auto against the strongest baseline", "Issue 33's targets, fixed before the runs: auto's "
+                "perplexity at most 0.75x the strongest baseline's at 2x and 3x and never above it at 1.5x, every "
+                "baseline recovered with the recovery recipe auto chose (`+auto-recipe`, the fairness rule); the "
+                "baselines' own recipe beside it. Geometric means over the seeds auto has.", "lm", ["--auto-targets"],
+                ("lm.jsonl",)),
     ]),
     "sia": ("The Structural Independence Assumption, measured", "Per architecture: the static verdict, the measured "
             "SIA statistics, and what naive and group-aware pruning to 2× did.", [
