@@ -402,6 +402,10 @@ PAGES: dict[str, tuple[str, str, list]] = {
                 "memory, file size.", "deploy", ["--table"], ("deploy.jsonl", "reference.jsonl")),
         Section("The service over HTTP and MQTT", "Requests through `cascadeprune serve`; every record of "
                 "serve.jsonl.", "serve", ["--table"], ("serve.jsonl",)),
+        Section("The operator page's cost", "Issue 30's target: the page adds no measurable cost to `/v1/predict`. "
+                "Each `--ui-compare` run measures the same artifact behind two services, page on (polled once a "
+                "second, as an open page does; requests name a device) and `--no-ui`, in turn, page on first.",
+                "serve", ["--ui-table"], ("serve.jsonl",)),
     ]),
     "lm": ("Causal LM: SmolLM2-135M", "Multi-domain text (prose, code, technical); test perplexity per domain, every "
            "method with the same calibration mix and recovery budget.", [

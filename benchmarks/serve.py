@@ -255,6 +255,29 @@ def table(path: Path, date_prefix: str | None = None) -> str:
     return "\n".join(out)
 
 
+def ui_table(path: Path) -> str:
+    """The operator page's cost: per artifact and concurrency, each --ui-compare run's HTTP throughput and p50
+    with the page on (and polled) over the same service with --no-ui, the ratios, and their medians over runs."""
+    import statistics
+
+    recs = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    pairs: dict[tuple, dict] = {}
+    for r in recs:
+        if r["transport"] == "http" and r.get("ui") is not None and "--ui-compare" in r.get("command", ""):
+            pairs.setdefault((r["artifact"], r["concurrency"], r["date"]), {})[r["ui"]] = r
+    groups: dict[tuple, list[tuple[float, float]]] = {}
+    for (art, conc, _), p in sorted(pairs.items()):
+        if True in p and False in p:
+            groups.setdefault((art, conc), []).append(
+                (p[True]["throughput_per_s"] / p[False]["throughput_per_s"], p[True]["p50_ms"] / p[False]["p50_ms"]))
+    out = ["| artifact | concurrency | runs | throughput, page on / off, per run | median | p50, on / off, median |",
+           "|---|---|---|---|---|---|"]
+    for (art, conc), rs in sorted(groups.items()):
+        out.append(f"| {Path(art).name} | {conc} | {len(rs)} | {', '.join(f'{t:.3f}' for t, _ in rs)} | "
+                   f"{statistics.median(t for t, _ in rs):.3f} | {statistics.median(q for _, q in rs):.3f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("artifacts", nargs="*", help="export directories (from `cascadeprune export`)")
@@ -272,9 +295,13 @@ def main() -> None:
                          "no-persistence (what the no-loss settings cost)")
     ap.add_argument("--ui-compare", action="store_true",
                     help="HTTP rows also for a second service per artifact started with --no-ui (the page's cost)")
+    ap.add_argument("--ui-table", action="store_true", help="print the operator page's cost table and stop")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
     args.argv = sys.argv[1:]
+    if args.ui_table:
+        print(ui_table(Path(args.out)))
+        return
     if args.table:
         print(table(Path(args.out), args.date))
         return
