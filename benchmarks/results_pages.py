@@ -404,7 +404,8 @@ PAGES: dict[str, tuple[str, str, list]] = {
                 "serve.jsonl.", "serve", ["--table"], ("serve.jsonl",)),
         Section("The operator page's cost", "Issue 30's target: the page adds no measurable cost to `/v1/predict`. "
                 "Each `--ui-compare` run measures the same artifact behind two services, page on (polled once a "
-                "second, as an open page does; requests name a device) and `--no-ui`, in turn, page on first.",
+                "second, as an open page does; requests name a device) and `--no-ui`, in turn; `--noui-first` swaps "
+                "the order, to tell the page's cost from an order effect.",
                 "serve", ["--ui-table"], ("serve.jsonl",)),
     ]),
     "lm": ("Causal LM: SmolLM2-135M", "Multi-domain text (prose, code, technical); test perplexity per domain, every "

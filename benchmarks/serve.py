@@ -264,16 +264,17 @@ def ui_table(path: Path) -> str:
     pairs: dict[tuple, dict] = {}
     for r in recs:
         if r["transport"] == "http" and r.get("ui") is not None and "--ui-compare" in r.get("command", ""):
-            pairs.setdefault((r["artifact"], r["concurrency"], r["date"]), {})[r["ui"]] = r
+            first = "no-UI first" if "--noui-first" in r["command"] else "page first"
+            pairs.setdefault((r["artifact"], r["concurrency"], first, r["date"]), {})[r["ui"]] = r
     groups: dict[tuple, list[tuple[float, float]]] = {}
-    for (art, conc, _), p in sorted(pairs.items()):
+    for (art, conc, first, _), p in sorted(pairs.items()):
         if True in p and False in p:
-            groups.setdefault((art, conc), []).append(
+            groups.setdefault((art, conc, first), []).append(
                 (p[True]["throughput_per_s"] / p[False]["throughput_per_s"], p[True]["p50_ms"] / p[False]["p50_ms"]))
-    out = ["| artifact | concurrency | runs | throughput, page on / off, per run | median | p50, on / off, median |",
-           "|---|---|---|---|---|---|"]
-    for (art, conc), rs in sorted(groups.items()):
-        out.append(f"| {Path(art).name} | {conc} | {len(rs)} | {', '.join(f'{t:.3f}' for t, _ in rs)} | "
+    out = ["| artifact | concurrency | order | runs | throughput, page on / off, per run | median | p50, on / off, "
+           "median |", "|---|---|---|---|---|---|---|"]
+    for (art, conc, first), rs in sorted(groups.items()):
+        out.append(f"| {Path(art).name} | {conc} | {first} | {len(rs)} | {', '.join(f'{t:.3f}' for t, _ in rs)} | "
                    f"{statistics.median(t for t, _ in rs):.3f} | {statistics.median(q for _, q in rs):.3f} |")
     return "\n".join(out)
 
@@ -295,6 +296,8 @@ def main() -> None:
                          "no-persistence (what the no-loss settings cost)")
     ap.add_argument("--ui-compare", action="store_true",
                     help="HTTP rows also for a second service per artifact started with --no-ui (the page's cost)")
+    ap.add_argument("--noui-first", action="store_true",
+                    help="with --ui-compare: measure the --no-ui service first in each cell (order effects)")
     ap.add_argument("--ui-table", action="store_true", help="print the operator page's cost table and stop")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
@@ -310,7 +313,7 @@ def main() -> None:
     infos = [json.loads((Path(a) / "deploy.json").read_text()) for a in args.artifacts]
     tmp = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     broker, broker_port = (None, None) if args.no_mqtt else start_broker(tmp, args.broker)
-    uis = (True, False) if args.ui_compare else (True,)
+    uis = ((False, True) if args.noui_first else (True, False)) if args.ui_compare else (True,)
     servers = [Server(a, broker_port, args.threads, args.max_batch, f"serve{k}" + ("" if ui else "-noui"), ui=ui)
                for k, a in enumerate(args.artifacts) for ui in uis]
     prov = provenance("serve", args.argv)
