@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from cascadeprune.deploy.bench import _num
 from cascadeprune.errors import CascadePruneError
 
 PROMPT_TOKENS = 128
@@ -94,10 +95,6 @@ def bench_gguf(paths, threads: int = 1, runs: int = 3, progress: bool = True) ->
         rec["vs_first"] = {k: (rec[k] / base[k] if base.get(k) and rec.get(k) is not None else None)
                            for k in ("pp_tok_s", "tg_tok_s", "ttft_ms", "peak_rss_mb", "model_mem_mb", "file_mb")}
     return out
-
-
-def _num(v, fmt: str) -> str:
-    return "–" if v is None else format(v, fmt)
 
 
 def gguf_table(recs: list[dict]) -> str:
