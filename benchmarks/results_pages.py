@@ -419,6 +419,11 @@ PAGES: dict[str, tuple[str, str, list]] = {
                 "baseline recovered with the recovery recipe auto chose (`+auto-recipe`, the fairness rule); the "
                 "baselines' own recipe beside it. Geometric means over the seeds auto has.", "lm", ["--auto-targets"],
                 ("lm.jsonl",)),
+        Section("In llama.cpp (GGUF)", "Issue 32's targets beside each figure, same quant and threads: at 2x, "
+                "generation >= 1.5x dense and model memory >= 35 % lower; the compressed q4_k_m model against dense "
+                "f16 >= 3x generation and >= 75 % less model memory. Perplexity from llama.cpp on the export's test "
+                "windows; the compressed models are the ones `benchmarks/gguf.py`'s rule picks from lm.jsonl.",
+                "gguf", ["--table"], ("gguf.jsonl",)),
     ]),
     "sia": ("The Structural Independence Assumption, measured", "Per architecture: the static verdict, the measured "
             "SIA statistics, and what naive and group-aware pruning to 2× did.", [
