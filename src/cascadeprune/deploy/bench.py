@@ -37,9 +37,15 @@ def bench_one(path: str | Path, runtime: str | None = None, batch: int = 1, thre
             raise CascadePruneError(f"--{name} must be >= {low}, got {v}")
     args = dict(path=str(path), runtime=runtime, batch=batch, threads=threads, runs=runs, warmup=warmup,
                 breakdown=breakdown, max_seconds=max_seconds)
+    return run_worker("cascadeprune.deploy.bench_worker", args, path, timeout)
+
+
+def run_worker(module: str, args: dict, path, timeout: float, env: dict | None = None) -> dict:
+    """Run a bench worker module in a fresh process with ``args`` (JSON) and return the record it prints last;
+    a timeout, a non-zero exit or an ``error`` record becomes one line naming ``path``."""
     try:
-        proc = subprocess.run([sys.executable, "-m", "cascadeprune.deploy.bench_worker", json.dumps(args)],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-m", module, json.dumps(args)], capture_output=True, text=True,
+                              timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise CascadePruneError(f"{path}: benchmark did not finish within {timeout:.0f} s") from None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

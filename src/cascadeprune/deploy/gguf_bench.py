@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from cascadeprune.deploy.bench import _num
+from cascadeprune.deploy.bench import _num, run_worker
 from cascadeprune.errors import CascadePruneError
 
 PROMPT_TOKENS = 128
@@ -64,19 +63,8 @@ def bench_one(path: str | Path, threads: int = 1, runs: int = 3, timeout: float 
     for name, v in (("threads", threads), ("runs", runs)):
         if v < 1:
             raise CascadePruneError(f"--{name} must be >= 1, got {v}")
-    args = json.dumps({"path": str(path), "threads": threads, "runs": runs})
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    try:
-        proc = subprocess.run([sys.executable, "-m", "cascadeprune.deploy.gguf_bench", args], capture_output=True,
-                              text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        raise CascadePruneError(f"{path}: benchmark did not finish within {timeout:.0f} s") from None
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    rec = json.loads(lines[-1]) if lines else {}
-    if proc.returncode != 0 or "error" in rec or not rec:
-        why = rec.get("error") or (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise CascadePruneError(f"{path}: benchmark failed: {why}")
-    return rec
+    return run_worker("cascadeprune.deploy.gguf_bench", {"path": str(path), "threads": threads, "runs": runs}, path,
+                      timeout, env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
 
 
 def bench_gguf(paths, threads: int = 1, runs: int = 3, progress: bool = True) -> list[dict]:
