@@ -236,8 +236,17 @@ def auto_targets(results: Path = RESULTS) -> str:
                  if (ratio, m) in by and set(auto) <= set(by[(ratio, m)])]
         return min(cands, key=lambda c: c[1]) if cands else None
 
-    lines = ["| ratio | seeds | auto ppl | strongest with auto's recipe | auto / it | target | met | "
-             "strongest with the benchmark's recipe | auto / it |", "|---|---|---|---|---|---|---|---|---|"]
+    def paired(auto: dict, other: tuple[str, float] | None, ratio: float) -> str:  # ttest_rel on log ppl, seed-paired
+        if other is None or len(auto) < 2:
+            return "–"
+        from scipy import stats as sst
+
+        seeds, runs = sorted(auto), by[(ratio, other[0])]
+        mean = lambda rs, s: sum(rs[s]) / len(rs[s])  # noqa: E731
+        return f"{sst.ttest_rel([math.log(mean(auto, s)) for s in seeds], [math.log(mean(runs, s)) for s in seeds]).pvalue:.3g}"
+
+    lines = ["| ratio | seeds | auto ppl | strongest with auto's recipe | auto / it | target | met | p | "
+             "strongest with the benchmark's recipe | auto / it |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (ratio, method), auto in sorted(by.items()):
         if method != "auto":
             continue
@@ -251,7 +260,47 @@ def auto_targets(results: Path = RESULTS) -> str:
         met = "–" if fair is None or target is None else (
             "yes" if a / fair[1] <= target else f"no (by {a / fair[1] - target:.3f})")
         lines.append(f"| {ratio:g}x | {', '.join(map(str, sorted(auto)))} | {a:.1f} | {cell(fair)} | {q(fair)} | "
-                     f"{'–' if target is None else f'<= {target:g}'} | {met} | {cell(own)} | {q(own)} |")
+                     f"{'–' if target is None else f'<= {target:g}'} | {met} | {paired(auto, fair, ratio)} | "
+                     f"{cell(own)} | {q(own)} |")
+    return "\n".join(lines)
+
+
+# Issue 33's cost rule: auto's wall time within ~2x a plain cascade's at the same ratio on 2 cores (its default search
+# budget). Timings compare only when run side by side: an auto record and a cascade record of the same ratio and seed
+# finished within SIDE_BY_SIDE_S of each other (one sitting of the benchmark queue), each with its machine load.
+AUTO_COST_TARGET = 2.0
+SIDE_BY_SIDE_S = 3 * 3600
+
+
+def auto_cost(results: Path = RESULTS) -> str:
+    """Auto's wall time and whole-run peak RSS beside the cascade's, pairs run side by side (same ratio and seed,
+    finished within SIDE_BY_SIDE_S), the median over pairs of the wall-time ratio against the ~2x target."""
+    import statistics as st
+    from datetime import datetime
+
+    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    when = lambda r: datetime.fromisoformat(r["date"]).timestamp()  # noqa: E731
+    rows, ratios = [], {}
+    for a in (r for r in recs if r["method"] == "auto" and r["calibration"] == MIX):
+        near = [c for c in recs if c["method"] == "cascade" and c["calibration"] == MIX and c["seed"] == a["seed"]
+                and c["ratio_target"] == a["ratio_target"] and abs(when(c) - when(a)) <= SIDE_BY_SIDE_S]
+        if not near:
+            continue
+        c = min(near, key=lambda c: abs(when(c) - when(a)))
+        q = a["wall_s"] / c["wall_s"]
+        ratios.setdefault(a["ratio_target"], []).append(q)
+        load = lambda r: "–" if r.get("load_avg_1m") is None else f"{r['load_avg_1m']:.1f}"  # noqa: E731
+        rows.append(f"| {a['ratio_target']:g}x | {a['seed']} | {a['wall_s']:.0f} | {a['process_peak_rss_mb']} | "
+                    f"{load(a)} | {c['wall_s']:.0f} | {c['process_peak_rss_mb']} | {load(c)} | {q:.1f}x | "
+                    f"{a['process_peak_rss_mb'] / c['process_peak_rss_mb']:.2f}x |")
+    if not rows:
+        return "(no auto record has a cascade record of the same ratio and seed run beside it)"
+    lines = ["| ratio | seed | auto wall s | auto peak RSS MB | load | cascade wall s | cascade peak RSS MB | load | "
+             "wall auto / cascade | peak RSS auto / cascade |", "|---|---|---|---|---|---|---|---|---|---|"] + rows
+    lines += ["", f"Median wall-time ratio per ratio against the target (at most ~{AUTO_COST_TARGET:g}x): " + "; ".join(
+        f"{r:g}x: {st.median(qs):.1f}x over {len(qs)} pair(s), "
+        f"{'met' if st.median(qs) <= AUTO_COST_TARGET else f'missed by {st.median(qs) / AUTO_COST_TARGET:.1f}x'}"
+        for r, qs in sorted(ratios.items())) + "."]
     return "\n".join(lines)
 
 
@@ -303,6 +352,8 @@ def main() -> None:
     ap.add_argument("--stats", action="store_true", help="print paired t-tests over seeds (scipy) and stop")
     ap.add_argument("--auto-targets", action="store_true",
                     help="print auto against the strongest baseline at each ratio, beside issue 33's targets, and stop")
+    ap.add_argument("--auto-cost", action="store_true",
+                    help="print auto's wall time and peak RSS beside the cascade's run side by side, and stop")
     args = ap.parse_args()
     if args.table:
         print(table(args.results))
@@ -312,6 +363,9 @@ def main() -> None:
         return
     if args.auto_targets:
         print(auto_targets(args.results))
+        return
+    if args.auto_cost:
+        print(auto_cost(args.results))
         return
     grid = [r for r in (fair_runs if args.auto_fair else runs)(tuple(args.ratios))
             if args.only is None or name(r) in args.only]

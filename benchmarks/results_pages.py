@@ -417,8 +417,13 @@ PAGES: dict[str, tuple[str, str, list]] = {
         Section("Auto against the strongest baseline", "Issue 33's targets, fixed before the runs: auto's "
                 "perplexity at most 0.75x the strongest baseline's at 2x and 3x and never above it at 1.5x, every "
                 "baseline recovered with the recovery recipe auto chose (`+auto-recipe`, the fairness rule); the "
-                "baselines' own recipe beside it. Geometric means over the seeds auto has.", "lm", ["--auto-targets"],
+                "baselines' own recipe beside it. Geometric means over the seeds auto has; p: `scipy.stats.ttest_rel` "
+                "of auto against that baseline on the log perplexity, paired by seed.", "lm", ["--auto-targets"],
                 ("lm.jsonl",)),
+        Section("What auto costs", "Issue 33's rule: auto's default search keeps a SmolLM2-135M run on 2 cores within "
+                "~2x the time of a plain cascade at the same ratio. Only records run side by side are compared (same "
+                "ratio and seed, finished within three hours of each other), each with its machine load.", "lm",
+                ["--auto-cost"], ("lm.jsonl",)),
         Section("In llama.cpp (GGUF)", "Issue 32's targets beside each figure, same quant and threads: at 2x, "
                 "generation >= 1.5x dense and model memory >= 35 % lower; the compressed q4_k_m model against dense "
                 "f16 >= 3x generation and >= 75 % less model memory. Perplexity from llama.cpp on the export's test "
