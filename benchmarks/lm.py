@@ -42,6 +42,8 @@ RESULTS = HERE / "results" / "lm.jsonl"
 MODEL = "smollm2-135m"
 TASK = "lm@seq=64,eval=16,val=4"  # every shipped domain; 64-token windows, 16 test / 4 val windows per domain
 MIX = "prose:1,code:1,technical:1"
+BUDGET = 32  # the recovery budget of every recipe here (8 + 8 + 16 LoRA steps); --budget-scale K multiplies it
+STAGE_STEPS = (8, 8, 16)
 RECIPES = {"cascade": "recipes/lm-cpu.yaml", "oneshot": "recipes/lm-cpu.yaml",
            "iterative-channels": "recipes/lm-iterative-channels.yaml",
            "iterative-channels-norecovery": "recipes/lm-iterative-channels.yaml"}
@@ -90,9 +92,15 @@ def runs(ratios=(1.5, 2.0)) -> list[dict]:
     return out
 
 
+def scaled(r: dict) -> str:
+    """The suffix of a record run with a multiple of the recovery budget (``--budget-scale``), else ''."""
+    return f" x{r['recovery_steps'] // BUDGET}budget" if r["recovery_steps"] not in (0, BUDGET) else ""
+
+
 def name(r: dict) -> str:
     cal = "mix" if r["calibration"] == MIX else r["calibration"].split(":")[0]
-    return f"{r['method']}-{cal}-{r['ratio']:g}"
+    scale = r.get("budget_scale", 1)
+    return f"{r['method']}-{cal}-{r['ratio']:g}" + (f"-x{scale:g}budget" if scale != 1 else "")
 
 
 def command(r: dict, seed: int, out: Path, results: Path = RESULTS) -> list[str] | None:
@@ -103,9 +111,12 @@ def command(r: dict, seed: int, out: Path, results: Path = RESULTS) -> list[str]
     sets = SETS.get(r["method"], [])
     if r["method"].endswith(SUFFIX):
         recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()] if results.is_file() else []
-        sets = auto_recipe_sets(recs, r["ratio"], seed, model=MODEL, task=TASK, calibration=r["calibration"])
+        sets = auto_recipe_sets(recs, r["ratio"], seed, model=MODEL, task=TASK, calibration=r["calibration"],
+                                recovery_steps=BUDGET * r.get("budget_scale", 1))
         if sets is None:
             return None
+    if r.get("budget_scale", 1) != 1:  # every stage's steps times the scale: the summed budget scales with it
+        sets = sets + [f"stages.{i}.recovery.steps={n * r['budget_scale']}" for i, n in enumerate(STAGE_STEPS)]
     for item in sets:
         cmd += ["--set", item]
     base = r["method"].split("+")[0]
@@ -172,7 +183,7 @@ def table(results: Path = RESULTS) -> str:
         f" | {fmt([d['dense_perplexity_mean'] for d in dense.values()])} | – | {', '.join(map(str, sorted(dense)))} |")
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
-        groups.setdefault((r["ratio_target"], r["method"], r["calibration"]), []).append(r)
+        groups.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), []).append(r)
     for (ratio, method, cal), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "cascade",
                                                                           kv[0][1], kv[0][2] != MIX, kv[0][2])):
         lines.append(f"| {ratio:g}x | {method} | {'mix (equal)' if cal == MIX else cal.split(':')[0] + ' only'} | "
@@ -193,7 +204,8 @@ def stats(results: Path = RESULTS) -> str:
     recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     by = {}
     for r in recs:
-        by.setdefault((r["ratio_target"], r["method"], r["calibration"]), {})[r["seed"]] = r["perplexity_mean"]
+        by.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), {})[r["seed"]] = \
+            r["perplexity_mean"]
     lines = ["| ratio | method | vs | seeds | mean log-ppl difference | t | p (two-sided) |", "|---|---|---|---|---|---|---|"]
     for (ratio, method, cal), runs in sorted(by.items()):
         ref = by.get((ratio, "iterative-channels", MIX), {})
@@ -226,7 +238,8 @@ def auto_targets(results: Path = RESULTS) -> str:
     by: dict[tuple, dict[int, list[float]]] = {}
     for r in recs:
         if r["calibration"] == MIX:
-            by.setdefault((r["ratio_target"], r["method"]), {}).setdefault(r["seed"], []).append(r["perplexity_mean"])
+            by.setdefault((r["ratio_target"], r["method"] + scaled(r)), {}).setdefault(r["seed"], []).append(
+                r["perplexity_mean"])
 
     def geo(runs: dict[int, list[float]], seeds: list[int]) -> float:  # reruns averaged per seed, then seeds
         return math.exp(sum(math.log(sum(runs[s]) / len(runs[s])) for s in seeds) / len(seeds))
@@ -243,23 +256,26 @@ def auto_targets(results: Path = RESULTS) -> str:
 
         seeds, runs = sorted(auto), by[(ratio, other[0])]
         mean = lambda rs, s: sum(rs[s]) / len(rs[s])  # noqa: E731
-        return f"{sst.ttest_rel([math.log(mean(auto, s)) for s in seeds], [math.log(mean(runs, s)) for s in seeds]).pvalue:.3g}"
+        t = sst.ttest_rel([math.log(mean(auto, s)) for s in seeds], [math.log(mean(runs, s)) for s in seeds])
+        return f"{t.pvalue:.3g}"
 
     lines = ["| ratio | seeds | auto ppl | strongest with auto's recipe | auto / it | target | met | p | "
              "strongest with the benchmark's recipe | auto / it |", "|---|---|---|---|---|---|---|---|---|---|"]
     for (ratio, method), auto in sorted(by.items()):
-        if method != "auto":
+        if method.split(" ")[0] != "auto":
             continue
+        budget = method[len("auto"):]  # '' or ' xKbudget': compared with the baselines run on the same budget
         a = geo(auto, sorted(auto))
-        fair = strongest(ratio, auto, [m + SUFFIX for m in BASELINES])
-        own = strongest(ratio, auto, [m for m in BASELINES if m not in NO_FINE_TUNING]
-                        + [f"{m}+budget" for m in NO_FINE_TUNING])
-        target = AUTO_TARGETS.get(ratio)
+        fair = strongest(ratio, auto, [m + SUFFIX + budget for m in BASELINES])
+        own = strongest(ratio, auto, [m + budget for m in BASELINES if m not in NO_FINE_TUNING]
+                        + [f"{m}+budget{budget}" for m in NO_FINE_TUNING])
+        target = None if budget else AUTO_TARGETS.get(ratio)  # the targets are set on the lm.py budget
         cell = lambda c: f"{c[0]} {c[1]:.1f}" if c else "–"  # noqa: E731
         q = lambda c: f"{a / c[1]:.3f}" if c else "–"  # noqa: E731
         met = "–" if fair is None or target is None else (
             "yes" if a / fair[1] <= target else f"no (by {a / fair[1] - target:.3f})")
-        lines.append(f"| {ratio:g}x | {', '.join(map(str, sorted(auto)))} | {a:.1f} | {cell(fair)} | {q(fair)} | "
+        lines.append(f"| {ratio:g}x{budget} | {', '.join(map(str, sorted(auto)))} | {a:.1f} | {cell(fair)} | "
+                     f"{q(fair)} | "
                      f"{'–' if target is None else f'<= {target:g}'} | {met} | {paired(auto, fair, ratio)} | "
                      f"{cell(own)} | {q(own)} |")
     return "\n".join(lines)
@@ -281,8 +297,9 @@ def auto_cost(results: Path = RESULTS) -> str:
     recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     when = lambda r: datetime.fromisoformat(r["date"]).timestamp()  # noqa: E731
     rows, ratios = [], {}
-    for a in (r for r in recs if r["method"] == "auto" and r["calibration"] == MIX):
+    for a in (r for r in recs if r["method"] == "auto" and r["calibration"] == MIX and r["recovery_steps"] == BUDGET):
         near = [c for c in recs if c["method"] == "cascade" and c["calibration"] == MIX and c["seed"] == a["seed"]
+                and c["recovery_steps"] == BUDGET
                 and c["ratio_target"] == a["ratio_target"] and abs(when(c) - when(a)) <= SIDE_BY_SIDE_S]
         if not near:
             continue
@@ -318,7 +335,7 @@ def calibration_stats(recs: list[dict]) -> str:
 
     by: dict[tuple, dict[int, dict]] = {}
     for r in recs:
-        by.setdefault((r["ratio_target"], r["method"], r["calibration"]), {})[r["seed"]] = r
+        by.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), {})[r["seed"]] = r
     lines = ["| ratio | method | mix vs | seeds | mean ppl: mix / single | p | worst domain vs dense: mix / single | p |",
              "|---|---|---|---|---|---|---|---|"]
     for (ratio, method, cal), single in sorted(by.items()):
@@ -344,6 +361,8 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[42])
     ap.add_argument("--ratios", nargs="+", type=float, default=[1.5, 2.0])
     ap.add_argument("--only", nargs="+", default=None, help="run names (see --list)")
+    ap.add_argument("--budget-scale", type=int, default=1,
+                    help="multiply every run's recovery budget (32 LoRA steps) by this; names gain -xKbudget")
     ap.add_argument("--auto-fair", action="store_true",
                     help="the fairness grid: auto, then every baseline with auto's recovery recipe, at each ratio")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -367,8 +386,9 @@ def main() -> None:
     if args.auto_cost:
         print(auto_cost(args.results))
         return
-    grid = [r for r in (fair_runs if args.auto_fair else runs)(tuple(args.ratios))
-            if args.only is None or name(r) in args.only]
+    grid = [r | {"budget_scale": args.budget_scale}
+            for r in (fair_runs if args.auto_fair else runs)(tuple(args.ratios))]
+    grid = [r for r in grid if args.only is None or name(r) in args.only]
     for seed in args.seeds:
         for r in grid:
             if args.list:
