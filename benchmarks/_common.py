@@ -98,13 +98,18 @@ def device_name(device: str = "cpu") -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{device} (unavailable)"
 
 
+def utc_now() -> str:
+    """A record's ``date``: now, UTC, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def provenance(module: str, argv: list[str], device: str = "cpu", command_key: str = "command") -> dict:
     """The fields every record carries (the one rule), for ``python -m benchmarks.<module> <argv>``.
 
     ``command_key``: where the driver's command goes when a record's own ``command`` is the CLI command it
     ran (``benchmark_command``)."""
     commit, dirty = commit_and_dirty()
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    return {"date": utc_now(),
             command_key: f"python -m benchmarks.{module} " + shlex.join(argv),
             "commit": commit, "dirty": dirty,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
