@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, RECIPES, RESULTS_DIR, ROOT, append_child_records,
-                                checkpoint_name, child_command, set_threads, windows)
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, RECIPES, RESULTS_DIR, append_child_records,
+                                checkpoint_name, run_child, set_threads, windows)
 
 RESULTS = RESULTS_DIR / "dense.jsonl"
 
@@ -118,14 +117,12 @@ def main() -> None:
                 else run_one(model, protocol, seed, args.speed_jitter, args.front_end, args.device))
         print(json.dumps(recs))
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     for protocol in args.protocols:
         for model in args.models:
             for seed in args.seeds:
-                child = subprocess.run(child_command("dense", "--one", "--models", model, "--protocols", protocol,
-                                                     "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter),
-                                                     "--front-end", args.front_end, "--device", args.device),
-                                       capture_output=True, text=True, cwd=ROOT)
+                child = run_child("dense", "--one", "--models", model, "--protocols", protocol, "--seeds", str(seed),
+                                  "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
+                                  "--device", args.device)
                 recs = append_child_records(child, "dense", args.argv, args.results, f"{model} {protocol} {seed}",
                                             args.device)
                 if not recs:
