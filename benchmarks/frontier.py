@@ -41,7 +41,7 @@ from pathlib import Path
 
 from benchmarks._common import (CHECKPOINTS, DATA, HERE, RESULTS_DIR, ROOT, append_child_records, append_records,
                                 checkpoint_name, cli_in_process, compress_command, load_records, mean_sd, md_head,
-                                newest, paired, provenance, run_child)
+                                newest, paired, provenance, run_child, set_threads)
 from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
 from benchmarks.cascade import variant_overrides  # the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps
 
@@ -96,14 +96,21 @@ def command(r: dict, scale: float, results: Path = RESULTS) -> list[str] | None:
                             sets + (["baseline_recovery=budget"] if budget and not fair else []) + extra)
 
 
+def scores(model_dir: Path, seed: int, snr_db: float | None) -> list[tuple[float | None, dict, str]]:
+    """(SNR, metrics, the command) on the clean test windows and, given ``snr_db``, with white noise seeded by the
+    run seed: ``cascadeprune eval`` (its workflow, in this process)."""
+    from cascadeprune.tasks.bearing.workflow import eval_workflow
+
+    out = []
+    for snr in [None] + ([snr_db] if snr_db is not None else []):
+        ev = ["cascadeprune", "eval", str(model_dir.relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
+        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(seed)]
+        out.append((snr, eval_workflow(str(model_dir), PROTOCOL, DATA, snr_db=snr, noise_seed=seed), shlex.join(ev)))
+    return out
+
+
 def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
     """In a fresh process: the compress command, then clean (and noisy) test accuracy of its model."""
-    from cascadeprune.storage import load_model
-    from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.train import evaluate
-
-    from benchmarks._common import set_threads, windows
-
     set_threads()
     cmd = command(r, scale)
     if cmd is None:
@@ -115,7 +122,6 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
         raise SystemExit(f"compress exited {code}")
     out = run_dir(r, scale)
     rep = json.loads((out / "report.json").read_text())
-    model = load_model(out / "model")
     rec = {"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
            "method": r["method"], "ratio_target": round(r["ratio"], 4), "ratio_achieved": round(rep["ratio_achieved"], 4),
            "seed": r["seed"], "block_params": rep["block_params"],
@@ -125,38 +131,20 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
            "stages": [{k: st[k] for k in ("granularity", "ratio", "accuracy_pruned", "accuracy_recovered",
                                           "recovery_steps", "wall_s")} for st in rep["stages"]],
            "command": shlex.join(cmd), **recovery_keys(rep)}
-    recs = []
-    for snr in [None] + ([snr_db] if snr_db is not None else []):
-        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=r["seed"], splits=("test",))
-        m = evaluate(model, ds, "test")
-        ev = ["cascadeprune", "eval", str((out / "model").relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
-        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(r["seed"])]
-        recs.append(rec | {"test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5),
-                           "macro_f1": round(m["macro_f1"], 5), "eval_command": shlex.join(ev)})
+    recs = [rec | {"test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+                   "eval_command": ev} for snr, m, ev in scores(out / "model", r["seed"], snr_db)]
     wall = round(time.perf_counter() - t0, 1)
     return [x | {"wall_s": wall} for x in recs]
 
 
 def run_dense(seed: int, snr_db: float | None) -> list[dict]:
     """The dense checkpoint on the same clean and noisy test windows (the frontier's reference line)."""
-    from cascadeprune.storage import load_model
-    from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.train import evaluate
-    from benchmarks._common import set_threads, windows
-
     set_threads()
     ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, seed, JITTER, FRONT_END)
-    model, recs = load_model(ckpt), []
-    for snr in [None] + ([snr_db] if snr_db is not None else []):
-        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=seed, splits=("test",))
-        ev = ["cascadeprune", "eval", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
-        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(seed)]
-        recs.append({"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
-                     "method": "dense", "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "recovery_steps": 0,
-                     "recovery_scale": None, "test_snr_db": snr,
-                     "test_accuracy": round(evaluate(model, ds, "test")["accuracy"], 5),
-                     "command": shlex.join(ev), "eval_command": shlex.join(ev)})
-    return recs
+    return [{"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END, "method": "dense",
+             "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "recovery_steps": 0, "recovery_scale": None,
+             "test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5), "command": ev, "eval_command": ev}
+            for snr, m, ev in scores(ckpt, seed, snr_db)]
 
 
 def _run_key(r: dict) -> tuple:
