@@ -19,7 +19,16 @@ from __future__ import annotations
 
 from cascadeprune.task import TASKS, get_task, register_task, task_kind
 
-__all__ = ["TASKS", "get_task", "lm_task", "bearing_task", "register_task", "task_kind"]
+__all__ = ["TASKS", "get_task", "lm_task", "bearing_task", "register_task", "task_kind", "check_calibration"]
+
+
+def check_calibration(spec: str, mix: dict[str, float] | None) -> None:
+    """The task's own check of a calibration mix, before any model is loaded: a causal LM's domains must be
+    the task's (a bearing protocol takes any mix of its own conditions)."""
+    if task_kind(spec) == "lm":
+        from cascadeprune.tasks.lm.task import check_mix
+
+        check_mix(spec, mix)
 
 
 def lm_task(spec, model, source=None, data_dir=None):
