@@ -1,4 +1,6 @@
-"""What every benchmark driver shares: where things live, the data windows, and ONE provenance rule.
+"""What every benchmark driver shares: where things live, the data windows, how a driver runs the CLI (or a fresh
+process of itself), reading and appending records, the numbers every table prints (mean ± sd, paired seeds, Holm,
+Markdown rows), and ONE provenance rule.
 
 Drivers run from the repository root as modules (``python -m benchmarks.cascade ...``) and import this
 module as ``benchmarks._common``; they call the library or the CLI, never each other's internals through
