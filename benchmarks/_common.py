@@ -64,6 +64,19 @@ def checkpoint_name(model: str, protocol: str, seed: int, speed_jitter: float = 
     return f"{model}_{protocol}_seed{seed}{fe}" + (f"_sj{speed_jitter:g}" if speed_jitter else "")
 
 
+def fft_probe(protocol: str, seed: int):
+    """The ``fft-linear`` reference fitted on a protocol's training windows: (probe, dataset, seconds to fit)."""
+    import time
+
+    from cascadeprune.tasks.bearing.protocols import build_dataset
+    from cascadeprune.tasks.bearing.reference import FFTLinear
+
+    ds = build_dataset(protocol, DATA, windows())
+    t0 = time.perf_counter()
+    probe = FFTLinear(seed=seed).fit(ds.x["train"], ds.y["train"], len(ds.classes))
+    return probe, ds, time.perf_counter() - t0
+
+
 def set_threads() -> None:
     """All cores, or OMP_NUM_THREADS when set (several benchmark processes sharing one machine)."""
     import torch

@@ -47,8 +47,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import (CHECKPOINTS, DATA, HERE, RECIPES, RESULTS_DIR, append_records, checkpoint_name, holm,
-                                load_records, mean_sd, provenance, run_cli, windows)
+from benchmarks._common import (CHECKPOINTS, DATA, HERE, RECIPES, RESULTS_DIR, append_records, checkpoint_name,
+                                fft_probe, holm, load_records, mean_sd, provenance, run_cli)
 
 RESULTS = RESULTS_DIR / "reference.jsonl"
 PROTOCOLS = ["cwru-4class-crossload", "cwru-10class-crossload", "cwru-4class-crossload-snr0",
@@ -206,14 +206,9 @@ def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
 
 
 def run_fft(protocol: str, seed: int) -> dict:
-    from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.reference import FFTLinear
     from cascadeprune.tasks.bearing.train import metrics
 
-    ds = build_dataset(protocol, DATA, windows())
-    t0 = time.perf_counter()
-    probe = FFTLinear(seed=seed).fit(ds.x["train"], ds.y["train"], len(ds.classes))
-    wall = time.perf_counter() - t0
+    probe, ds, wall = fft_probe(protocol, seed)
     m = metrics(ds.y["test"], probe.predict(ds.x["test"]), ds.classes, ds.load["test"])
     v = metrics(ds.y["val"], probe.predict(ds.x["val"]), ds.classes, ds.load["val"])
     params = probe.linear.weight.numel() + probe.linear.bias.numel()
