@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -66,8 +69,6 @@ def checkpoint_name(model: str, protocol: str, seed: int, speed_jitter: float = 
 
 def fft_probe(protocol: str, seed: int):
     """The ``fft-linear`` reference fitted on a protocol's training windows: (probe, dataset, seconds to fit)."""
-    import time
-
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.reference import FFTLinear
 
@@ -245,8 +246,6 @@ def mean_sd(xs, scale: float = 1.0, digits: int = 2, sign: bool = False, float_s
     """'mean ± sd' of ``xs`` times ``scale`` (just the mean for a single value; ``sign``: the mean's always).
     ``float_sum``: the mean as ``scale * sum(xs) / n`` in floating point, as the frontier and Torch-Pruning tables
     always computed it (``statistics.mean`` is exact and can round the other way at the last printed digit)."""
-    import statistics
-
     xs = list(xs)
     sd = f" ± {scale * statistics.stdev(xs):.{digits}f}" if len(xs) > 1 else ""
     mean = scale * sum(xs) / len(xs) if float_sum else scale * statistics.mean(xs)
@@ -255,9 +254,6 @@ def mean_sd(xs, scale: float = 1.0, digits: int = 2, sign: bool = False, float_s
 
 def geo_mean_sd(xs) -> tuple[float, float | None]:
     """Geometric mean and geometric sd (None for one value) of positive ``xs`` (ratios spanning magnitudes)."""
-    import math
-    import statistics
-
     logs = [math.log(x) for x in xs]
     return math.exp(statistics.mean(logs)), math.exp(statistics.stdev(logs)) if len(logs) > 1 else None
 
@@ -275,9 +271,6 @@ def paired_cell(d: list[float]) -> str:
 
 def t_stat(d: list[float]) -> str:
     """Paired t of the differences (mean over its standard error); '–' with fewer than two or no spread."""
-    import math
-    import statistics
-
     if len(d) < 2 or statistics.stdev(d) == 0:
         return "–"
     return f"{statistics.mean(d) / (statistics.stdev(d) / math.sqrt(len(d))):+.1f}"
@@ -285,8 +278,6 @@ def t_stat(d: list[float]) -> str:
 
 def holm(ps: list[float]) -> list[float]:
     """Holm's step-down adjustment of one family of p-values (NaN stays NaN and is not counted)."""
-    import math
-
     idx = sorted((i for i, p in enumerate(ps) if not math.isnan(p)), key=lambda i: ps[i])
     out, run = list(ps), 0.0
     for rank, i in enumerate(idx):

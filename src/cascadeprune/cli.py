@@ -298,7 +298,7 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     from cascadeprune.methods.cascade import run_compression
     from cascadeprune.methods.config import auto_overrides, build_config
     from cascadeprune.targets import TARGET_START_RATIO, target_from_flags
-    from cascadeprune.tasks import check_calibration, get_task
+    from cascadeprune.tasks import check_config, get_task
 
     _refuse_input_overwrite(model, out)
     method, sets = auto_overrides(recipe, method, sets, ratio, search_budget, layout, max_loss)
@@ -308,14 +308,7 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
                        recovery_steps=recovery_steps, device=device, calibration=calibration)
     if target and cfg.method != "auto":
         raise CascadePruneError(f"{target.flag}: only --method auto takes it (method is {cfg.method!r})")
-    from cascadeprune.methods.config import RecipeError, check_task_options
-    from cascadeprune.task import task_options
-
-    try:  # the task's own recovery options, before loading a model
-        check_task_options(cfg, task_options(task), task)
-    except RecipeError as e:
-        raise RecipeError(f"{recipe}: {e}" if recipe else str(e)) from None
-    check_calibration(task, cfg.calibration.mix)  # the task's own checks that need no model, before loading one
+    check_config(task, cfg, recipe)  # the task's own checks that need no model, before loading one
     m = load_model(model)
     if target:
         return _compress_to_target(m, model, task, cfg, out, target, data_dir, dry_run, overwrite, json_out)
