@@ -32,17 +32,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,
-                   windows)
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, HERE, RESULTS_DIR, ROOT, append_child_records,
+                                checkpoint_name, child_command, run_child, set_threads, windows)
+from benchmarks._common import compress_command as _compress_command
 
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "cascade.jsonl"
+RESULTS = RESULTS_DIR / "cascade.jsonl"
 RECOVERY_STEPS = {"layers": 60, "heads": 60, "channels": 180}  # 1 : 1 : 3 like the paper's 10/10/30 epochs
 PRUNE_STEPS = (1, 1, 2)  # removal steps (re-scoring in between) of the layers, heads and channels stages
 
@@ -105,11 +105,7 @@ def compress_command(checkpoint: Path, protocol: str, variant: str, ratio: float
                      **kw) -> list[str]:
     """The ``cascadeprune compress`` command that reproduces a run (same config, same seed rule)."""
     method, sets = variant_overrides(variant, *args, **kw)
-    cmd = ["cascadeprune", "compress", str(checkpoint), "--task", protocol, "--ratio", f"{ratio:g}", "--seed",
-           str(seed), "--method", method, "--out", str(out)]
-    for item in sets:
-        cmd += ["--set", item]
-    return cmd
+    return _compress_command(checkpoint, protocol, ratio, seed, out, method, sets=sets)
 
 
 def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
@@ -119,9 +115,6 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
             recovery_split: tuple[float, float, float] | None = None, train_frontend: bool = True,
             keep: str = "best_val", device: str = "cpu", prune_steps: tuple[int, int, int] | None = None,
             allocation: str = "global", test_snr_db: float | None = None) -> list[dict]:
-
-    import shlex
-
     from cascadeprune.accounting import block_params
     from cascadeprune.memory import process_peak_rss_mb
     from cascadeprune.methods.cascade import compress
@@ -133,10 +126,9 @@ def run_one(model: str, protocol: str, seed: int, ratio: float, variant: str,
     set_threads()
     ckpt = CHECKPOINTS / checkpoint_name(model, protocol, seed, speed_jitter, front_end)
     if not ckpt.is_dir():
-        subprocess.run([sys.executable, "-m", "benchmarks.dense", "--models", model, "--protocols", protocol,
-                        "--seeds", str(seed), "--speed-jitter", str(speed_jitter), "--front-end", front_end,
-                        "--device", device],
-                       check=True, cwd=HERE.parent)
+        subprocess.run(child_command("dense", "--models", model, "--protocols", protocol, "--seeds", str(seed),
+                                     "--speed-jitter", str(speed_jitter), "--front-end", front_end, "--device", device),
+                       check=True, cwd=ROOT)
     clf = load_model(ckpt)
     win = windows()
     ds = build_dataset(protocol, DATA, win)
@@ -248,7 +240,6 @@ def main() -> None:
                                  tuple(int(x) for x in args.prune_steps.split(",")) if args.prune_steps else None,
                                  args.allocation, args.test_snr_db)))
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     for ratio in args.ratios:
         for variant in args.variants:
             for shares in args.shares or [None]:
@@ -266,9 +257,8 @@ def main() -> None:
                     extra += ["--allocation", args.allocation]
                     extra += ["--keep", args.keep, "--device", args.device]
                     extra += [] if args.test_snr_db is None else ["--test-snr-db", str(args.test_snr_db)]
-                    child = subprocess.run([sys.executable, "-m", "benchmarks.cascade", "--one", "--model", args.model, "--protocol",
-                                            args.protocol, "--ratios", str(ratio), "--variants", variant, "--seeds",
-                                            str(seed), *extra], capture_output=True, text=True, cwd=HERE.parent)
+                    child = run_child("cascade", "--one", "--model", args.model, "--protocol", args.protocol,
+                                      "--ratios", str(ratio), "--variants", variant, "--seeds", str(seed), *extra)
                     _record(child, args, variant, ratio, seed)
 
 

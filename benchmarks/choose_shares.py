@@ -12,22 +12,21 @@ validation choice against the shipped default on test.
 
 from __future__ import annotations
 
-import json
 import statistics as st
 from collections import defaultdict
-from pathlib import Path
 
 from scipy import stats
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cascade.jsonl"
+from benchmarks._common import RESULTS_DIR, load_records, paired
+
+RESULTS = RESULTS_DIR / "cascade.jsonl"
 DEFAULT = "0.6-0.2-0.2"
 
 
 def sweep(model: str = "gpt2-10m", ratio: float = 13.8) -> dict[str, dict[int, tuple[float, float]]]:
     """split -> seed -> (validation accuracy, test accuracy) of the newest record."""
     out: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
-    for line in RESULTS.read_text().splitlines():
-        r = json.loads(line)
+    for r in load_records(RESULTS):
         if (r["model"], r["ratio_target"], r.get("test_snr_db"), r.get("speed_jitter")) != (model, ratio, None, 0.03):
             continue
         if r.get("front_end") not in (None, "spectrum") or r.get("recovery", "lora") != "lora":
@@ -53,9 +52,7 @@ def main() -> None:
               f"{st.mean(t):.2f} ± {st.stdev(t):.2f} |")
     best = ranked[0]
     ties = [k for k in ranked if st.mean(v[0] for v in rows[k].values()) == st.mean(v[0] for v in rows[best].values())]
-    seeds = sorted(set(rows[best]) & set(rows[DEFAULT]))
-    a = [rows[best][s][1] for s in seeds]
-    b = [rows[DEFAULT][s][1] for s in seeds]
+    seeds, a, b = paired({s: v[1] for s, v in rows[best].items()}, {s: v[1] for s, v in rows[DEFAULT].items()})
     res = stats.ttest_rel(a, b) if a != b else None
     print(f"\nvalidation choice: {best.replace('-', '/')} (tied with {', '.join(t.replace('-', '/') for t in ties[1:]) or 'none'})"
           f"; shipped default {DEFAULT.replace('-', '/')} ranks {ranked.index(DEFAULT) + 1} of {len(ranked)} on validation")

@@ -22,12 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import CHECKPOINTS, DATA, append_child_records
+from benchmarks._common import CHECKPOINTS, DATA, HERE, RESULTS_DIR, ROOT, append_child_records, run_child
 
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "compress_cost.jsonl"
-ROOT = HERE.parent
+RESULTS = RESULTS_DIR / "compress_cost.jsonl"
 
 
 def _speed_jitter(recovery: dict) -> float:
@@ -89,11 +86,9 @@ def main() -> None:
     if args.one:  # one model per process, so RUSAGE_CHILDREN holds this run's child only
         print(json.dumps(run_one(args.models[0], args.protocol, args.seed, args.ratio, args.recipe.resolve())))
         return
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for model in args.models:
-        child = subprocess.run([sys.executable, "-m", "benchmarks.compress_cost", "--one", "--models", model, "--protocol", args.protocol,
-                                "--ratio", str(args.ratio), "--seed", str(args.seed), "--recipe", str(args.recipe)],
-                               capture_output=True, text=True, cwd=HERE.parent)
+        child = run_child("compress_cost", "--one", "--models", model, "--protocol", args.protocol, "--ratio",
+                          str(args.ratio), "--seed", str(args.seed), "--recipe", str(args.recipe))
         for rec in append_child_records(child, "compress_cost", args.argv, RESULTS, model):
             print(f"{model}: {rec['wall_s']} s, peak {rec['peak_rss_mb']} MB, {rec['ratio_achieved']:.2f}x, "
                   f"accuracy {100 * rec['accuracy']:.2f} % (dense {100 * rec['dense_accuracy']:.2f} %)", flush=True)

@@ -26,19 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, RESULTS_DIR, append_child_records, checkpoint_name,
+                                load_records, newest, run_child, set_threads, windows)
 from benchmarks.cascade import variant_config
-from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,
-                   windows)
 
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "criteria.jsonl"
-PLANS = HERE / "results" / "criteria_plans.jsonl"
+RESULTS = RESULTS_DIR / "criteria.jsonl"
+PLANS = RESULTS_DIR / "criteria_plans.jsonl"
 GRANULARITIES = ("layers", "heads", "channels")
 
 
@@ -166,12 +163,12 @@ def table(path: Path, model: str, front_end: str, fraction: float) -> str:
     split (the training loads)."""
     import numpy as np
 
-    latest: dict[tuple, dict] = {}
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        if r["model"] == model and r["front_end"] == front_end and r["fraction"] == fraction:
-            mode = r["mode"] + ("" if r.get("allocation", "global") == "global" else f" {r['allocation']}")
-            latest[(r["granularity"], r["criterion"], mode, r["seed"])] = r
+    def key(r: dict) -> tuple:
+        mode = r["mode"] + ("" if r.get("allocation", "global") == "global" else f" {r['allocation']}")
+        return r["granularity"], r["criterion"], mode, r["seed"]
+
+    latest = newest([r for r in load_records(path)
+                     if r["model"] == model and r["front_end"] == front_end and r["fraction"] == fraction], key)
     if not latest:
         raise SystemExit(f"{path}: no records for {model}, front end {front_end}, fraction {fraction}")
     cell = lambda xs: f"{100 * np.mean(xs):.2f} ± {100 * np.std(xs, ddof=1) if len(xs) > 1 else 0:.2f}"  # noqa: E731
@@ -253,14 +250,13 @@ def main() -> None:
         return
     for granularity in args.granularities:
         for seed in args.seeds:
-            child = subprocess.run([sys.executable, "-m", "benchmarks.criteria", "--one", "--model", args.model, "--protocol",
-                                    args.protocol, "--seeds", str(seed), "--granularities", granularity,
-                                    "--fraction", str(args.fraction), "--recovery-steps", str(args.recovery_steps),
-                                    "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
-                                    "--mode", args.mode] + (["--plans-only"] if args.plans_only else [])
-                                   + (["--criteria", *args.criteria] if args.criteria else [])
-                                   + ["--allocation", args.allocation],
-                                   capture_output=True, text=True, cwd=HERE.parent)
+            child = run_child("criteria", "--one", "--model", args.model, "--protocol", args.protocol, "--seeds",
+                              str(seed), "--granularities", granularity, "--fraction", str(args.fraction),
+                              "--recovery-steps", str(args.recovery_steps), "--speed-jitter", str(args.speed_jitter),
+                              "--front-end", args.front_end, "--mode", args.mode,
+                              *(["--plans-only"] if args.plans_only else []),
+                              *(["--criteria", *args.criteria] if args.criteria else []),
+                              "--allocation", args.allocation)
             if args.plans_only:
                 for r in append_child_records(child, "criteria", args.argv, PLANS, f"{granularity} seed {seed}"):
                     print(f"{r['granularity']}-{r['criterion']} seed {seed}: removed per layer "

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, RECIPES, RESULTS_DIR, ROOT, append_child_records,
-                                checkpoint_name, child_command, set_threads, windows)
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, RECIPES, RESULTS_DIR, append_child_records,
+                                checkpoint_name, fft_probe, run_child, set_threads, windows)
 
 RESULTS = RESULTS_DIR / "dense.jsonl"
 
@@ -31,16 +30,13 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
 
     ``speed_jitter`` > 0 time-stretches training windows (a load change is a speed change); such
     runs are recorded as method ``dense-speedjitter<value>`` and checkpointed apart."""
-    import torch
-
     from cascadeprune.accounting import block_params
     from cascadeprune.memory import peak_rss_mb
     from cascadeprune.recovery import LoRAConfig, add_lora, merge_lora
     from cascadeprune.storage import save_model
-    from cascadeprune.storage.load import load_backbone
-    from cascadeprune.tasks.bearing.classifier import FrontEndConfig, VibrationClassifier
     from cascadeprune.tasks.bearing.protocols import build_dataset
     from cascadeprune.tasks.bearing.train import TrainConfig, evaluate, train_classifier
+    from cascadeprune.tasks.bearing.workflow import new_classifier
 
     set_threads()
     recipe = RECIPES[model]
@@ -48,9 +44,10 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
     ds = build_dataset(protocol, DATA, win)
     noisy = build_dataset(protocol, DATA, win, snr_db=0.0, noise_seed=seed, splits=("test",))
     t0 = time.perf_counter()
-    torch.manual_seed(seed)
-    clf = VibrationClassifier(load_backbone(model, seed=seed), ds.classes, FrontEndConfig(**FRONT_ENDS[front_end]),
-                              meta={"protocol": protocol, "backbone": model, "seed": seed})
+    fe = FRONT_ENDS[front_end]  # the classifier `cascadeprune train` builds (its seed drawn first), + the seed
+    clf = new_classifier(protocol, model, ds.classes, fe["window"], fe["patch"], fe["features"], fe["global_token"],
+                         seed)
+    clf.meta["seed"] = seed
     if recipe["lora"]:
         clf = add_lora(clf, LoRAConfig(rank=4, alpha=16))
     cfg = TrainConfig(max_steps=recipe["steps"], lr=recipe["lr"], batch_size=32, seed=seed, warmup_steps=30,
@@ -78,15 +75,10 @@ def run_one(model: str, protocol: str, seed: int, speed_jitter: float = 0.0, fro
 def run_fft(protocol: str, seed: int) -> list[dict]:
     from cascadeprune.memory import peak_rss_mb
     from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.reference import FFTLinear
     from cascadeprune.tasks.bearing.train import metrics
 
-    win = windows()
-    ds = build_dataset(protocol, DATA, win)
-    noisy = build_dataset(protocol, DATA, win, snr_db=0.0, noise_seed=seed, splits=("test",))
-    t0 = time.perf_counter()
-    probe = FFTLinear(seed=seed).fit(ds.x["train"], ds.y["train"], len(ds.classes))
-    wall = time.perf_counter() - t0
+    probe, ds, wall = fft_probe(protocol, seed)
+    noisy = build_dataset(protocol, DATA, windows(), snr_db=0.0, noise_seed=seed, splits=("test",))
     out = []
     for snr, data in ((None, ds), (0.0, noisy)):
         m = metrics(data.y["test"], probe.predict(data.x["test"]), ds.classes, data.load["test"])
@@ -118,14 +110,12 @@ def main() -> None:
                 else run_one(model, protocol, seed, args.speed_jitter, args.front_end, args.device))
         print(json.dumps(recs))
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     for protocol in args.protocols:
         for model in args.models:
             for seed in args.seeds:
-                child = subprocess.run(child_command("dense", "--one", "--models", model, "--protocols", protocol,
-                                                     "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter),
-                                                     "--front-end", args.front_end, "--device", args.device),
-                                       capture_output=True, text=True, cwd=ROOT)
+                child = run_child("dense", "--one", "--models", model, "--protocols", protocol, "--seeds", str(seed),
+                                  "--speed-jitter", str(args.speed_jitter), "--front-end", args.front_end,
+                                  "--device", args.device)
                 recs = append_child_records(child, "dense", args.argv, args.results, f"{model} {protocol} {seed}",
                                             args.device)
                 if not recs:

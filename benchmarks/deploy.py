@@ -35,13 +35,12 @@ import time
 import uuid
 from pathlib import Path
 
+from benchmarks._common import (CHECKPOINTS, DATA, HERE, RESULTS_DIR, ROOT, append_records, checkpoint_name,
+                                child_command, load_records, provenance)
 from benchmarks.cascade import run_dir
-from benchmarks._common import CHECKPOINTS, DATA, checkpoint_name, provenance
 
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "deploy.jsonl"
-SOURCES_RESULTS = HERE / "results" / "deploy_sources.jsonl"
+RESULTS = RESULTS_DIR / "deploy.jsonl"
+SOURCES_RESULTS = RESULTS_DIR / "deploy_sources.jsonl"
 EXPORTS = HERE / "exports"
 PROTOCOL = "cwru-4class-crossload"
 SEED = 42
@@ -51,7 +50,6 @@ MODELS = {
     "all-minilm-l6-v2": dict(front_end="spectrum", speed_jitter=0.0, ratios=(8.7,), recovery_scale=1.0),
     "smollm2-135m": dict(cli=True, ratios=(8.7,), train_steps=40, recovery_steps=20),
 }
-ROOT = HERE.parent
 
 
 def cli_sources(model: str) -> dict[float, Path]:
@@ -84,12 +82,12 @@ def sources(model: str) -> dict[float, Path]:
     runs = {r: run_dir(ckpt.name, "cascade", r, spec["recovery_scale"]) for r in spec["ratios"]}
     missing = [r for r, d in runs.items() if final_stage(d) is None]
     if missing:
-        cmd = [sys.executable, "-m", "benchmarks.cascade", "--model", model, "--protocol", PROTOCOL,
-               "--front-end", spec["front_end"], "--speed-jitter", str(spec["speed_jitter"]),
-               "--recovery-scale", str(spec["recovery_scale"]), "--variants", "cascade", "--seeds", str(SEED),
-               "--ratios", *[f"{r:g}" for r in missing], "--results", str(SOURCES_RESULTS)]
+        cmd = child_command("cascade", "--model", model, "--protocol", PROTOCOL, "--front-end", spec["front_end"],
+                            "--speed-jitter", str(spec["speed_jitter"]), "--recovery-scale", str(spec["recovery_scale"]),
+                            "--variants", "cascade", "--seeds", str(SEED), "--ratios", *[f"{r:g}" for r in missing],
+                            "--results", str(SOURCES_RESULTS))
         print("making sources:", " ".join(cmd[1:]), file=sys.stderr, flush=True)
-        subprocess.run(cmd, check=True, cwd=HERE.parent)
+        subprocess.run(cmd, check=True, cwd=ROOT)
     return {1.0: ckpt} | {r: final_stage(d) for r, d in runs.items()}
 
 
@@ -103,7 +101,7 @@ def final_stage(run: Path) -> Path | None:
     return last if st["completed"] == len(st["stages"]) - 1 == 2 and (last / "classifier.json").is_file() else None
 
 
-def exports(model: str, ratio: float, src: Path, redo: bool, kinds=("fp32", "dynamic", "static")) -> dict[str, Path]:
+def exports(model: str, ratio: float, src: Path, kinds=("fp32", "dynamic", "static")) -> dict[str, Path]:
     """{"fp32": dir, "dynamic": dir, "static": dir} (int8 methods): exported once, reused while the
     source's digest is unchanged."""
     from cascadeprune.deploy.export import export_classifier, source_digest
@@ -113,7 +111,7 @@ def exports(model: str, ratio: float, src: Path, redo: bool, kinds=("fp32", "dyn
     for kind in kinds:
         d = EXPORTS / f"{model}_{ratio:g}x_{kind}"
         info_file = d / "deploy.json"
-        if not redo and info_file.is_file():
+        if info_file.is_file():
             digest = digest or source_digest(src)
             if json.loads(info_file.read_text())["source"]["sha256"] == digest:
                 out[kind] = d
@@ -133,13 +131,11 @@ def run(args) -> None:
     for model in args.models:
         for ratio, src in sources(model).items():
             methods = ("dynamic", "static") if model in args.static_for else ("dynamic",)
-            ex = exports(model, ratio, src, args.redo_exports, ("fp32", *methods))
+            ex = exports(model, ratio, src, ("fp32", *methods))
             info = {k: json.loads((p / "deploy.json").read_text()) for k, p in ex.items()}
             artifacts += [(model, ratio, "torch", None, src, info["fp32"]),
                           (model, ratio, "onnx", None, ex["fp32"], info["fp32"])]
             artifacts += [(model, ratio, "onnx", m, ex[m], info[m]) for m in methods]
-    if args.exports_only:
-        return
     t0 = time.perf_counter()
     n = len(artifacts) * len(args.batches) * len(args.threads)
     i = 0
@@ -161,15 +157,14 @@ def run(args) -> None:
                     **{k: r[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput_per_s", "peak_rss_mb",
                                          "base_rss_mb", "model_mem_mb", "file_mb", "block_params", "flops_per_window",
                                          "block_flops_per_window", "runs", "warmup", "load_s")},
-                    "breakdown": r.get("breakdown"), "artifact": str(Path(path).relative_to(HERE.parent)),
+                    "breakdown": r.get("breakdown"), "artifact": str(Path(path).relative_to(ROOT)),
                     # other work on the machine inflates latency (2-thread rows most): say how busy it was
                     "load_avg_1m": round(os.getloadavg()[0], 2)}  # now, not when the run started (provenance's)
-                with open(args.results, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                append_records(args.results, [rec])
 
 
 def latest(results: Path) -> list[dict]:
-    rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    rows = load_records(results)
     run_id = rows[-1]["run_id"]
     return [r for r in rows if r["run_id"] == run_id]
 
@@ -234,7 +229,7 @@ def targets(rows: list[dict]) -> str:
 def references(rows: list[dict], path: Path = HERE / "results" / "reference.jsonl") -> str:
     """The reference CNN's deployed artifacts (benchmarks/reference.py: same `cascadeprune export` and `bench`, batch 1,
     1 thread, a fresh process each) beside gpt2-deep's from this run. Two runs, so compare levels, not ratios."""
-    recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+    recs = load_records(path)
     dep = [r for r in recs if r.get("benchmark") == "reference-deploy"]
     if not dep:
         return "(no reference-deploy record in results/reference.jsonl yet: run benchmarks/reference.py)"
@@ -275,11 +270,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--max-seconds", type=float, default=10.0, help="per artifact and setting (at least 20 calls)")
-    ap.add_argument("--redo-exports", action="store_true")
     ap.add_argument("--static-for", nargs="*", default=["gpt2-deep"],
                     help="models also exported with static int8 (each export pass over the protocol costs minutes "
                          "for SmolLM2 on 2 cores; the int8 method is chosen on gpt2-deep's validation split)")
-    ap.add_argument("--exports-only", action="store_true", help="make the sources and exports, measure nothing")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the tables of the latest run and stop")
     args = ap.parse_args()

@@ -34,22 +34,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.cascade import variant_overrides  # the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps
-from benchmarks._common import CHECKPOINTS, DATA, append_records, checkpoint_name, provenance
+from benchmarks._common import (CHECKPOINTS, DATA, HERE, RESULTS_DIR, ROOT, append_child_records, append_records,
+                                checkpoint_name, cli_in_process, compress_command, load_records, mean_sd, md_head,
+                                newest, paired, provenance, run_child, set_threads)
 from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
+from benchmarks.cascade import variant_overrides  # the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-RESULTS = HERE / "results" / "frontier.jsonl"
-PLOT = HERE / "results" / "frontier.png"
+RESULTS = RESULTS_DIR / "frontier.jsonl"
+PLOT = RESULTS_DIR / "frontier.png"
 MODEL, PROTOCOL, FRONT_END, JITTER = "gpt2-deep", "cwru-4class-crossload", "raw", 0.03
 RATIOS = (1.3, 2.5, 3.7, 5.8, 8.7, 13.8)
 METHODS = ("cascade", "auto", "llm-pruner", "flap", "wanda-sp", "magnitude", "shortgpt")
@@ -89,41 +86,42 @@ def command(r: dict, scale: float, results: Path = RESULTS) -> list[str] | None:
     if fair:
         grid = next((k for k, v in SHORTGPT_RATIOS.items() if abs(v - r["ratio"]) < 1e-6), r["ratio"]) \
             if base == "shortgpt" else r["ratio"]  # ShortGPT runs at the reachable ratio nearest auto's
-        extra = auto_recipe_sets(load(results), round(grid, 4), r["seed"], recovery_scale=scale)
+        extra = auto_recipe_sets(load_records(results), round(grid, 4), r["seed"], recovery_scale=scale)
         if extra is None:
             return None
     _, sets = variant_overrides("cascade", speed_jitter=JITTER, recovery_scale=scale)
     ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, r["seed"], JITTER, FRONT_END)
-    cmd = ["cascadeprune", "compress", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--ratio", f"{r['ratio']:.6g}",
-           "--seed", str(r["seed"]), "--method", base, "--out", str(run_dir(r, scale).relative_to(ROOT)),
-           "--overwrite", "--data-dir", DATA]
-    for item in sets + (["baseline_recovery=budget"] if budget and not fair else []) + extra:
-        cmd += ["--set", item]
-    return cmd
+    out = run_dir(r, scale).relative_to(ROOT)
+    return compress_command(ckpt.relative_to(ROOT), PROTOCOL, r["ratio"], r["seed"], out, base, ["--overwrite", "--data-dir", DATA],
+                            sets + (["baseline_recovery=budget"] if budget and not fair else []) + extra)
+
+
+def scores(model_dir: Path, seed: int, snr_db: float | None) -> list[tuple[float | None, dict, str]]:
+    """(SNR, metrics, the command) on the clean test windows and, given ``snr_db``, with white noise seeded by the
+    run seed: ``cascadeprune eval`` (its workflow, in this process)."""
+    from cascadeprune.tasks.bearing.workflow import eval_workflow
+
+    out = []
+    for snr in [None] + ([snr_db] if snr_db is not None else []):
+        ev = ["cascadeprune", "eval", str(model_dir.relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
+        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(seed)]
+        out.append((snr, eval_workflow(str(model_dir), PROTOCOL, DATA, snr_db=snr, noise_seed=seed), shlex.join(ev)))
+    return out
 
 
 def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
     """In a fresh process: the compress command, then clean (and noisy) test accuracy of its model."""
-    from cascadeprune.cli import main as cli
-    from cascadeprune.storage import load_model
-    from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.train import evaluate
-
-    from benchmarks._common import set_threads, windows
-
     set_threads()
     cmd = command(r, scale)
     if cmd is None:
         raise SystemExit(f"{r['method']}: no auto record at {r['ratio']:g}x seed {r['seed']} to copy its recipe from "
                          "(run method auto first)")
     t0 = time.perf_counter()
-    os.chdir(ROOT)
-    code = cli(cmd[1:] + ["--json"])
+    code = cli_in_process(cmd)
     if code != 0:
         raise SystemExit(f"compress exited {code}")
     out = run_dir(r, scale)
     rep = json.loads((out / "report.json").read_text())
-    model = load_model(out / "model")
     rec = {"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
            "method": r["method"], "ratio_target": round(r["ratio"], 4), "ratio_achieved": round(rep["ratio_achieved"], 4),
            "seed": r["seed"], "block_params": rep["block_params"],
@@ -133,60 +131,33 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
            "stages": [{k: st[k] for k in ("granularity", "ratio", "accuracy_pruned", "accuracy_recovered",
                                           "recovery_steps", "wall_s")} for st in rep["stages"]],
            "command": shlex.join(cmd), **recovery_keys(rep)}
-    recs = []
-    for snr in [None] + ([snr_db] if snr_db is not None else []):
-        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=r["seed"], splits=("test",))
-        m = evaluate(model, ds, "test")
-        ev = ["cascadeprune", "eval", str((out / "model").relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
-        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(r["seed"])]
-        recs.append(rec | {"test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5),
-                           "macro_f1": round(m["macro_f1"], 5), "eval_command": shlex.join(ev)})
+    recs = [rec | {"test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5), "macro_f1": round(m["macro_f1"], 5),
+                   "eval_command": ev} for snr, m, ev in scores(out / "model", r["seed"], snr_db)]
     wall = round(time.perf_counter() - t0, 1)
     return [x | {"wall_s": wall} for x in recs]
 
 
 def run_dense(seed: int, snr_db: float | None) -> list[dict]:
     """The dense checkpoint on the same clean and noisy test windows (the frontier's reference line)."""
-    from cascadeprune.storage import load_model
-    from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.train import evaluate
-    from benchmarks._common import set_threads, windows
-
     set_threads()
     ckpt = CHECKPOINTS / checkpoint_name(MODEL, PROTOCOL, seed, JITTER, FRONT_END)
-    model, recs = load_model(ckpt), []
-    for snr in [None] + ([snr_db] if snr_db is not None else []):
-        ds = build_dataset(PROTOCOL, DATA, windows(), snr_db=snr, noise_seed=seed, splits=("test",))
-        ev = ["cascadeprune", "eval", str(ckpt.relative_to(ROOT)), "--task", PROTOCOL, "--data-dir", DATA]
-        ev += [] if snr is None else ["--snr-db", f"{snr:g}", "--noise-seed", str(seed)]
-        recs.append({"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END,
-                     "method": "dense", "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "recovery_steps": 0,
-                     "recovery_scale": None, "test_snr_db": snr,
-                     "test_accuracy": round(evaluate(model, ds, "test")["accuracy"], 5),
-                     "command": shlex.join(ev), "eval_command": shlex.join(ev)})
-    return recs
+    return [{"benchmark": "frontier", "model": MODEL, "protocol": PROTOCOL, "front_end": FRONT_END, "method": "dense",
+             "ratio_target": 1.0, "ratio_achieved": 1.0, "seed": seed, "recovery_steps": 0, "recovery_scale": None,
+             "test_snr_db": snr, "test_accuracy": round(m["accuracy"], 5), "command": ev, "eval_command": ev}
+            for snr, m, ev in scores(ckpt, seed, snr_db)]
 
 
-def load(path: Path = RESULTS) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
+def _run_key(r: dict) -> tuple:
+    return r["method"], r["ratio_target"], r["seed"], r["test_snr_db"], r["recovery_scale"]
 
 
 def summary(recs: list[dict]) -> dict:
     """(method, snr) -> {ratio_target: [accuracies over seeds]} (the latest record per run wins)."""
-    latest = {}
-    for r in recs:
-        latest[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"], r["recovery_scale"])] = r
+    latest = newest(recs, _run_key)
     out: dict = {}
     for (m, ratio, _, snr, scale), r in sorted(latest.items(), key=lambda kv: str(kv[0])):
         out.setdefault((m, snr, scale), {}).setdefault(ratio, []).append(r["test_accuracy"])
     return out
-
-
-def _fmt(xs: list[float]) -> str:
-    import statistics
-
-    mean = 100 * sum(xs) / len(xs)
-    return f"{mean:.2f}" if len(xs) == 1 else f"{mean:.2f} ± {100 * statistics.stdev(xs):.2f}"
 
 
 def table(recs: list[dict]) -> str:
@@ -202,7 +173,7 @@ def table(recs: list[dict]) -> str:
                 continue
             steps = {x["recovery_steps"] for x in recs if x["method"] == m and x["recovery_scale"] == scale}
             lines.append(f"| {m} | {'/'.join(str(x) for x in sorted(steps))} | "
-                         + " | ".join(_fmt(v[r]) if r in v else "–" for r in ratios) + " |")
+                         + " | ".join(mean_sd(v[r], 100, float_sum=True) if r in v else "–" for r in ratios) + " |")
     return "\n".join(lines)
 
 
@@ -212,24 +183,19 @@ def stats(recs: list[dict]) -> str:
     scale. The strongest baseline is the one with the highest mean over the shared seeds."""
     from scipy import stats as sst
 
-    latest = {}
-    for r in recs:
-        latest[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"], r["recovery_scale"])] = r["test_accuracy"]
     cells: dict = {}
-    for (m, ratio, seed, snr, scale), acc in latest.items():
-        cells.setdefault((snr, scale, ratio), {}).setdefault(m, {})[seed] = acc
-    lines = ["| test | recovery scale | ratio | method | seeds | cascade − method (pp) | t | p (two-sided) |",
-             "|---|---|---|---|---|---|---|---|"]
+    for (m, ratio, seed, snr, scale), r in newest(recs, _run_key).items():
+        cells.setdefault((snr, scale, ratio), {}).setdefault(m, {})[seed] = r["test_accuracy"]
+    lines = md_head(["test", "recovery scale", "ratio", "method", "seeds", "cascade − method (pp)", "t",
+                     "p (two-sided)"])
     for (snr, scale, ratio), by in sorted(cells.items(), key=lambda kv: (-1e9 if kv[0][0] is None else kv[0][0],
                                                                           kv[0][1] or 0, kv[0][2])):
         casc = by.get("cascade", {})
         rows = []
         for m, accs in by.items():
-            seeds = sorted(set(accs) & set(casc))
+            seeds, a, b = paired(casc, accs)
             if m == "cascade" or len(seeds) < 2:
                 continue
-            a = [casc[x] for x in seeds]
-            b = [accs[x] for x in seeds]
             t = sst.ttest_rel(a, b)
             rows.append((sum(b) / len(b), m, seeds, 100 * sum(x - y for x, y in zip(a, b)) / len(seeds), t))
         for i, (_, m, seeds, diff, t) in enumerate(sorted(rows, reverse=True)):
@@ -292,17 +258,17 @@ def main() -> None:
     ap.add_argument("--dense", action="store_true", help="record the dense checkpoint of each seed (clean and noisy)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    prov = lambda: provenance("frontier", sys.argv[1:], command_key="benchmark_command")  # noqa: E731
     if args.dense:
         for seed in args.seeds:
-            for x in append_records(args.results, [x | provenance("frontier", sys.argv[1:], command_key="benchmark_command")
-                                                   for x in run_dense(seed, args.test_snr_db)]):
+            for x in append_records(args.results, [x | prov() for x in run_dense(seed, args.test_snr_db)]):
                 print(f"dense seed {seed} {x['test_snr_db']}: {x['test_accuracy']:.4f}", flush=True)
         return
     if args.one:
         print(json.dumps(run_one(json.loads(args.one), args.recovery_scale, args.test_snr_db)))
         return
     if args.table or args.plot or args.stats:
-        recs = load(args.results)
+        recs = load_records(args.results)
         if args.table:
             print(table(recs))
         if args.stats:
@@ -316,17 +282,14 @@ def main() -> None:
             cmd = command(r, args.recovery_scale, args.results)
             print(shlex.join(cmd) if cmd else f"{r['method']} {r['ratio']:.4g}x seed {r['seed']}: after the auto run")
         return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     for r in grid:
-        child = subprocess.run([sys.executable, "-m", "benchmarks.frontier", "--one", json.dumps(r), "--recovery-scale",
-                                str(args.recovery_scale), "--test-snr-db", str(args.test_snr_db)],
-                               capture_output=True, text=True, cwd=HERE.parent)
+        child = run_child("frontier", "--one", json.dumps(r), "--recovery-scale", str(args.recovery_scale),
+                          "--test-snr-db", str(args.test_snr_db))
         what = f"{r['method']} {r['ratio']:.4g}x seed {r['seed']}"
-        if child.returncode != 0:
-            print(f"FAILED {what}:\n{child.stderr[-2000:]}", file=sys.stderr, flush=True)
+        recs = append_child_records(child, "frontier", sys.argv[1:], args.results, what,
+                                    command_key="benchmark_command")
+        if not recs:
             continue
-        recs = append_records(args.results, [x | provenance("frontier", sys.argv[1:], command_key="benchmark_command")
-                                             for x in json.loads(child.stdout.strip().splitlines()[-1])])
         scores = ", ".join(("clean" if x["test_snr_db"] is None else f"{x['test_snr_db']:g} dB")
                            + f" {x['test_accuracy']:.4f}" for x in recs)
         print(f"{what}: achieved {recs[0]['ratio_achieved']:.3f}x, recovery {recs[0]['recovery_steps']} steps, "

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import provenance
+from benchmarks._common import load_records, provenance
 from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
 
 HERE = Path(__file__).resolve().parent
@@ -167,7 +167,7 @@ def table(results: Path = RESULTS) -> str:
     over seeds when there are several), the seeds; the dense row first."""
     import statistics as st
 
-    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    recs = load_records(results)
     if not recs:
         return "(no records)"
     domains = list(recs[0]["perplexity"])
@@ -201,7 +201,7 @@ def stats(results: Path = RESULTS) -> str:
 
     from scipy import stats as sst
 
-    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    recs = load_records(results)
     by = {}
     for r in recs:
         by.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), {})[r["seed"]] = \
@@ -234,7 +234,7 @@ def auto_targets(results: Path = RESULTS) -> str:
     with the benchmark's recipe (the recovering baselines' own rows), each ratio beside its target."""
     import math
 
-    recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
+    recs = load_records(results)
     by: dict[tuple, dict[int, list[float]]] = {}
     for r in recs:
         if r["calibration"] == MIX:

@@ -12,7 +12,7 @@ Appends one JSON record per (seed, method, ratio, stage, SNR) to benchmarks/resu
 
     python -m benchmarks.noise --model gpt2-deep --front-end raw --speed-jitter 0.03 --ratios 8.7 13.8 \
         --seeds 42 123 456 --snr-db 10 5 0 -5
-    python -m benchmarks.noise --model gpt2-deep --front-end raw --speed-jitter 0.03 --table [--stages 0]
+    python -m benchmarks.noise --model gpt2-deep --front-end raw --speed-jitter 0.03 --table
 """
 
 from __future__ import annotations
@@ -23,23 +23,19 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks._common import (CHECKPOINTS, DATA, RESULTS_DIR, append_records, checkpoint_name, load_records,
+                                mean_sd, newest, paired_cell, provenance, set_threads, t_stat, windows)
 from benchmarks.cascade import RESULTS as CASCADE_RESULTS
 from benchmarks.cascade import recovery_steps, run_dir
-from benchmarks._common import CHECKPOINTS, DATA, checkpoint_name, provenance, set_threads, windows
-from benchmarks.table import mean_sd, paired_cell
-from benchmarks.val_vs_test import t_stat
 
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "noise.jsonl"
+RESULTS = RESULTS_DIR / "noise.jsonl"
 
 
 def recorded_accuracy(model: str, protocol: str, method: str, ratio: float, seed: int, ckpt: str) -> float:
     """The newest clean test accuracy cascade.py recorded for this run (same dense checkpoint, and the default
     recovery budget: the one whose run directory ``run_dir`` names without a scale)."""
     found, budget = None, recovery_steps()
-    for line in open(CASCADE_RESULTS):
-        r = json.loads(line)
+    for r in load_records(CASCADE_RESULTS):
         if (r["model"], r["protocol"], r["method"], r["ratio_target"], r["seed"], r.get("test_snr_db"),
                 r.get("dense_checkpoint"), r.get("recovery_steps")) == (model, protocol, method, ratio, seed, None,
                                                                       ckpt, budget):
@@ -91,11 +87,9 @@ def score_seed(args, seed: int) -> list[dict]:
 
 def table(path: Path, model: str, front_end: str) -> str:
     """Per (ratio, SNR): dense, cascade and one-shot final accuracy and their paired difference."""
-    final: dict[tuple, float] = {}
-    for line in open(path):  # later lines are newer
-        r = json.loads(line)
-        if r["model"] == model and r["front_end"] == front_end and r["final"]:
-            final[(r["method"], r["ratio_target"], r["seed"], r["test_snr_db"])] = 100 * r["accuracy"]
+    final = {k: 100 * r["accuracy"] for k, r in newest(
+        [r for r in load_records(path) if r["model"] == model and r["front_end"] == front_end and r["final"]],
+        lambda r: (r["method"], r["ratio_target"], r["seed"], r["test_snr_db"])).items()}
     lines = [("| ratio | test noise | seeds | dense | cascade | one-shot "
               "| cascade − one-shot, paired (pp; ahead on) | t |"),
              "|---|---|---|---|---|---|---|---|"]
@@ -118,22 +112,6 @@ def table(path: Path, model: str, front_end: str) -> str:
     return "\n".join(lines)
 
 
-def stage_table(path: Path, model: str, front_end: str, snr_db: float) -> str:
-    """Per (method, ratio, stage): accuracy clean and at ``snr_db``, mean ± sd over the seeds that have both."""
-    acc: dict[tuple, dict] = defaultdict(dict)
-    for line in open(path):  # later lines are newer
-        r = json.loads(line)
-        if r["model"] == model and r["front_end"] == front_end and r["test_snr_db"] in (None, snr_db):
-            acc[(r["method"], r["ratio_target"], r["stage"])][(r["seed"], r["test_snr_db"])] = 100 * r["accuracy"]
-    lines = [f"| method | target ratio | stage (after its recovery) | seeds | clean | {snr_db:g} dB |",
-             "|---|---|---|---|---|---|"]
-    for (method, ratio, stage), cell in sorted(acc.items(), key=lambda kv: (kv[0][0] != "dense", kv[0])):
-        seeds = sorted({s for s, n in cell if (s, None) in cell and (s, snr_db) in cell})
-        clean, noisy = (mean_sd([cell[(s, n)] for s in seeds]) for n in (None, snr_db))
-        lines.append(f"| {method} | {ratio:g}× | {stage} | {len(seeds)} | {clean} | {noisy} |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="gpt2-deep")
@@ -146,19 +124,14 @@ def main() -> None:
     ap.add_argument("--snr-db", nargs="+", type=float, default=[10.0, 5.0, 0.0, -5.0])
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the summary of --results and run nothing")
-    ap.add_argument("--stages", type=float, metavar="DB",
-                    help="with --table: every stage's accuracy clean and at this SNR instead")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.table:
-        print(table(args.results, args.model, args.front_end) if args.stages is None
-              else stage_table(args.results, args.model, args.front_end, args.stages))
+        print(table(args.results, args.model, args.front_end))
         return
     set_threads()
     for seed in args.seeds:
-        recs = [r | provenance("noise", args.argv) for r in score_seed(args, seed)]
-        with open(args.results, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in recs)
+        recs = append_records(args.results, [r | provenance("noise", args.argv) for r in score_seed(args, seed)])
         for r in recs:
             if r["final"]:
                 print(f"seed {seed} {r['method']} {r['ratio_target']:g}x {r['stage']} "

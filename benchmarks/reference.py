@@ -31,8 +31,7 @@ with the file each row comes from.
 
     python -m benchmarks.reference                         # all protocols, seeds 42 123 456
     python -m benchmarks.reference --protocols cwru-to-mfpt-2class --seeds 42
-    python -m benchmarks.reference --table
-    python -m benchmarks.reference --verdicts              # the plain statement, from the records
+    python -m benchmarks.reference --table                 # the tables, then the plain statement
     python -m benchmarks.reference --protocols cwru-to-mfpt-2class-5shot-adapt --no-deploy   # the CNN adapted
     python -m benchmarks.reference --adapt gpt2-deep all-minilm-l6-v2 --device cuda          # the LLMs adapted
     python -m benchmarks.reference --list [--adapt ...]    # the commands each run would execute; runs nothing
@@ -43,22 +42,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics as st
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import CHECKPOINTS, DATA, RECIPES, checkpoint_name, provenance, windows
+from benchmarks._common import (CHECKPOINTS, DATA, HERE, RECIPES, RESULTS_DIR, append_records, checkpoint_name,
+                                fft_probe, holm, load_records, mean_sd, provenance, run_cli)
 
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "reference.jsonl"
+RESULTS = RESULTS_DIR / "reference.jsonl"
 PROTOCOLS = ["cwru-4class-crossload", "cwru-10class-crossload", "cwru-4class-crossload-snr0",
              "cwru-4class-crossload-snr-5", "cwru-to-mfpt-2class", "cwru-to-mfpt-2class-5shot",
              "cwru-to-mfpt-2class-5shot-adapt"]  # after cwru-to-mfpt-2class: adaptation starts from its checkpoints
 CNN_EPOCHS = 15
-CLI = [sys.executable, "-m", "cascadeprune"]
 
 ADAPT, ADAPT_FROM = "cwru-to-mfpt-2class-5shot-adapt", "cwru-to-mfpt-2class"
 # The adaptation budget, fixed before any adapted test figure was seen (the protocol has no target-domain
@@ -139,10 +135,15 @@ def _need_init(cmd: list[str], how: str) -> Path:
     return init
 
 
-def _train(cmd: list[str], what: str) -> dict:
-    child = subprocess.run(CLI + cmd, capture_output=True, text=True, env={"TQDM_DISABLE": "1", **_env()})
+def _cli(cmd: list[str], what: str):
+    child = run_cli(["cascadeprune", *cmd])
     if child.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{child.stderr[-2000:]}")
+    return child
+
+
+def _train(cmd: list[str], what: str) -> dict:
+    child = _cli(cmd, what)
     return json.loads(child.stdout[child.stdout.index("{"):])
 
 
@@ -205,14 +206,9 @@ def run_adapt_llm(model: str, seed: int, device: str = "cpu") -> dict:
 
 
 def run_fft(protocol: str, seed: int) -> dict:
-    from cascadeprune.tasks.bearing.protocols import build_dataset
-    from cascadeprune.tasks.bearing.reference import FFTLinear
     from cascadeprune.tasks.bearing.train import metrics
 
-    ds = build_dataset(protocol, DATA, windows())
-    t0 = time.perf_counter()
-    probe = FFTLinear(seed=seed).fit(ds.x["train"], ds.y["train"], len(ds.classes))
-    wall = time.perf_counter() - t0
+    probe, ds, wall = fft_probe(protocol, seed)
     m = metrics(ds.y["test"], probe.predict(ds.x["test"]), ds.classes, ds.load["test"])
     v = metrics(ds.y["val"], probe.predict(ds.x["val"]), ds.classes, ds.load["val"])
     params = probe.linear.weight.numel() + probe.linear.bias.numel()
@@ -233,11 +229,9 @@ def deploy_rows(protocol: str) -> list[dict]:
         arts = [src]
         for int8 in (False, True):
             out = Path(tmp) / ("int8" if int8 else "fp32")
-            cmd = ["export", str(src), "--out", str(out), "--data-dir", DATA] + (["--int8"] if int8 else [])
-            subprocess.run(CLI + cmd, check=True, capture_output=True, env=_env())
+            _cli(["export", str(src), "--out", str(out), "--data-dir", DATA] + (["--int8"] if int8 else []), "export")
             arts.append(out)
-        child = subprocess.run(CLI + ["bench", *map(str, arts), "--batch", "1", "--threads", "1", "--runs", "300",
-                                      "--json"], capture_output=True, text=True, check=True, env=_env())
+        child = _cli(["bench", *map(str, arts), "--batch", "1", "--threads", "1", "--runs", "300", "--json"], "bench")
         for art, r in zip(("torch", "onnx fp32", "onnx int8 dynamic"), json.loads(child.stdout)):
             rows.append({"benchmark": "reference-deploy", "model": "wdcnn", "protocol": protocol, "seed": 42,
                          "artifact": art} | {k: r.get(k) for k in (
@@ -250,12 +244,6 @@ def _snr(protocol: str):
     from cascadeprune.tasks.bearing.protocols import get_protocol
 
     return get_protocol(protocol).test_snr_db
-
-
-def _env() -> dict:
-    import os
-
-    return dict(os.environ, HF_HUB_OFFLINE="1")
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -272,11 +260,7 @@ def _llm_rows(protocol: str, snr) -> dict[tuple, list[dict]]:
         base = protocol.rsplit("-snr", 1)[0]
     out: dict[tuple, list[dict]] = {}
     for name in LLM_FILES:
-        f = HERE / "results" / name
-        if not f.is_file():
-            continue
-        for line in f.read_text().splitlines():
-            r = json.loads(line)
+        for r in load_records(HERE / "results" / name):  # (the real results, even when the pages filter them)
             if r.get("protocol") != base or r.get("test_snr_db") != snr or r.get("model") == "fft-linear":
                 continue
             if r.get("final") is False or (name == "noise.jsonl" and snr is None):
@@ -294,8 +278,8 @@ def _llm_rows(protocol: str, snr) -> dict[tuple, list[dict]]:
 
 
 def table(results: Path = RESULTS) -> str:
-    recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()] if results.is_file() else []
-    fmt = lambda xs: f"{100 * st.mean(xs):.2f}" + (f" ± {100 * st.stdev(xs):.2f}" if len(xs) > 1 else "")  # noqa: E731
+    recs = load_records(results)
+    fmt = lambda xs: mean_sd(xs, 100)  # noqa: E731
     lines = []
     for protocol in dict.fromkeys(r["protocol"] for r in recs if r["benchmark"] == "reference"):
         refs = [r for r in recs if r["benchmark"] == "reference" and r["protocol"] == protocol]
@@ -349,8 +333,6 @@ def verdicts(recs: list[dict]) -> list[str]:
     test accuracy) against the best reference, Welch's t-test over seeds (scipy.stats.ttest_ind). "Ahead" needs
     the difference to exceed both groups' seed sd and the Holm-adjusted p (over the protocols) < 0.05; otherwise the line says which side leads and
     that the seed spread covers it."""
-    import statistics as st
-
     from scipy import stats as sst
 
     out = ["Where the compressed LLM stands against the references (best compressed LLM row vs best reference, "
@@ -393,18 +375,6 @@ def verdicts(recs: list[dict]) -> list[str]:
     return out + [""]
 
 
-def holm(ps: list[float]) -> list[float]:
-    """Holm's step-down adjustment (NaN stays NaN and is not counted)."""
-    import math
-
-    idx = sorted((i for i, p in enumerate(ps) if not math.isnan(p)), key=lambda i: ps[i])
-    out, run = list(ps), 0.0
-    for rank, i in enumerate(idx):
-        run = max(run, min(1.0, (len(idx) - rank) * ps[i]))
-        out[i] = run
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--protocols", nargs="+", default=PROTOCOLS)
@@ -420,7 +390,6 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the training commands the run would execute and stop")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--table", action="store_true", help="print the tables and stop")
-    ap.add_argument("--verdicts", action="store_true", help="print the plain statement (best compressed LLM vs best reference) and stop")
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     if args.list:
@@ -429,33 +398,22 @@ def main() -> None:
     if args.table:
         print(table(args.results))
         return
-    if args.verdicts:
-        recs = [json.loads(x) for x in args.results.read_text().splitlines() if x.strip()]
-        print("\n".join(verdicts(recs)))
-        return
-    args.results.parent.mkdir(parents=True, exist_ok=True)
     prov = provenance("reference", args.argv)
     if args.adapt:
         for seed in args.seeds:
             for model in args.adapt:
-                rec = run_adapt_llm(model, seed, args.device) | prov
-                with args.results.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                rec, = append_records(args.results, [run_adapt_llm(model, seed, args.device) | prov])
                 print(f"{model} adapted seed {seed}: accuracy {rec['init_accuracy']:.4f} -> {rec['accuracy']:.4f}, "
                       f"macro-F1 {rec['macro_f1']:.4f}", flush=True)
         return
     for protocol in args.protocols:
         for seed in args.seeds:
             for model in args.models:
-                rec = (run_cnn if model == "wdcnn" else run_fft)(protocol, seed) | prov
-                with args.results.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                rec, = append_records(args.results, [(run_cnn if model == "wdcnn" else run_fft)(protocol, seed) | prov])
                 print(f"{model} {protocol} seed {seed}: accuracy {rec['accuracy']:.4f}, macro-F1 {rec['macro_f1']:.4f}",
                       flush=True)
     if not args.no_deploy and "wdcnn" in args.models and 42 in args.seeds:
-        for rec in deploy_rows(args.protocols[0]):
-            with args.results.open("a") as f:
-                f.write(json.dumps(rec | prov) + "\n")
+        for rec in append_records(args.results, [r | prov for r in deploy_rows(args.protocols[0])]):
             print(f"deploy {rec['artifact']}: p50 {rec['p50_ms']:.3f} ms, model {rec['model_mem_mb']:.1f} MB", flush=True)
 
 

@@ -34,7 +34,7 @@ import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks._common import RESULTS_DIR, ROOT, load_records, record_status
+from benchmarks._common import RESULTS_DIR, ROOT, holm, load_records, md_head, md_row, record_status
 
 DOCS = ROOT / "docs" / "results"
 README = ROOT / "README.md"
@@ -124,16 +124,6 @@ def _mark_rows(full: str, clean: str) -> str:
     return "\n".join(out)
 
 
-def _holm(ps: list[float]) -> list[float]:
-    """Holm's step-down adjustment of ``ps`` (one family)."""
-    order = sorted(range(len(ps)), key=lambda i: ps[i])
-    adj, run = [0.0] * len(ps), 0.0
-    for rank, i in enumerate(order):
-        run = max(run, min(1.0, (len(ps) - rank) * ps[i]))
-        adj[i] = run
-    return adj
-
-
 def _add_holm(md: str) -> str:
     """After every column headed 'p ...' of every table in ``md``, a Holm-adjusted column (family: that table)."""
     lines = md.splitlines()
@@ -156,15 +146,14 @@ def _add_holm(md: str) -> str:
                 except (ValueError, IndexError):
                     vals.append(None)
             got = [v for v in vals if v is not None]
-            adj = iter(_holm(got))
+            adj = iter(holm(got))
             head.insert(k + 1, f"p Holm ({len(got)} tests)")
             for r, v in zip(rows, vals):
                 if len(r) > k:
                     r.insert(k + 1, "–" if v is None else f"{next(adj):.3g}")
-            lines[i] = "| " + " | ".join(head) + " |"
-            lines[i + 1] = "|" + "---|" * len(head)
+            lines[i:i + 2] = md_head(head)
             for n, r in enumerate(rows):
-                lines[i + 2 + n] = "| " + " | ".join(r) + " |"
+                lines[i + 2 + n] = md_row(r)
         i = j
     return "\n".join(lines)
 
@@ -227,8 +216,8 @@ def provenance_list(names: tuple[str, ...]) -> str:
 
 # -- history the records cannot tell ------------------------------------------------------------------
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def _git_show(what: str) -> str:
+    return subprocess.run(["git", "show", what], cwd=ROOT, capture_output=True, text=True, check=True).stdout
 
 
 def sia_rule_history() -> str:
@@ -236,7 +225,7 @@ def sia_rule_history() -> str:
     and 7ef337a); the table above uses the last rule. The three rules, evaluated on the same records."""
     from benchmarks import sia_verdicts as sv
 
-    rows = sv.summarise(sv.load(RESULTS_DIR / "sia.jsonl"))
+    rows = sv.summarise(load_records(RESULTS_DIR / "sia.jsonl"))
     out = ["**Disclosure: the SIA *under target* rule changed after the results were seen.** The 10-pp target "
            "(\"where naive pruning collapses, the repair loses under 10 pp\") was first judged on the best way "
            "*after LoRA recovery*; commit `ed87b06` changed it to the group-aware criterion *without recovery* (the "
@@ -268,7 +257,7 @@ def sia_rule_history() -> str:
 def compress_cost_history() -> str:
     """Commit 48caa8d emptied compress_cost.jsonl; the records now in it were written afterwards (they name
     48caa8d). The replaced records, read from git, beside the current ones."""
-    before = [json.loads(x) for x in _git("show", "48caa8d^:benchmarks/results/compress_cost.jsonl").splitlines()
+    before = [json.loads(x) for x in _git_show("48caa8d^:benchmarks/results/compress_cost.jsonl").splitlines()
               if x.strip()]
     now = load_records(RESULTS_DIR / "compress_cost.jsonl")
     keys = ("model", "ratio_achieved", "accuracy", "dense_accuracy", "wall_s", "peak_rss_mb", "commit", "date")
@@ -277,20 +266,17 @@ def compress_cost_history() -> str:
              "the two records above were appended afterwards (commit `7a4b313`, *rerun with the config fields "
              "recorded*) and name `48caa8d`. Both sets, from `git show 48caa8d^:benchmarks/results/"
              "compress_cost.jsonl` and the file now:", "",
-             "| set | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+             *md_head(["set", *keys])]
     for label, recs in (("replaced (before 48caa8d)", before), ("current", now)):
-        for r in recs:
-            lines.append(f"| {label} | " + " | ".join(str(r.get(k, "–")) for k in keys) + " |")
+        lines += [md_row([label, *(r.get(k, "–") for k in keys)]) for r in recs]
     return "\n".join(lines)
 
 
 def compress_cost_table() -> str:
     keys = ("model", "method", "ratio_target", "ratio_achieved", "seed", "dense_accuracy", "accuracy", "wall_s",
             "peak_rss_mb")
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in load_records(RESULTS_DIR / "compress_cost.jsonl"):
-        lines.append("| " + " | ".join(str(r.get(k, "–")) for k in keys) + " |")
-    return "\n".join(lines)
+    recs = load_records(RESULTS_DIR / "compress_cost.jsonl")
+    return "\n".join(md_head(keys) + [md_row(r.get(k, "–") for k in keys) for r in recs])
 
 
 def surgery_table() -> str:

@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, run_child,
+                                set_threads, windows)
 from benchmarks.cascade import RESULTS, recovery_steps, run_dir, variant_config
-from benchmarks._common import (CHECKPOINTS, DATA, FRONT_ENDS, append_child_records, checkpoint_name, set_threads,
-                   windows)
-
-HERE = Path(__file__).resolve().parent
 
 METHOD = "cascade-units-oneshot-recovery"
 
@@ -144,11 +141,9 @@ def main() -> None:
         return
     for ratio in args.ratios:
         for seed in args.seeds:
-            child = subprocess.run([sys.executable, "-m", "benchmarks.selection", "--one", "--model", args.model, "--protocol",
-                                    args.protocol, "--ratios", str(ratio), "--seeds", str(seed), "--speed-jitter",
-                                    str(args.speed_jitter), "--front-end", args.front_end]
-                                   + ([] if args.rewind is None else ["--rewind", str(args.rewind)]),
-                                   capture_output=True, text=True, cwd=HERE.parent)
+            child = run_child("selection", "--one", "--model", args.model, "--protocol", args.protocol, "--ratios",
+                              str(ratio), "--seeds", str(seed), "--speed-jitter", str(args.speed_jitter), "--front-end",
+                              args.front_end, *([] if args.rewind is None else ["--rewind", str(args.rewind)]))
             for r in append_child_records(child, "selection", args.argv, RESULTS, f"{ratio}x seed {seed}"):
                 print(f"{r['method']} {ratio:g}x seed {seed}: {r['accuracy']:.4f} (right after the cut "
                       f"{r['stages'][0]['accuracy_pruned']:.4f}); removed units shared with one-shot "

@@ -35,13 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._common import provenance
-
-HERE = Path(__file__).resolve().parent
-
+from benchmarks._common import RESULTS_DIR, append_records, load_records, md_head, newest, provenance
 from cascadeprune.serve.ports import free_port, wait_port
 
-RESULTS = HERE / "results" / "serve.jsonl"
+RESULTS = RESULTS_DIR / "serve.jsonl"
 PREFIX = "bench"
 BROKERS = {  # mosquitto.conf lines beyond the listener. set_tcp_nodelay: without it (and TCP_NODELAY on the
     # clients' sockets) Nagle's algorithm meets delayed ACKs and messages wait ~40 ms at concurrency 8
@@ -233,20 +230,16 @@ def bench_mqtt(broker_port: int, prefix: str, bodies: list[list[float]], conc: i
     return summary(lat, errors, wall)
 
 
-def table(path: Path, date_prefix: str | None = None) -> str:
+def table(path: Path) -> str:
     """Markdown: one row per (transport, broker, concurrency), one column per model, newest records."""
-    recs = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-    recs = [r for r in recs if date_prefix is None or r["date"].startswith(date_prefix)]
-    cells, models = {}, []
-    for r in recs:  # later records replace earlier ones
-        name = f"{Path(r['artifact']).name} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''}" \
-               f"{', no UI' if r.get('ui') is False else ''})"
-        if name not in models:
-            models.append(name)
-        cells[(r["transport"], r.get("broker") or "", r["concurrency"], name)] = r
+    def name(r: dict) -> str:
+        return (f"{Path(r['artifact']).name} ({r['block_compression_ratio']:.1f}x{', int8' if r.get('int8') else ''}"
+                f"{', no UI' if r.get('ui') is False else ''})")
+
+    cells = newest(load_records(path), lambda r: (r["transport"], r.get("broker") or "", r["concurrency"], name(r)))
+    models = list(dict.fromkeys(k[3] for k in cells))
     rows = sorted({k[:3] for k in cells})
-    out = ["| transport | broker | concurrency | " + " | ".join(f"{m}: per s, p50 / p99 ms" for m in models) + " |",
-           "|---|---|---|" + "---|" * len(models)]
+    out = md_head(["transport", "broker", "concurrency", *(f"{m}: per s, p50 / p99 ms" for m in models)])
     for t, b, c in rows:
         vals = [cells.get((t, b, c, m)) for m in models]
         out.append(f"| {t} | {b.replace('mosquitto ', '') or '–'} | {c} | " + " | ".join(
@@ -260,9 +253,8 @@ def ui_table(path: Path) -> str:
     with the page on (and polled) over the same service with --no-ui, the ratios, and their medians over runs."""
     import statistics
 
-    recs = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
     pairs: dict[tuple, dict] = {}
-    for r in recs:
+    for r in load_records(path):
         if r["transport"] == "http" and r.get("ui") is not None and "--ui-compare" in r.get("command", ""):
             first = "no-UI first" if "--noui-first" in r["command"] else "page first"
             pairs.setdefault((r["artifact"], r["concurrency"], first, r["date"]), {})[r["ui"]] = r
@@ -283,7 +275,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("artifacts", nargs="*", help="export directories (from `cascadeprune export`)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --out and stop")
-    ap.add_argument("--date", default=None, help="with --table: only records whose date starts with this")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--requests", type=int, default=2000, help="per (artifact, transport, concurrency)")
     ap.add_argument("--max-seconds", type=float, default=20.0, help="per (artifact, transport, concurrency)")
@@ -306,7 +297,7 @@ def main() -> None:
         print(ui_table(Path(args.out)))
         return
     if args.table:
-        print(table(Path(args.out), args.date))
+        print(table(Path(args.out)))
         return
     if not args.artifacts:
         ap.error("give at least one export directory")
@@ -350,8 +341,7 @@ def main() -> None:
                     print(f"{transport:<4}{ui_tag} c={conc:<2} {info['model_id']:<32} {res['throughput_per_s']:>8} /s  "
                           f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  ({res['requests']} ok, "
                           f"{res['errors']} errors)", flush=True)
-                    with open(args.out, "a") as f:
-                        f.write(json.dumps(rec) + "\n")
+                    append_records(Path(args.out), [rec])
     finally:
         codes = [s.stop() for s in servers]
         if broker:

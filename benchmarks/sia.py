@@ -21,20 +21,16 @@ that granularity plus model, task, ratio, seed, command, date, commit, machine, 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import provenance
+from benchmarks._common import RESULTS_DIR, ROOT, append_records, load_records, newest, provenance, run_cli
 from benchmarks.sia_collapse import CLASSIFIERS, HEAD_SHARE, classifier_dir  # one definition of the 2x2 and cuts
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results" / "sia.jsonl"
+RESULTS = RESULTS_DIR / "sia.jsonl"
 LM_TASK = "lm@seq=64"
 CWRU = "cwru-4class-crossload"
 TRAIN = ["--task", CWRU, "--data-dir", "../shared/data", "--max-steps", "300", "--seed", "42"]
@@ -108,10 +104,11 @@ def ensure_classifier(model: str) -> None:
         sia_collapse.ensure_classifier(name, seed, "cpu")
         return
     if model.startswith("benchmarks/") and not (ROOT / model).exists():
-        backbone = Path(model).name.removesuffix("-cwru")
-        cmd = [sys.executable, "-m", "cascadeprune.cli", "train", "--backbone", backbone, "--out", model, *TRAIN]
-        print("training", shlex.join(cmd[2:]), flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True, env=dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1"))
+        cmd = ["cascadeprune", "train", "--backbone", Path(model).name.removesuffix("-cwru"), "--out", model, *TRAIN]
+        print("training", shlex.join(["cascadeprune.cli", *cmd[1:]]), flush=True)
+        child = run_cli(cmd)
+        if child.returncode != 0:
+            raise SystemExit(f"training {model} failed ({child.returncode}):\n{child.stderr[-2000:]}")
 
 
 def run(name: str, results: Path) -> None:
@@ -123,7 +120,7 @@ def run(name: str, results: Path) -> None:
 
     model, task_spec, g, ratio, units, pairs, random_sets, criteria = RUNS[name]
     ensure_classifier(model)
-    os.chdir(ROOT)
+    os.chdir(ROOT)  # the model paths and ../shared/data are relative to the repository root
     torch.manual_seed(SEED)
     m = load_model(model)
     task = get_task(task_spec, m, source=model, data_dir="../shared/data" if task_spec == CWRU else None)
@@ -143,10 +140,7 @@ def run(name: str, results: Path) -> None:
                "command": shlex.join(cli_command(model, task_spec, g, ratio, units, pairs, random_sets, criterion, mode)),
                "driver": f"python -m benchmarks.sia --only {name}",
                **provenance("sia", sys.argv[1:], command_key="benchmark_command"), "threads": torch.get_num_threads()}
-        results.parent.mkdir(parents=True, exist_ok=True)
-        with results.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
-        print(summary_line(rec), flush=True)
+        print(summary_line(append_records(results, [rec])[0]), flush=True)
 
 
 def _A(x) -> str:
@@ -175,11 +169,8 @@ HEAD = ("| model | granularity | criterion | ratio | measured / units | within: 
 
 
 def table(results: Path = RESULTS) -> str:
-    recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
-    recs = [r for r in recs if r.get("benchmark") == "sia"]  # sia_collapse.py appends its own kind to this file
-    last = {}
-    for r in recs:  # the newest record of each (run, criterion, mode)
-        last[(r["run"], r["criterion"], r["mode"])] = r
+    # sia_collapse.py appends its own kind to this file; the newest record of each (run, criterion, mode)
+    last = newest(load_records(results, "sia"), lambda r: (r["run"], r["criterion"], r["mode"]))
     lines = [HEAD, "|" + "---|" * (HEAD.count("|") - 1)]
     return "\n".join(lines + [summary_line(r) for r in last.values()])
 

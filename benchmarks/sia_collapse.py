@@ -45,21 +45,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import DATA, provenance  # DATA: the data folder every bearing benchmark uses
+from benchmarks._common import (DATA, HERE, RESULTS_DIR, ROOT, append_records, compress_command, geo_mean_sd,
+                                load_records, mean_sd, newest, provenance, run_cli)
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-RESULTS = HERE / "results" / "sia.jsonl"
+RESULTS = RESULTS_DIR / "sia.jsonl"
 RUNS = HERE / "runs" / "sia-collapse"
 CWRU = "cwru-4class-crossload"
 LM_TASK, LM_MIX, LM_RECIPE = "lm@seq=64,eval=16,val=4", "prose:1,code:1,technical:1", "recipes/lm-cpu.yaml"
@@ -189,17 +184,11 @@ def run_dir(r: dict) -> Path:
 
 def command(r: dict, scale: float = 1.0, device: str = "cpu") -> list[str]:
     """The ``cascadeprune compress`` that is the run."""
-    cmd = ["cascadeprune", "compress", model_path(r["model"], r["seed"]), "--task",
-           LM_TASK if kind(r["model"]) == "lm" else CWRU, "--ratio", f"{RATIO:g}", "--seed", str(r["seed"]),
-           "--out", str(run_dir(r).relative_to(ROOT)), "--overwrite"]
-    cmd += (["--recipe", LM_RECIPE, "--calibration", LM_MIX] if kind(r["model"]) == "lm" else ["--data-dir", DATA])
-    return cmd + ["--set", "stages=" + json.dumps(stages(r, scale, device), separators=(",", ":"))]
-
-
-def _cli(cmd: list[str]) -> subprocess.CompletedProcess:
-    """``cascadeprune ...`` in a fresh process, from the repository root."""
-    return subprocess.run([sys.executable, "-m", "cascadeprune.cli", *cmd[1:]], cwd=ROOT, capture_output=True,
-                          text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", TQDM_DISABLE="1"))
+    lm = kind(r["model"]) == "lm"
+    options = ["--overwrite"] + (["--recipe", LM_RECIPE, "--calibration", LM_MIX] if lm else ["--data-dir", DATA])
+    return compress_command(model_path(r["model"], r["seed"]), LM_TASK if lm else CWRU, RATIO, r["seed"],
+                            run_dir(r).relative_to(ROOT), options=options,
+                            sets=["stages=" + json.dumps(stages(r, scale, device), separators=(",", ":"))])
 
 
 def ensure_classifier(model: str, seed: int, device: str) -> None:
@@ -207,7 +196,7 @@ def ensure_classifier(model: str, seed: int, device: str) -> None:
     if cmd is None or (ROOT / model_path(model, seed) / "classifier.json").exists():  # what `train` writes last
         return
     print(f"training: {shlex.join(cmd)}", flush=True)
-    child = _cli(cmd)
+    child = run_cli(cmd)
     if child.returncode != 0:
         raise SystemExit(f"training {model} seed {seed} failed ({child.returncode}):\n{child.stderr[-2000:]}")
 
@@ -249,15 +238,13 @@ def run(r: dict, results: Path, scale: float, device: str) -> dict | None:
     ensure_classifier(r["model"], r["seed"], device)
     cmd = command(r, scale, device)
     t0 = time.perf_counter()
-    child = _cli(cmd)
+    child = run_cli(cmd)
     wall = time.perf_counter() - t0
     if child.returncode != 0:
         print(f"{name(r)}: FAILED ({child.returncode})\n{child.stderr[-2000:]}", flush=True)
         return None
-    rec = record(r, json.loads((run_dir(r) / "report.json").read_text()), cmd, wall, scale, device)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a") as f:
-        f.write(json.dumps(rec) + "\n")
+    rec, = append_records(results, [record(r, json.loads((run_dir(r) / "report.json").read_text()), cmd, wall, scale,
+                                           device)])
     what = (f"drop {rec['drop_pp']:+.2f} pp" if "drop_pp" in rec else f"perplexity x{rec['ppl_ratio']:.3g}")
     print(f"{name(r)}: {rec['ratio_achieved']:.2f}x, {what}, {rec['recovery_steps']} recovery steps, {wall:.0f} s",
           flush=True)
@@ -266,33 +253,23 @@ def run(r: dict, results: Path, scale: float, device: str) -> dict | None:
 
 # -- the table --------------------------------------------------------------------------------
 
-def load(results: Path = RESULTS) -> list[dict]:
-    if not results.is_file():
-        return []
-    recs = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
-    return [r for r in recs if r.get("benchmark") == "sia-collapse"]
-
-
-def _drop(xs: list[float]) -> str:
-    """Accuracy drop in pp: mean ± sd over seeds."""
-    return f"{statistics.mean(xs):.2f}" + (f" ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else "")
+def latest_runs(recs: list[dict]) -> dict:
+    """(model, criterion, mode, remedy, recovery, seed) -> the newest sia-collapse record of that run."""
+    return newest([r for r in recs if r.get("benchmark") == "sia-collapse"],
+                  lambda r: (r["model"], r["criterion"], r["mode"], r["remedy"], r["recovery"], r["seed"]))
 
 
 def _ratio(xs: list[float]) -> str:
     """Perplexity ratio: geometric mean ×/÷ geometric sd over seeds (ratios span orders of magnitude)."""
-    logs = [math.log(x) for x in xs]
-    g = f"{math.exp(statistics.mean(logs)):.3g}x"
-    return g + (f" ×/÷ {math.exp(statistics.stdev(logs)):.2g}" if len(xs) > 1 else "")
+    g, gsd = geo_mean_sd(xs)
+    return f"{g:.3g}x" + (f" ×/÷ {gsd:.2g}" if gsd is not None else "")
 
 
 def table(recs: list[dict]) -> str:
     """Per model (its static verdict in the heading row), one row per (criterion, mode, remedy): the drop
     without recovery and with the LoRA budget, mean ± sd over seeds (the newest record of each run)."""
-    latest = {}
-    for r in recs:
-        latest[(r["model"], r["criterion"], r["mode"], r["remedy"], r["recovery"], r["seed"])] = r
     cells: dict = {}
-    for (model, crit, mode, remedy, recovery, seed), r in latest.items():
+    for (model, crit, mode, remedy, recovery, seed), r in latest_runs(recs).items():
         cells.setdefault((model, crit, mode, remedy), {}).setdefault(recovery, []).append(r)
     head = ("| model (static SIA) | criterion | mode | remedy | granularity | achieved | no recovery: drop pp / "
             "ppl ratio | with LoRA: before its last recovery | after | recovery steps | seeds |")
@@ -304,7 +281,7 @@ def table(recs: list[dict]) -> str:
         by = cells[key]
         any_r = next(iter(by.values()))[0]
         lm = "ppl_ratio" in any_r
-        fmt, metric = (_ratio, "ppl_ratio") if lm else (_drop, "drop_pp")
+        fmt, metric = (_ratio, "ppl_ratio") if lm else (mean_sd, "drop_pp")
         none, lora = by.get("none", []), by.get("lora", [])
         seeds = sorted({r["seed"] for rs in by.values() for r in rs})
         lines.append(
@@ -334,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--table", action="store_true", help="print the Markdown table of --results")
     args = ap.parse_args(argv)
     if args.table:
-        print(table(load(args.results)))
+        print(table(load_records(args.results)))
         return
     runs = [r for r in grid(args.models, args.seeds, args.remedies, args.recovery)
             if (args.only is None or name(r) in args.only)

@@ -40,17 +40,14 @@ verdict, the statistics, drop_naive_pp / drop_grouped_pp (classifiers) or ppl_ra
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import statistics
-import subprocess
 from pathlib import Path
 
-from benchmarks.sia_collapse import MODELS, RESULTS, SEEDS, STATIC, kind
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from benchmarks._common import (append_records, commit_and_dirty, geo_mean_sd, load_records, mean_sd, newest,
+                                utc_now)
+from benchmarks.sia_collapse import MODELS, RESULTS, SEEDS, STATIC, kind, latest_runs
 
 GRANULARITIES = ("heads", "channels")
 CHECK = ("wanda_sp", "grouped")  # what `cascadeprune sia` runs by default on heads and channels
@@ -69,10 +66,6 @@ def sia_run(model: str, g: str, seed: int | None = None) -> str:
     if model == "smollm2-135m":
         return f"smollm2-{g}"
     return f"{model}-raw-{g}" + ("" if seed in (None, 42) else f"-s{seed}")
-
-
-def load(path: Path = RESULTS) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
 
 
 def measurements(recs: list[dict]) -> dict:
@@ -115,15 +108,6 @@ def stats_of(rec: dict | None) -> dict:
             "tau_noise": r["rank"].get("tau_halves"), "tau_after": r["rank"].get("tau_rescore"),
             "A_grad_criterion": crit_grad, "gradient_tau_pairs": gr.get("tau_pairs_vs_exact"),
             "sia_ratio": rec["ratio"], "sia_seed": rec["seed"], "sia_command": rec["command"]}
-
-
-def collapse_runs(recs: list[dict]) -> dict:
-    """(model, criterion, mode, remedy, recovery, seed) -> newest sia-collapse record."""
-    out = {}
-    for r in recs:
-        if r.get("benchmark") == "sia-collapse":
-            out[(r["model"], r["criterion"], r["mode"], r["remedy"], r["recovery"], r["seed"])] = r
-    return out
 
 
 def is_lm(model: str) -> bool:
@@ -177,15 +161,14 @@ def agg(model: str, xs: list[float]) -> str:
     if not xs:
         return "–"
     if is_lm(model):
-        logs = [math.log(x) for x in xs]
-        return f"×{math.exp(statistics.mean(logs)):.3g}" + (f" (×/÷ {math.exp(statistics.stdev(logs)):.2g})"
-                                                             if len(xs) > 1 else "")
-    return f"{statistics.mean(xs):.1f}" + (f" ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else "")
+        g, gsd = geo_mean_sd(xs)
+        return f"×{g:.3g}" + (f" (×/÷ {gsd:.2g})" if gsd is not None else "")
+    return mean_sd(xs, digits=1)
 
 
 def summarise(recs: list[dict]) -> list[dict]:
     """One row per model: the measured statistics per granularity and the 2x outcomes over seeds."""
-    meas, runs = measurements(recs), collapse_runs(recs)
+    meas, runs = measurements(recs), latest_runs(recs)
     rows = []
     for model in MODELS:
         if not any(k[0] == model for k in runs) and not any(k[0] == model for k in meas):
@@ -361,8 +344,7 @@ def per_model_instance(rows: list[dict]) -> tuple[list[str], list[str]]:
 
 
 def records(rows: list[dict]) -> list[dict]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    commit, date = commit_and_dirty()[0], utc_now()
     out = []
     for row in rows:
         lm = is_lm(row["model"])
@@ -380,7 +362,7 @@ def records(rows: list[dict]) -> list[dict]:
                             f"{base}_before_recovery": d.get("before")}
                 rec |= {"naive_criterion": _name(NAIVE + ("none",)), "grouped_criterion": _name(row["grouped_key"]),
                         "recovery_steps": n.get("recovery_steps"), "collapse": collapsed(row), "date": date,
-                        "commit": commit.strip(), "command": "python -m benchmarks.sia_verdicts --record"}
+                        "commit": commit, "command": "python -m benchmarks.sia_verdicts --record"}
                 out.append(rec)
     return out
 
@@ -391,12 +373,10 @@ STAMP = ("date", "commit")
 def new_records(recs: list[dict], existing: list[dict]) -> tuple[list[dict], int]:
     """The records that differ (beyond date and commit) from the newest sia-verdict record of the same model,
     granularity and seed, and how many did not: a re-run with nothing new appends nothing."""
-    newest = {}
-    for r in existing:
-        if r.get("benchmark") == "sia-verdict":
-            newest[(r["model"], r["granularity"], r["seed"])] = r
+    last = newest([r for r in existing if r.get("benchmark") == "sia-verdict"],
+                  lambda r: (r["model"], r["granularity"], r["seed"]))
     strip = lambda r: {k: v for k, v in r.items() if k not in STAMP}  # noqa: E731
-    out = [r for r in recs if (old := newest.get((r["model"], r["granularity"], r["seed"]))) is None
+    out = [r for r in recs if (old := last.get((r["model"], r["granularity"], r["seed"]))) is None
            or json.loads(json.dumps(strip(old))) != json.loads(json.dumps(strip(r)))]
     return out, len(recs) - len(out)
 
@@ -406,13 +386,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--record", action="store_true", help="append the sia-verdict records to --results")
     args = ap.parse_args(argv)
-    rows = summarise(load(args.results))
+    rows = summarise(load_records(args.results))
     print(table(rows))
     if args.record:
-        recs, same = new_records(records(rows), load(args.results))
-        with args.results.open("a") as f:
-            for r in recs:
-                f.write(json.dumps(r) + "\n")
+        recs, same = new_records(records(rows), load_records(args.results))
+        append_records(args.results, recs)
         print(f"\nappended {len(recs)} records to {args.results} ({same} unchanged since the newest ones: not repeated)")
 
 

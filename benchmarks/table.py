@@ -13,12 +13,11 @@ Compression records also show the mean accuracy of the dense models they started
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections import defaultdict
 
+from benchmarks._common import load_records, md_head, md_row, mean_sd, newest, paired_cell
 from cascadeprune.methods.cascade import RATIO_TOLERANCE
-
 
 # Records written before they carried "shares" used the default split of their day: 0.3/0.2/0.5
 # until the measured sweep replaced it with 0.6/0.2/0.2 (methods/config.py) at this time.
@@ -54,14 +53,13 @@ def _recovery_steps(r: dict) -> int:
 
 
 def _records(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
-             ratios: list[float] | None = None, prefix: str | None = None, model: str | None = None,
+             ratios: list[float] | None = None, model: str | None = None,
              protocol: str | None = None, budget: int | None = None, shares: str | None = None,
              front_end: str | None = None, seeds: list[int] | None = None):
     """The records of a results file that pass every filter given, oldest first."""
-    for line in open(path):
-        r = json.loads(line)
-        if ((methods and r["method"] not in methods) or (prefix and not r["method"].startswith(prefix))
-                or (model and r["model"] != model) or (protocol and r["protocol"] != protocol)
+    for r in load_records(path):
+        if ((methods and r["method"] not in methods) or (model and r["model"] != model)
+                or (protocol and r["protocol"] != protocol)
                 or (speed_jitter is not None and r.get("speed_jitter", 0.0) != speed_jitter)
                 or (ratios and r.get("ratio_target", 1.0) not in ratios)
                 or (budget is not None and sum(r.get("recovery_steps", {}).values()) != budget)
@@ -71,24 +69,15 @@ def _records(path: str, methods: list[str] | None = None, speed_jitter: float | 
         yield r
 
 
-def _sd(v: list[float]) -> str:
-    return f" ± {statistics.stdev(v):.2f}" if len(v) > 1 else ""
-
-
-def mean_sd(v: list[float]) -> str:
-    """'mean ± sd' with two decimals (just the mean for a single value)."""
-    return f"{statistics.mean(v):.2f}{_sd(v)}"
-
-
 def summarise(path: str, methods: list[str] | None = None, speed_jitter: float | None = None,
-              prefix: str | None = None, ratios: list[float] | None = None, front_end: str | None = None) -> str:
-    latest: dict[tuple, dict] = {}
-    for r in _records(path, methods, speed_jitter, ratios, prefix, front_end=front_end):
+              ratios: list[float] | None = None, front_end: str | None = None) -> str:
+    def key(r: dict) -> tuple:
         tags = [t for t in (_front_end(r), r.get("device", "cpu")) if t not in ("spectrum", "cpu")]
         model = r["model"] + (f" ({', '.join(tags)})" if tags else "")  # a GPU run is a separate row
-        key = (r["protocol"], model, r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
-               r.get("speed_jitter", 0.0), _recovery_steps(r), _shares(r), r["seed"])
-        latest[key] = r  # later lines are newer
+        return (r["protocol"], model, r["method"], r.get("ratio_target", 1.0), r.get("test_snr_db"),
+                r.get("speed_jitter", 0.0), _recovery_steps(r), _shares(r), r["seed"])
+
+    latest = newest(_records(path, methods, speed_jitter, ratios, front_end=front_end), key)
     groups = defaultdict(list)
     for key, r in latest.items():
         groups[key[:-1]].append(r)
@@ -96,20 +85,20 @@ def summarise(path: str, methods: list[str] | None = None, speed_jitter: float |
     head = ["protocol", "model", "method", "ratio", "test noise", "accuracy % (mean ± sd)", "macro-F1 %"]
     head += ["dense start %", "speed jitter", "recovery steps", "shares L/H/C"] if compression else []
     head += ["seeds", "block params", "wall s", "peak RSS MB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = md_head(head)
     order = lambda kv: (*kv[0][:2], float(kv[0][3]), kv[0][2], *map(str, kv[0][4:]))  # noqa: E731
     for (protocol, model, method, ratio, snr, sj, steps, shares), rs in sorted(groups.items(), key=order):
         acc = [100 * r["accuracy"] for r in rs]
         f1 = [100 * r["macro_f1"] for r in rs]
         achieved = statistics.mean(r.get("ratio_achieved", ratio) for r in rs)
         row = [protocol, model, method, f"{achieved:.2f}×", "clean" if snr is None else f"{snr:g} dB",
-               f"{statistics.mean(acc):.2f}{_sd(acc)}", f"{statistics.mean(f1):.2f}{_sd(f1)}"]
+               mean_sd(acc), mean_sd(f1)]
         if compression:
             dense = [100 * r["dense_accuracy"] for r in rs if "dense_accuracy" in r]
             row += [f"{statistics.mean(dense):.2f}" if dense else "", f"{sj:g}", str(steps), shares or "–"]
         row += [",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"])), f"{rs[0]['block_params']:,}",
                 f"{statistics.mean(r['wall_s'] for r in rs):.0f}", str(max(r["peak_rss_mb"] for r in rs))]
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(md_row(row))
     return "\n".join(lines)
 
 
@@ -153,11 +142,6 @@ def paired_differences(latest: dict[tuple, dict], first: str, second: str, ratio
     return [100 * (a[s] - b[s]) for s in sorted(set(a) & set(b))]
 
 
-def paired_cell(d: list[float]) -> str:
-    """Mean ± sd of paired differences and on how many seeds the first method is ahead."""
-    return f"{statistics.mean(d):+.2f}{_sd(d)} ({sum(x > 0 for x in d)} of {len(d)} seeds)" if d else "–"
-
-
 def pivot(path: str, methods: list[str], speed_jitter: float | None = None, ratios: list[float] | None = None,
           model: str | None = None, protocol: str | None = None, steps: int | None = None,
           shares: str | None = None, front_end: str = "spectrum", seeds: list[int] | None = None,
@@ -189,7 +173,7 @@ def pivot(path: str, methods: list[str], speed_jitter: float | None = None, rati
             row.append(f"{mean_sd(acc)}{note}")
         if paired:
             row.append(paired_cell(paired_differences(latest, methods[0], methods[1], ratio, split)))
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append(md_row(row))
     return "\n".join(lines)
 
 
@@ -197,7 +181,6 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("paths", nargs="+")
     ap.add_argument("--methods", nargs="+", help="only these methods")
-    ap.add_argument("--prefix", help="only methods starting with this")
     ap.add_argument("--speed-jitter", type=float, help="only records with this recovery/dense speed jitter")
     ap.add_argument("--ratios", nargs="+", type=float, help="only these target ratios")
     ap.add_argument("--pivot", action="store_true", help="one row per ratio, one column per --methods entry")
@@ -221,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                         args.recovery_steps, args.shares, args.front_end or "spectrum", args.seeds, args.paired,
                         args.split, args.snr_db))
         else:
-            print(summarise(p, args.methods, args.speed_jitter, args.prefix, args.ratios, args.front_end))
+            print(summarise(p, args.methods, args.speed_jitter, args.ratios, args.front_end))
 
 
 if __name__ == "__main__":

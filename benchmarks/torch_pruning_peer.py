@@ -58,21 +58,19 @@ import argparse
 import copy
 import json
 import math
-import os
 import shlex
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from benchmarks._common import (CHECKPOINTS, DATA, HERE, RESULTS_DIR, ROOT, append_records, checkpoint_name,
+                                cli_in_process, compress_command, load_records, mean_sd, md_head, newest, paired,
+                                provenance)
 from benchmarks.cascade import variant_config, variant_overrides
-from benchmarks._common import CHECKPOINTS, DATA, append_records, checkpoint_name, provenance
 from benchmarks.frontier import RATIOS
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-RESULTS = HERE / "results" / "torch_pruning.jsonl"
+RESULTS = RESULTS_DIR / "torch_pruning.jsonl"
 PROTOCOL = "cwru-4class-crossload"
 # model -> how its dense checkpoint was trained (benchmarks/dense.py): front end and speed jitter
 MODELS = {"all-minilm-l6-v2": {"front_end": "spectrum", "speed_jitter": 0.0},
@@ -344,31 +342,20 @@ def ours_dir(model: str, seed: int, variant: str, ratio: float, scale: float) ->
 def ours_command(model: str, ratio: float, seed: int, scale: float, variant: str) -> list[str]:
     """The ``cascadeprune compress`` that is the run (frontier.py's ``command`` for this model's checkpoint)."""
     method, sets = variant_overrides(variant, speed_jitter=MODELS[model]["speed_jitter"], recovery_scale=scale)
-    cmd = ["cascadeprune", "compress", str(checkpoint(model, seed).relative_to(ROOT)), "--task", PROTOCOL,
-           "--ratio", f"{ratio:.6g}", "--seed", str(seed), "--method", method,
-           "--out", str(ours_dir(model, seed, variant, ratio, scale).relative_to(ROOT)), "--overwrite",
-           "--data-dir", DATA]
-    for item in sets:
-        cmd += ["--set", item]
-    return cmd
+    return compress_command(checkpoint(model, seed).relative_to(ROOT), PROTOCOL, ratio, seed,
+                            ours_dir(model, seed, variant, ratio, scale).relative_to(ROOT), method,
+                            ["--overwrite", "--data-dir", DATA], sets)
 
 
 def ours(model: str, ratio: float, seed: int, scale: float, variant: str) -> dict:
     """``cascadeprune compress --method cascade`` (``variant`` cascade or cascade-norecovery) in this process; its
     report's test metrics are the task's ``evaluate`` on the same test windows the peer is scored on."""
-    from cascadeprune.cli import main as cli
-
     cmd = ours_command(model, ratio, seed, scale, variant)
     rec = {"benchmark": "torch_pruning", "model": model, "protocol": PROTOCOL, "method": variant, "units":
            "layers+heads+channels", "ratio_target": ratio, "seed": seed, "test_snr_db": None, "recovery_scale": scale,
            "status": "failed", "error": None, "versions": versions(), "command": shlex.join(cmd)}
     t0 = time.perf_counter()
-    cwd = os.getcwd()
-    try:
-        os.chdir(ROOT)
-        code = cli(cmd[1:] + ["--json"])
-    finally:
-        os.chdir(cwd)
+    code = cli_in_process(cmd)
     if code != 0:
         return rec | {"error": f"compress exited {code}", "recovery_steps": 0, "recovery_method": None}
     out = ours_dir(model, seed, variant, ratio, scale)
@@ -388,10 +375,6 @@ def ours(model: str, ratio: float, seed: int, scale: float, variant: str) -> dic
 
 # -- reading the records ------------------------------------------------------------------------
 
-def load(path: Path = RESULTS) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.is_file() else []
-
-
 def current(recs: list[dict]) -> list[dict]:
     """The records of this version of the script (they name their recovery); the earlier ones (FFN only, seed 42,
     no recovery, on an earlier dense checkpoint) have no ``recovery_method``."""
@@ -400,17 +383,11 @@ def current(recs: list[dict]) -> list[dict]:
 
 def latest(recs: list[dict]) -> dict:
     """(model, method, ratio, seed, recovery scale) -> the last record of that run."""
-    out = {}
-    for r in recs:
-        out[(r["model"], r["method"], r["ratio_target"], r["seed"], r.get("recovery_scale"))] = r
-    return out
+    return newest(recs, lambda r: (r["model"], r["method"], r["ratio_target"], r["seed"], r.get("recovery_scale")))
 
 
-def _fmt(xs: list[float]) -> str:
-    import statistics
-
-    mean = 100 * sum(xs) / len(xs)
-    return f"{mean:.2f}" if len(xs) == 1 else f"{mean:.2f} ± {100 * statistics.stdev(xs):.2f}"
+def _pct(xs) -> str:
+    return mean_sd(xs, 100, float_sum=True)
 
 
 ORDER = ("cascade", "torch-pruning-l1-heads+ffn+budget", "cascade-norecovery", "torch-pruning-l1-heads+ffn")
@@ -436,7 +413,7 @@ def _table(recs: list[dict]) -> str:
         mine = {k: r for k, r in cells.items() if k[0] == model}
         ratios = sorted({k[2] for k in mine})
         dense = {r["seed"]: r["dense_test_accuracy"] for r in mine.values() if r.get("dense_test_accuracy") is not None}
-        dense_txt = (f"; dense {_fmt(list(dense.values()))} over seeds {', '.join(map(str, sorted(dense)))}"
+        dense_txt = (f"; dense {_pct(dense.values())} over seeds {', '.join(map(str, sorted(dense)))}"
                      if dense else "")
         lines += [f"\n**{model}** on {PROTOCOL}, clean test accuracy % (mean ± sd over seeds; n = seeds{dense_txt})\n",
                   "| method | recovery | recovery steps | " + " | ".join(f"{r:g}×" for r in ratios) + " |",
@@ -453,7 +430,7 @@ def _table(recs: list[dict]) -> str:
                 got = [r for k, r in runs.items() if k[2] == ratio]
                 ok = [r["test_accuracy"] for r in got if r.get("status", "ok") == "ok"]
                 bad = [r for r in got if r.get("status", "ok") != "ok"]
-                cell = f"{_fmt(ok)} (n={len(ok)})" if ok else ""
+                cell = f"{_pct(ok)} (n={len(ok)})" if ok else ""
                 if bad:
                     cell += (" " if cell else "") + f"{bad[0]['status']} ({len(bad)})"
                 row.append(cell or "–")
@@ -487,26 +464,24 @@ def stats(recs: list[dict], pairs=PAIRS) -> str:
     from scipy import stats as sst
 
     cells = latest(current(recs))
-    lines = ["| model | ours | Torch-Pruning | ratio | seeds | ours | Torch-Pruning | ours − TP (pp) | t | p (two-sided) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = md_head(["model", "ours", "Torch-Pruning", "ratio", "seeds", "ours", "Torch-Pruning", "ours − TP (pp)",
+                     "t", "p (two-sided)"])
     for model in sorted({k[0] for k in cells}):
         for a, b in pairs:
             for ratio in sorted({k[2] for k in cells if k[0] == model}):
                 get = lambda m: {k[3]: r["test_accuracy"] for k, r in cells.items()  # noqa: E731
                                  if k[0] == model and k[1] == m and k[2] == ratio and r.get("status", "ok") == "ok"}
-                x, y = get(a), get(b)
-                seeds = sorted(set(x) & set(y))
+                seeds, xa, ya = paired(get(a), get(b))
                 if not seeds:
                     continue
-                xa, ya = [x[s] for s in seeds], [y[s] for s in seeds]
                 diff = 100 * sum(p - q for p, q in zip(xa, ya)) / len(seeds)
                 if len(seeds) >= 2:
                     t = sst.ttest_rel(xa, ya)
                     ts, ps = (f"{t.statistic:.2f}", f"{t.pvalue:.3g}") if not math.isnan(t.pvalue) else ("–", "–")
                 else:
                     ts, ps = "–", "– (1 seed)"
-                lines.append(f"| {model} | {a} | {b} | {ratio:g}× | {', '.join(map(str, seeds))} | {_fmt(xa)} | "
-                             f"{_fmt(ya)} | {diff:+.2f} | {ts} | {ps} |")
+                lines.append(f"| {model} | {a} | {b} | {ratio:g}× | {', '.join(map(str, seeds))} | "
+                             f"{_pct(xa)} | {_pct(ya)} | {diff:+.2f} | {ts} | {ps} |")
     return "\n".join(lines)
 
 
@@ -527,7 +502,7 @@ def main() -> None:
     ap.add_argument("--stats", action="store_true", help="print ours - Torch-Pruning per ratio (paired t-test)")
     args = ap.parse_args()
     if args.table or args.stats:
-        recs = load(args.results)
+        recs = load_records(args.results)
         print(table(recs) if args.table else "")
         print(stats(recs) if args.stats else "")
         return

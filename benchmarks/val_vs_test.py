@@ -11,15 +11,10 @@ recovered on), each with a paired t, and one-shot's own validation accuracy. Run
 
 from __future__ import annotations
 
-import math
-import statistics
-from pathlib import Path
+from benchmarks._common import RESULTS_DIR, mean_sd, paired_cell, t_stat
+from benchmarks.table import accuracy, latest_records, paired_differences
 
-from benchmarks.table import accuracy, latest_records, mean_sd, paired_cell, paired_differences
-
-HERE = Path(__file__).resolve().parent
-
-RESULTS = HERE / "results" / "cascade.jsonl"
+RESULTS = RESULTS_DIR / "cascade.jsonl"
 PROTOCOL = "cwru-4class-crossload"
 SPEED_JITTER = 0.03  # every setup below starts from dense models trained with this jitter
 
@@ -38,14 +33,7 @@ SETUPS = [
 ]
 
 
-def t_stat(d: list[float]) -> str:
-    """Paired t of the differences (mean over its standard error); '–' with fewer than two."""
-    if len(d) < 2 or statistics.stdev(d) == 0:
-        return "–"
-    return f"{statistics.mean(d) / (statistics.stdev(d) / math.sqrt(len(d))):+.1f}"
-
-
-def table(path: Path = RESULTS) -> str:
+def table(path=RESULTS) -> str:
     out = ["| model, front end, recovery | ratio | cascade − one-shot, unseen load (test; ahead on) | t "
            "| cascade − one-shot, training loads (val; ahead on) | t | one-shot on the training loads |",
            "|---|---|---|---|---|---|---|"]

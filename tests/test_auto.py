@@ -215,7 +215,7 @@ def test_compress_defaults_to_auto_and_writes_the_decision_log(tmp_path, capsys)
 
 
 def test_a_recipe_or_stages_keep_the_staged_engine():
-    from cascadeprune.cli import _auto_flags
+    from cascadeprune.methods.config import auto_overrides as _auto_flags
 
     assert _auto_flags(None, None, [], 2, None, None, None)[0] == "auto"
     assert _auto_flags(None, None, ["stages.*.recovery.steps=2"], 2, None, None, None)[0] is None

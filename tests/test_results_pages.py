@@ -38,7 +38,7 @@ def test_flagged_rows_are_marked_not_dropped():
 
 
 def test_holm_within_a_table():
-    assert rp._holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert _common.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     md = rp._add_holm("| m | p (two-sided) |\n|---|---|\n| a | 0.01 |\n| b | 0.04 |\n| c | – |")
     lines = md.splitlines()
     assert lines[0] == "| m | p (two-sided) | p Holm (2 tests) |"

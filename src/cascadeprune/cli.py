@@ -34,7 +34,6 @@ import logging
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 from cascadeprune.errors import CascadePruneError
@@ -64,25 +63,10 @@ def cmd_inspect(model: str, json_out: bool = False, context: int = 512, sia: str
 def _inspect_layers(model: str, json_out: bool, task: str | None, plot: str | None, windows: int, batch_size: int,
                     seed: int, data_dir: str | None) -> int:
     """Per-layer angular distance, CKA distance, Block Influence and LCR on the task's calibration windows."""
-    from cascadeprune.report.layer_report import format_layer_report, layer_report, plot_layer_report
-    from cascadeprune.storage import load_model
-    from cascadeprune.tasks import get_task
+    from cascadeprune.inspection import inspect_layers
+    from cascadeprune.report.layer_report import format_layer_report
 
-    if plot is not None:  # refused before the model is run
-        p = Path(plot)
-        if p.is_dir() or not p.parent.is_dir():
-            raise CascadePruneError(f"--plot {plot}: give a PNG file path in an existing folder")
-    m = load_model(model)
-    if task is None:  # a classifier's own protocol; a causal LM's shipped corpus
-        is_clf = hasattr(m, "frontend") and hasattr(m, "classes")
-        task = m.meta.get("protocol") if is_clf else "lm"
-        if not task:
-            raise CascadePruneError(f"{model} records no protocol: give --task PROTOCOL")
-    the_task = get_task(task, m, source=model, data_dir=data_dir)
-    rep = layer_report(m, the_task, windows=windows, batch_size=batch_size, seed=seed, model_name=model,
-                       task_name=task)
-    if plot is not None:
-        rep["plot"] = str(plot_layer_report(rep, Path(plot)))
+    rep = inspect_layers(model, task, plot, windows, batch_size, seed, data_dir)
     print(json.dumps(rep, indent=2) if json_out else format_layer_report(rep))
     if plot is not None and not json_out:
         print(f"wrote {plot}")
@@ -96,39 +80,19 @@ def _refuse_input_overwrite(model: str, out: str) -> None:
 
 
 def cmd_apply(model: str, plan: str, out: str, overwrite: bool = False, json_out: bool = False) -> int:
-    from cascadeprune.accounting import block_params, dense_block_params
-    from cascadeprune.plan import PruningPlan
-    from cascadeprune.storage import load_model, save_model
-    from cascadeprune.surgery import apply_plan
+    from cascadeprune.surgery.saved import apply_saved
 
     _refuse_input_overwrite(model, out)
-    the_plan = PruningPlan.load(plan)
-    m = load_model(model)
-    before = block_params(m)
-    t0 = time.perf_counter()
-    pruned = apply_plan(m, the_plan, inplace=True)
-    t_apply = time.perf_counter() - t0
-    save_model(pruned, out, overwrite=overwrite)
-    rec = pruned.config.cascadeprune
-    summary = {
-        "out": str(out),
-        "block_params_before": before,
-        "block_params_after": block_params(pruned),
-        "dense_block_params": dense_block_params(pruned),
-        "compression_ratio": dense_block_params(pruned) / block_params(pruned),
-        "uniform": rec["uniform"],
-        "stock_loadable": rec["stock_loadable"],
-        "apply_s": round(t_apply, 4),
-    }
+    summary = apply_saved(model, plan, out, overwrite=overwrite)
     if json_out:
         print(json.dumps(summary, indent=2))
     else:
-        how = "transformers AutoModel*.from_pretrained or cascadeprune.load_model" if rec["stock_loadable"] else (
+        how = "transformers AutoModel*.from_pretrained or cascadeprune.load_model" if summary["stock_loadable"] else (
             "cascadeprune.load_model (layer shapes differ or heads changed in a family without a head_dim key)"
         )
         print(
-            f"pruned: block params {before:,} -> {summary['block_params_after']:,} "
-            f"({summary['compression_ratio']:.2f}x vs dense) in {t_apply:.2f}s\n"
+            f"pruned: block params {summary['block_params_before']:,} -> {summary['block_params_after']:,} "
+            f"({summary['compression_ratio']:.2f}x vs dense) in {summary['apply_s']:.2f}s\n"
             f"wrote {Path(out)}/ (config.json, model.safetensors, plan.json); load with {how}"
         )
     return 0
@@ -139,11 +103,10 @@ def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: st
             windows: int = 16, batch_size: int = 8, seed: int = 42, calibration: str | None = None,
             data_dir: str | None = None, json_out: bool = False, out: str | None = None,
             overwrite: bool = False) -> int:
-    from cascadeprune import load_model
     from cascadeprune.methods.config import parse_mix
-    from cascadeprune.sia.measure import GRANULARITIES, format_report, sia_report
+    from cascadeprune.sia.measure import GRANULARITIES, format_report, sia_workflow
     from cascadeprune.sia.stored import check_out, save_report
-    from cascadeprune.tasks import get_task, task_kind
+    from cascadeprune.tasks import check_calibration
 
     grans = GRANULARITIES if granularity in (None, "all") else (granularity,)
     if any(g not in GRANULARITIES for g in grans):
@@ -156,20 +119,12 @@ def cmd_sia(model: str, task: str, granularity: str | None = None, criterion: st
                                 "windows (the criterion's two halves are compared); raise --windows or lower "
                                 "--batch-size")
     mix = parse_mix(calibration) if calibration else None  # a RecipeError names the bad item
-    if task_kind(task) == "lm":
-        from cascadeprune.tasks.lm.task import check_mix
-
-        check_mix(task, mix)
+    check_calibration(task, mix)
     if out is not None:  # refused before minutes of measuring, not after
         check_out(out, model, overwrite)
-    m = load_model(model)
-    the_task = get_task(task, m, source=model, data_dir=data_dir)
-    rep = sia_report(m, the_task, grans, model_name=model, task_name=task, n=windows, batch_size=batch_size,
-                     seed=seed, mix=mix, criteria={grans[0]: criterion} if criterion else None, mode=mode,
-                     ratio=ratio, units=units, pairs=pairs, random_sets=random_sets, progress=not json_out)
-    from cascadeprune.report.sia_report import with_summary
-
-    rep = with_summary(rep)  # static.verdict and the headline statistics per granularity, as the issue's schema
+    rep = sia_workflow(model, task, grans, data_dir=data_dir, criterion=criterion, n=windows, batch_size=batch_size,
+                       seed=seed, mix=mix, mode=mode, ratio=ratio, units=units, pairs=pairs, random_sets=random_sets,
+                       progress=not json_out)
     text = format_report(rep)
     print(json.dumps(rep, indent=2) if json_out else text)
     if out is not None:
@@ -300,13 +255,12 @@ def cmd_train(task: str, backbone: str | None, out: str, data_dir: str | None = 
 
 def cmd_eval(model: str, task: str, data_dir: str | None = None, snr_db: float | None = None,
              json_out: bool = False, split: str = "test", noise_seed: int = 0) -> int:
-    from cascadeprune.tasks import get_task, task_kind
+    from cascadeprune.tasks import task_kind
 
     if task_kind(task) == "lm":
-        from cascadeprune import load_model
+        from cascadeprune.tasks.lm import eval_workflow as lm_eval
 
-        lm = load_model(model)
-        m = get_task(task, lm, source=model).evaluate(lm, split) | {"task": task}
+        m = lm_eval(model, task, split)
         if json_out:
             print(json.dumps(m, indent=2))
         else:
@@ -342,42 +296,28 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     from cascadeprune import load_model
     from cascadeprune.methods.cascade import plan_run
     from cascadeprune.methods.cascade import run_compression
-    from cascadeprune.methods.config import build_config
-    from cascadeprune.tasks import get_task, task_kind
+    from cascadeprune.methods.config import auto_overrides, build_config
+    from cascadeprune.targets import TARGET_START_RATIO, target_from_flags
+    from cascadeprune.tasks import check_config, get_task
 
     _refuse_input_overwrite(model, out)
-    method, sets = _auto_flags(recipe, method, sets, ratio, search_budget, layout, max_loss)
-    target = _target_flags(task, ratio, max_loss, resume, latency_ms, memory_mb, runtime, threads, batch)
+    method, sets = auto_overrides(recipe, method, sets, ratio, search_budget, layout, max_loss)
+    target = target_from_flags(task, ratio, max_loss, resume, latency_ms, memory_mb, runtime, threads, batch)
     # the same construction as the benchmarks: recipe, then flags, then --set, then validation
     cfg = build_config(recipe, sets, ratio=TARGET_START_RATIO if target else ratio, method=method, seed=seed,
                        recovery_steps=recovery_steps, device=device, calibration=calibration)
     if target and cfg.method != "auto":
         raise CascadePruneError(f"{target.flag}: only --method auto takes it (method is {cfg.method!r})")
-    from cascadeprune.methods.config import RecipeError, check_task_options
-    from cascadeprune.task import task_options
-
-    try:  # the task's own recovery options, before loading a model
-        check_task_options(cfg, task_options(task), task)
-    except RecipeError as e:
-        raise RecipeError(f"{recipe}: {e}" if recipe else str(e)) from None
-    if task_kind(task) == "lm":  # the task's own checks that need no model, before loading one
-        from cascadeprune.tasks.lm.task import check_mix
-
-        check_mix(task, cfg.calibration.mix)
+    check_config(task, cfg, recipe)  # the task's own checks that need no model, before loading one
     m = load_model(model)
     if target:
         return _compress_to_target(m, model, task, cfg, out, target, data_dir, dry_run, overwrite, json_out)
     if cfg.method == "auto":  # auto plans inside its search; its reach is checked here, before any cost
         if dry_run:
-            from cascadeprune.methods.auto import check_feasible, max_ratio
+            from cascadeprune.methods.feasibility import auto_dry_run
 
-            if cfg.ratio:  # the run's own check: an unreachable ratio fails the dry run as it would fail the run
-                top = check_feasible(m, cfg.ratio, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
-            else:
-                top = max_ratio(m, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
-            info = {"method": "auto", "ratio": cfg.ratio or None, "max_loss": cfg.auto.max_loss, "max_ratio": top,
-                    "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout,
-                    "reachable": (cfg.ratio or 0) <= top}
+            info = auto_dry_run(m, cfg)
+            top = info["max_ratio"]
             print(json.dumps(info, indent=2) if json_out else
                   f"auto: target {cfg.ratio or f'max-loss {cfg.auto.max_loss:g}'}, at most {top:.3g}x reachable, "
                   f"search budget {cfg.auto.search_budget}, layout {cfg.auto.layout}")
@@ -417,44 +357,14 @@ def cmd_compress(model: str, task: str, ratio: float | None, out: str, recipe: s
     return 0
 
 
-TARGET_START_RATIO = 2.0  # a placeholder for the config check: a deployment target searches the ratio
-
-
-def _target_flags(task, ratio, max_loss, resume, latency_ms, memory_mb, runtime, threads, batch):
-    """A deployment target (--latency-ms / --memory-mb with --runtime, --threads, --batch) or None; every flag
-    that does not fit is refused with its name."""
-    from cascadeprune.deploy.targets import TargetSpec
-    from cascadeprune.tasks import task_kind
-
-    flag = "--latency-ms" if latency_ms is not None else "--memory-mb" if memory_mb is not None else None
-    if flag is None:
-        for f, v in (("--runtime", runtime), ("--threads", threads), ("--batch", batch)):
-            if v is not None:
-                raise CascadePruneError(f"{f}: only a deployment target takes it (--latency-ms or --memory-mb)")
-        return None
-    if task_kind(task) == "lm":
-        raise CascadePruneError(f"{flag}: classifier tasks only (a causal LM deploys as GGUF; bench it with llama.cpp)")
-    for f, v in (("--ratio", ratio), ("--max-loss", max_loss)):
-        if v is not None:
-            raise CascadePruneError(f"{flag}: give {flag} or {f}, not both ({flag} searches the ratio)")
-    if resume:
-        raise CascadePruneError(f"--resume: a {flag} run has no stage checkpoints to resume; run it again")
-    spec = TargetSpec(latency_ms=latency_ms, memory_mb=memory_mb, runtime=runtime or "onnx", threads=threads or 1,
-                      batch=batch or 1).check()
-    return spec
-
-
 def _compress_to_target(m, model: str, task: str, cfg, out: str, spec, data_dir, dry_run: bool, overwrite: bool,
                         json_out: bool) -> int:
-    from cascadeprune.targets import compress_to_target
-    from cascadeprune.methods.auto import RATIO_WALK, TOLERANCE, max_ratio
+    from cascadeprune.targets import compress_to_target, dry_run as target_dry_run
     from cascadeprune.tasks import get_task
 
     if dry_run:
-        top = max_ratio(m, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
-        ratios = [r for r in RATIO_WALK if r < top * (1 - TOLERANCE)]
-        info = {"method": "auto", "target": spec.what(), "max_ratio": top, "candidate_ratios": ratios,
-                "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout}
+        info = target_dry_run(m, cfg, spec)
+        top, ratios = info["max_ratio"], info["candidate_ratios"]
         print(json.dumps(info, indent=2) if json_out else
               f"auto with a deployment target: {spec.what()}; bisection over {len(ratios)} ratios up to {top:.3g}x "
               f"(about {max(1, math.ceil(math.log2(len(ratios) + 1)))} auto runs, each exported and measured), search "
@@ -486,52 +396,6 @@ def _compress_to_target(m, model: str, task: str, cfg, out: str, spec, data_dir,
     print(f"wrote {Path(out) / 'model'}/{extra}, {Path(out) / 'plan.json'}, {res['paths']['json']}, "
           f"{res['paths']['markdown']}")
     return 0
-
-
-def _auto_flags(recipe, method, sets, ratio, search_budget, layout, max_loss) -> tuple[str | None, list[str]]:
-    """Method auto's flags as --set overrides, each bad value refused with the flag named; auto is the method when
-    neither a recipe, a method nor stages are given."""
-    from cascadeprune.methods.config import parse_search_budget
-
-    sets = list(sets or [])
-    named = {s.partition("=")[0].strip().split(".")[0] for s in sets}
-    if method is None and recipe is None and not named & {"method", "stages"}:
-        method = "auto"
-    given = {"--search-budget": search_budget, "--layout": layout, "--max-loss": max_loss}
-    auto = method == "auto" or (method is None and "method" not in named and recipe is not None and
-                                (read_recipe_method(recipe) == "auto"))
-    for flag, value in given.items():
-        if value is not None and not auto:
-            which = method or "the recipe's"
-            raise CascadePruneError(f"{flag}: only --method auto takes it (method is {which})")
-    if search_budget is not None:
-        try:
-            parse_search_budget(search_budget)
-        except ValueError as e:
-            raise CascadePruneError(f"--search-budget: {e}") from None
-        sets.append(f"auto.search_budget={search_budget}")
-    if layout is not None:
-        if layout not in ("uniform", "nonuniform"):
-            raise CascadePruneError(f"--layout: choose uniform or nonuniform, got {layout!r}")
-        sets.append(f"auto.layout={layout}")
-    if max_loss is not None:
-        try:
-            value = float(max_loss)
-        except ValueError:
-            value = math.nan
-        if not value >= 0 or not math.isfinite(value):
-            raise CascadePruneError(f"--max-loss: expected a number >= 0 (pp of accuracy, or a perplexity ratio > 1), "
-                                    f"got {max_loss!r}")
-        if ratio is not None:
-            raise CascadePruneError("--max-loss: give --ratio or --max-loss, not both (--max-loss searches the ratio)")
-        sets.append(f"auto.max_loss={value}")
-    return method, sets
-
-
-def read_recipe_method(recipe: str) -> str | None:
-    from cascadeprune.methods.config import read_recipe
-
-    return read_recipe(recipe).get("method")
 
 
 def cmd_export(classifier: str, out: str, int8: str | None = None, opset: int | None = None, overwrite: bool = False,

@@ -12,10 +12,13 @@ Example::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
 from cascadeprune.accounting import block_params, dense_block_params, flops_per_token, param_breakdown
 from cascadeprune.arch.resolve import resolve
+from cascadeprune.errors import CascadePruneError
 from cascadeprune.plan import applied_plan
 from cascadeprune.sia import static_check
 
@@ -59,6 +62,32 @@ def inspect_model(model: nn.Module, context: int = 512) -> dict:
         "pruned": not applied_plan(s).is_empty(),
         "sia": static_check(s).to_dict(),
     }
+
+
+def inspect_layers(model: str, task: str | None = None, plot: str | None = None, windows: int = 16,
+                   batch_size: int = 8, seed: int = 42, data_dir: str | None = None) -> dict:
+    """``inspect --layers``: per-layer angular distance, CKA distance, Block Influence and LCR of the model in
+    ``model`` on its task's calibration windows (``task`` None: a classifier's own protocol, a causal LM's
+    shipped corpus); ``plot``: also draw them to that PNG (its path is checked before the model runs)."""
+    from cascadeprune.report.layer_report import layer_report, plot_layer_report
+    from cascadeprune.storage import load_model
+    from cascadeprune.tasks import get_task
+
+    if plot is not None:  # refused before the model is run
+        p = Path(plot)
+        if p.is_dir() or not p.parent.is_dir():
+            raise CascadePruneError(f"--plot {plot}: give a PNG file path in an existing folder")
+    m = load_model(model)
+    if task is None:  # a classifier's own protocol; a causal LM's shipped corpus
+        is_clf = hasattr(m, "frontend") and hasattr(m, "classes")
+        task = m.meta.get("protocol") if is_clf else "lm"
+        if not task:
+            raise CascadePruneError(f"{model} records no protocol: give --task PROTOCOL")
+    rep = layer_report(m, get_task(task, m, source=model, data_dir=data_dir), windows=windows, batch_size=batch_size,
+                       seed=seed, model_name=model, task_name=task)
+    if plot is not None:
+        rep["plot"] = str(plot_layer_report(rep, Path(plot)))
+    return rep
 
 
 def measured_sia(model: nn.Module, source: str, path: str | None = None) -> dict | None:

@@ -39,7 +39,43 @@ from cascadeprune.deploy.targets import (FORMAT, RATIO_DIGITS, TargetSpec, meets
                                          targets_markdown)
 from cascadeprune.errors import CascadePruneError
 
-__all__ = ["TargetSpec", "check_reachable", "compress_to_target"]
+__all__ = ["TargetSpec", "check_reachable", "compress_to_target", "target_from_flags", "dry_run"]
+
+TARGET_START_RATIO = 2.0  # a placeholder for the config check: a deployment target searches the ratio
+
+
+def target_from_flags(task, ratio, max_loss, resume, latency_ms, memory_mb, runtime, threads, batch):
+    """``compress``'s deployment target (--latency-ms / --memory-mb with --runtime, --threads, --batch) or None;
+    every flag that does not fit is refused with its name."""
+    from cascadeprune.tasks import task_kind
+
+    flag = "--latency-ms" if latency_ms is not None else "--memory-mb" if memory_mb is not None else None
+    if flag is None:
+        for f, v in (("--runtime", runtime), ("--threads", threads), ("--batch", batch)):
+            if v is not None:
+                raise CascadePruneError(f"{f}: only a deployment target takes it (--latency-ms or --memory-mb)")
+        return None
+    if task_kind(task) == "lm":
+        raise CascadePruneError(f"{flag}: classifier tasks only (a causal LM deploys as GGUF; bench it with llama.cpp)")
+    for f, v in (("--ratio", ratio), ("--max-loss", max_loss)):
+        if v is not None:
+            raise CascadePruneError(f"{flag}: give {flag} or {f}, not both ({flag} searches the ratio)")
+    if resume:
+        raise CascadePruneError(f"--resume: a {flag} run has no stage checkpoints to resume; run it again")
+    spec = TargetSpec(latency_ms=latency_ms, memory_mb=memory_mb, runtime=runtime or "onnx", threads=threads or 1,
+                      batch=batch or 1).check()
+    return spec
+
+
+def dry_run(model, cfg, spec: TargetSpec) -> dict:
+    """What ``compress --latency-ms/--memory-mb --dry-run`` reports: the ratios the bisection may try (those
+    below the most the layout reaches) and the search's settings; nothing is cut or measured."""
+    from cascadeprune.methods.auto import RATIO_WALK, TOLERANCE, max_ratio
+
+    top = max_ratio(model, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+    return {"method": "auto", "target": spec.what(), "max_ratio": top,
+            "candidate_ratios": [r for r in RATIO_WALK if r < top * (1 - TOLERANCE)],
+            "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout}
 
 
 def _say(msg: str, progress: bool) -> None:

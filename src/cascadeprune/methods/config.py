@@ -407,3 +407,48 @@ def _source(message: str, origin: list[tuple[str, str]], recipe) -> str:
                 fnmatch.fnmatch(written, key + ".*"):
             return source
     return str(recipe) if recipe else "configuration"
+
+
+# -- method auto's command-line flags ------------------------------------------------------------------------
+
+def auto_overrides(recipe, method, sets, ratio, search_budget, layout, max_loss) -> tuple[str | None, list[str]]:
+    """Method auto's flags as --set overrides, each bad value refused with the flag named; auto is the method when
+    neither a recipe, a method nor stages are given."""
+    sets = list(sets or [])
+    named = {s.partition("=")[0].strip().split(".")[0] for s in sets}
+    if method is None and recipe is None and not named & {"method", "stages"}:
+        method = "auto"
+    given = {"--search-budget": search_budget, "--layout": layout, "--max-loss": max_loss}
+    auto = method == "auto" or (method is None and "method" not in named and recipe is not None and
+                                (read_recipe_method(recipe) == "auto"))
+    for flag, value in given.items():
+        if value is not None and not auto:
+            which = method or "the recipe's"
+            raise CascadePruneError(f"{flag}: only --method auto takes it (method is {which})")
+    if search_budget is not None:
+        try:
+            parse_search_budget(search_budget)
+        except ValueError as e:
+            raise CascadePruneError(f"--search-budget: {e}") from None
+        sets.append(f"auto.search_budget={search_budget}")
+    if layout is not None:
+        if layout not in ("uniform", "nonuniform"):
+            raise CascadePruneError(f"--layout: choose uniform or nonuniform, got {layout!r}")
+        sets.append(f"auto.layout={layout}")
+    if max_loss is not None:
+        try:
+            value = float(max_loss)
+        except ValueError:
+            value = math.nan
+        if not value >= 0 or not math.isfinite(value):
+            raise CascadePruneError(f"--max-loss: expected a number >= 0 (pp of accuracy, or a perplexity ratio > 1), "
+                                    f"got {max_loss!r}")
+        if ratio is not None:
+            raise CascadePruneError("--max-loss: give --ratio or --max-loss, not both (--max-loss searches the ratio)")
+        sets.append(f"auto.max_loss={value}")
+    return method, sets
+
+
+def read_recipe_method(recipe: str) -> str | None:
+    """The ``method`` a recipe file names (None: it names none)."""
+    return read_recipe(recipe).get("method")

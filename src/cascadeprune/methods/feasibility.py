@@ -69,3 +69,16 @@ def _ratio(plan: dict, cfg) -> str | None:
 
 
 register_target("ratio", _ratio)
+
+
+def auto_dry_run(model, cfg) -> dict:
+    """What ``compress --method auto --dry-run`` reports: the most the layout reaches on ``model`` and whether the
+    ratio asked is within it. A ratio out of reach raises here as the run itself would (auto's own check)."""
+    from cascadeprune.methods.auto import check_feasible, max_ratio
+
+    if cfg.ratio:
+        top = check_feasible(model, cfg.ratio, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+    else:
+        top = max_ratio(model, cfg.auto.layout, cfg.protect_ends, cfg.max_channel_fraction)
+    return {"method": "auto", "ratio": cfg.ratio or None, "max_loss": cfg.auto.max_loss, "max_ratio": top,
+            "search_budget": cfg.auto.search_budget, "layout": cfg.auto.layout, "reachable": (cfg.ratio or 0) <= top}

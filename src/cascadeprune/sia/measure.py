@@ -626,3 +626,18 @@ def sia_report(model: nn.Module, task, granularities=GRANULARITIES, model_name: 
                                           batches=batches, **kw)
         out["loss_full"] = out["granularities"][g]["loss_full"]
     return out
+
+
+def sia_workflow(model: str, task: str, granularities=GRANULARITIES, data_dir: str | None = None,
+                 criterion: str | None = None, **kw) -> dict:
+    """``cascadeprune sia``: the model saved in (or named by) ``model`` measured on ``task`` (``kw``: the keywords of
+    :func:`sia_report`; ``criterion`` for the one granularity given), with the summary the issue's schema asks for
+    (the static verdict and the headline statistics per granularity)."""
+    from cascadeprune import load_model
+    from cascadeprune.report.sia_report import with_summary
+    from cascadeprune.tasks import get_task
+
+    m = load_model(model)
+    rep = sia_report(m, get_task(task, m, source=model, data_dir=data_dir), granularities, model_name=model,
+                     task_name=task, criteria={granularities[0]: criterion} if criterion else None, **kw)
+    return with_summary(rep)
