@@ -370,7 +370,7 @@ def breakdown_table(recs: list[dict]) -> str:
                 f"the buffers as llama.cpp logs them at load, context {mem[0].get('n_ctx')} tokens, flash attention "
                 f"{mem[0].get('flash_attn') or '–'}; other = model memory minus the four buffers; {mem[0]['threads']} "
                 "thread(s)):", "",
-                "| model | quant | arch | model MB | weights | KV cache (K + V) | V padded to | compute | output | "
+                "| model | quant | arch | model MB | weights (per buffer type) | KV cache (K + V) | V padded to | compute | output | "
                 "other | file MB | model MB cut vs dense | weights cut vs dense |", "|" + "---|" * 13]
         dense = {p["quant"]: p for p in mem if p["method"] == "dense"}
         for p in sorted(mem, key=lambda p: (QUANTS.index(p["quant"]) if p["quant"] in QUANTS else 9,
@@ -380,7 +380,9 @@ def breakdown_table(recs: list[dict]) -> str:
             wcut = 1 - p["weights_mb"] / d["weights_mb"] if d and p.get("weights_mb") and d.get("weights_mb") else None
             kv = (f"{_f(p.get('kv_cache_mb'))} ({_f(p.get('kv_k_mb'))} + {_f(p.get('kv_v_mb'))})")
             name = "dense" if p["method"] == "dense" else f"plan {p['ratio']:.2f}x"
-            out.append(f"| {name} | {p['quant']} | {p['arch']} | {p['model_mem_mb']:.1f} | {_f(p.get('weights_mb'))} | "
+            bufs = " + ".join(f"{k} {v:.1f}" for k, v in (p.get("weights_buffers") or {}).items())
+            out.append(f"| {name} | {p['quant']} | {p['arch']} | {p['model_mem_mb']:.1f} | {_f(p.get('weights_mb'))} "
+                       f"({bufs or '–'}) | "
                        f"{kv} | {_f(p.get('kv_v_padded_to'), 'd')} | {_f(p.get('compute_buffer_mb'))} | "
                        f"{_f(p.get('output_buffer_mb'))} | {_f(p.get('other_mem_mb'), '.1f')} | {p['file_mb']:.1f} | "
                        f"{_f(cut and 100 * cut, '.0f', ' %')} | {_f(wcut and 100 * wcut, '.0f', ' %')} |")
