@@ -338,13 +338,14 @@ def breakdown_table(recs: list[dict]) -> str:
     out = ["**Where a generated token's time goes** (llama.cpp's decode time per token fitted over models with "
            f"{', '.join(map(str, fits[0]['layer_counts']))} of the {fits[0]['dense_n_layers']} blocks kept; "
            "host = wall time per token minus llama.cpp's decode time: the greedy pick and the Python binding; "
-           "the head's share is its MB at the blocks' per-MB rate, an estimate):", "",
-           "| quant | threads | dense ms/token | host ms | fixed decode ms (embedding, head, graph) | head type | "
-           "head at block rate ms (est.) | per block ms | blocks ms (dense) | fit R² | max residual | "
-           "speedup if blocks cost nothing |", "|" + "---|" * 12]
+           "fixed = the fit's decode time with no blocks; blocks = the fit's per-MB rate times the dense file's "
+           "block MB):", "",
+           "| quant | threads | dense ms/token | host ms | fixed decode ms (embedding, head, graph) | head MB (type) | "
+           "per block ms | blocks ms (dense) | fit R² | max residual | speedup if blocks cost nothing |",
+           "|" + "---|" * 11]
     for r in sorted(fits, key=order):
         out.append(f"| {r['quant']} | {r['threads']} | {r['dense_token_ms']:.2f} | {r['host_ms']:.2f} | "
-                   f"{r['fixed_ms']:.2f} | {r['head_type']} | {r['head_ms_at_block_rate']:.2f} | "
+                   f"{r['fixed_ms']:.2f} | {r['head_mb']:.1f} ({r['head_type']}) | "
                    f"{r['per_layer_ms']:.3f} | {r['dense_blocks_ms']:.2f} | {_f(r['r2'], '.3f')} | "
                    f"{100 * r['max_rel_residual']:.1f} % | {_f(r['ceiling_speedup'], '.2f', 'x')} |")
     planned = [r for r in fits if r.get("plan_predicted_token_ms") is not None]
