@@ -400,6 +400,8 @@ def main() -> None:
                     "appends kind=breakdown_* records to --results")
     ap.add_argument("--plan", type=Path, default=BREAKDOWN_PLAN, help="--breakdown: the compressed plan to predict "
                     f"(default {BREAKDOWN_PLAN.relative_to(ROOT)})")
+    ap.add_argument("--threads", type=int, nargs="+", default=list(THREADS), help="--breakdown: llama.cpp thread "
+                    f"counts (default {' '.join(map(str, THREADS))})")
     args = ap.parse_args()
     if args.table:
         recs = load_records(args.results)
@@ -409,7 +411,7 @@ def main() -> None:
             print("\n" + extra)
         return
     if args.breakdown:
-        recs = breakdown(sys.argv[1:], args.results, args.plan)
+        recs = breakdown(sys.argv[1:], args.results, args.plan, threads=tuple(args.threads))
         print(breakdown_table(recs))
         return
     models = plan(load_records(LM_RESULTS), tuple(args.ratios))
