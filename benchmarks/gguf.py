@@ -354,7 +354,8 @@ def breakdown_table(recs: list[dict]) -> str:
         out += ["", f"**The compressed plan, predicted from the fit and measured** (`{planned[0]['plan']}`, "
                 f"{planned[0]['plan_ratio']:.2f}x on the blocks, `{planned[0]['plan_arch']}`; against dense of the "
                 "same quant, and against dense f16; the ceiling is the speedup if the plan's blocks cost nothing):",
-                "", "| quant | threads | predicted ms/token | measured ms/token | speedup predicted | speedup measured | "
+                "", "| quant | threads | predicted ms/token | measured ms/token | speedup predicted | "
+                "speedup measured | "
                 "vs dense f16 predicted | vs dense f16 measured | vs dense f16 ceiling |", "|" + "---|" * 9]
         for r in sorted(planned, key=order):
             b = d16.get(r["threads"])
@@ -369,9 +370,10 @@ def breakdown_table(recs: list[dict]) -> str:
     if mem:
         out += ["", f"**What the model memory holds** (MiB; model memory = peak RSS minus llama.cpp with no model; "
                 f"the buffers as llama.cpp logs them at load, context {mem[0].get('n_ctx')} tokens, flash attention "
-                f"{mem[0].get('flash_attn') or '–'}; other = model memory minus the four buffers; {mem[0]['threads']} "
-                "thread(s)):", "",
-                "| model | quant | arch | model MB | weights (per buffer type) | KV cache (K + V) | V padded to | compute | output | "
+                f"{mem[0].get('flash_attn') or '–'}; other = model memory minus the four buffers; "
+                f"{mem[0]['threads']} thread(s)):", "",
+                "| model | quant | arch | model MB | weights (per buffer type) | KV cache (K + V) | V padded to | "
+                "compute | output | "
                 "other | file MB | model MB cut vs dense | weights cut vs dense |", "|" + "---|" * 13]
         dense = {p["quant"]: p for p in mem if p["method"] == "dense"}
         for p in sorted(mem, key=lambda p: (QUANTS.index(p["quant"]) if p["quant"] in QUANTS else 9,

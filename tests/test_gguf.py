@@ -229,7 +229,8 @@ def test_parse_llama_log_reports_missing_as_none():
                         "load_tensors:   CPU_REPACK model buffer size =    10.50 MiB\n"
                         "sched_reserve:        CPU compute buffer size =     5.00 MiB\n"
                         "sched_reserve:        CPU compute buffer size =     7.25 MiB\n")  # reserved twice: the last
-    assert d["weights_mb"] == pytest.approx(268.84) and d["weights_buffers"] == {"CPU_Mapped": 258.34, "CPU_REPACK": 10.5}
+    assert d["weights_mb"] == pytest.approx(268.84)
+    assert d["weights_buffers"] == {"CPU_Mapped": 258.34, "CPU_REPACK": 10.5}
     assert d["compute_buffer_mb"] == 7.25
     assert d["kv_cache_mb"] is None and d["kv_k_mb"] is None and d["output_buffer_mb"] is None
     assert d["flash_attn"] is None and d["kv_v_padded_to"] is None

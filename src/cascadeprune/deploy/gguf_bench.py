@@ -161,7 +161,9 @@ def parse_llama_log(text: str) -> dict:
 
 class LlamaLog:
     """Collect llama.cpp's log (every level) while the block runs; ``text`` afterwards. llama-cpp-python's own
-    callback is put back on exit. Example: ``with LlamaLog() as log: llm = Llama(...)``; ``parse_llama_log(log.text)``."""
+    callback is put back on exit.
+
+    Example: ``with LlamaLog() as log: llm = Llama(...)``, then ``parse_llama_log(log.text)``."""
 
     def __enter__(self):
         import ctypes
