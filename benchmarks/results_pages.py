@@ -49,7 +49,8 @@ _SETTING = ("benchmark", "bench", "model", "protocol", "task", "method", "criter
             "granularity", "fraction", "allocation", "ratio", "ratio_target", "test_snr_db", "front_end",
             "speed_jitter", "recovery_scale", "runtime", "int8_method", "batch", "threads", "transport", "payload",
             "concurrency", "artifact", "run_id", "calibration", "status", "stage", "shares", "recovery_steps",
-            "device", "units", "pairs", "holdout_load", "keep", "lora_targets", "dense_checkpoint")
+            "device", "units", "pairs", "holdout_load", "keep", "lora_targets", "dense_checkpoint", "kind", "n_layers",
+            "quant")
 
 
 @dataclass

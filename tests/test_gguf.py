@@ -71,7 +71,9 @@ def test_export_matches_pytorch(tmp_path, capsys, plan, arch):
     for d, v in info["parity"]["f32"]["perplexity_per_domain"].items():
         assert v == pytest.approx(info["parity"]["torch"]["perplexity_per_domain"][d], rel=1e-2)
     assert _max_diff(m, out / "model.gguf") < 1e-4
-    assert sorted(p.name for p in out.iterdir()) == ["deploy.json", "model.gguf"]
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "deploy.json", "model.gguf"]
+    assert info["modelfile"] == "Modelfile"
+    assert (out / "Modelfile").read_text().splitlines()[1:] == ["FROM ./model.gguf", "# no chat template in the file"]
     assert "top-1 agreement" in capsys.readouterr().out
 
 
@@ -82,7 +84,7 @@ def test_q8_0_runs(tmp_path):
     info = json.loads((out / "deploy.json").read_text())
     assert info["quant"] == "q8_0" and set(info["parity"]) >= {"f16", "q8_0", "torch"}
     assert info["parity"]["q8_0"]["top1_agreement"] > 0.8
-    assert sorted(p.name for p in out.iterdir()) == ["deploy.json", "model.gguf"]  # no f16 file left
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "deploy.json", "model.gguf"]  # no f16 file left
     llm = open_gguf(out / "model.gguf", 32)
     llm.eval([1, 2, 3])
     assert np.isfinite(np.asarray(llm.scores[:3])).all()
@@ -142,6 +144,15 @@ def test_bench_returns_every_key(tmp_path, capsys):
         assert set(KEYS) <= set(r) and r["pp_tok_s"] > 0 and r["tg_tok_s"] > 0 and r["model_mem_mb"] >= 0
         assert r["peak_rss_mb"] >= r["base_rss_mb"] and r["file_mb"] > 0
     assert recs[0]["quant"] == "f16" and recs[0]["ppl_mean"] > 1 and recs[1]["quant"] is None
+    for r in recs:  # what the model memory holds, from llama.cpp's own log; where a token's time goes
+        assert r["weights_mb"] > 0 and r["kv_cache_mb"] > 0 and r["compute_buffer_mb"] > 0
+        assert r["output_buffer_mb"] >= 0 and r["kv_k_mb"] >= 0 and r["kv_v_mb"] >= 0  # 2 decimals: ~0 here
+        assert r["n_ctx"] >= 128 + 64 and r["flash_attn"] == "disabled" and r["kv_v_padded_to"] is None
+        assert r["other_mem_mb"] == pytest.approx(r["model_mem_mb"] - r["weights_mb"] - r["kv_cache_mb"]
+                                                  - r["compute_buffer_mb"] - r["output_buffer_mb"])
+        assert r["tg_decode_ms"] > 0 and r["tg_token_ms"] >= r["tg_decode_ms"]
+        assert r["tg_host_ms"] == pytest.approx(r["tg_token_ms"] - r["tg_decode_ms"])
+        assert r["file_layout"]["blocks"] == 3 and r["file_layout"]["blocks_mb"] > 0
     assert recs[1]["vs_first"]["file_mb"] == pytest.approx(1.0)
     assert main(["bench", str(out), "--breakdown"]) == 2
     assert "--breakdown is for ONNX" in capsys.readouterr().err
@@ -209,3 +220,81 @@ def test_tokenizers_llama_cpp_cannot_take_are_refused(tmp_path, tj, why):
     w = gguf.GGUFWriter(str(tmp_path / "x.gguf"), "llama")
     with pytest.raises(GGUFExportError, match=why):
         _add_tokenizer(w, Tok(), 128)
+
+
+def test_parse_llama_log_reports_missing_as_none():
+    from cascadeprune.deploy.gguf_bench import parse_llama_log
+
+    d = parse_llama_log("load_tensors:   CPU_Mapped model buffer size =   258.34 MiB\n"
+                        "load_tensors:   CPU_REPACK model buffer size =    10.50 MiB\n"
+                        "sched_reserve:        CPU compute buffer size =     5.00 MiB\n"
+                        "sched_reserve:        CPU compute buffer size =     7.25 MiB\n")  # reserved twice: the last
+    assert d["weights_mb"] == pytest.approx(268.84)
+    assert d["weights_buffers"] == {"CPU_Mapped": 258.34, "CPU_REPACK": 10.5}
+    assert d["compute_buffer_mb"] == 7.25
+    assert d["kv_cache_mb"] is None and d["kv_k_mb"] is None and d["output_buffer_mb"] is None
+    assert d["flash_attn"] is None and d["kv_v_padded_to"] is None
+    assert all(v is None for k, v in parse_llama_log("").items())
+
+
+def test_kv_cache_k_per_layer_v_padded_without_flash_attention(tmp_path):
+    """docs/gguf.md's finding, measured: with per-layer KV heads (deci), llama.cpp sizes K per layer and,
+    flash attention off (llama-cpp-python's default), pads every layer's V to the widest; with it on, V too is
+    per layer. KV heads per kept layer here: 1, 2, 1 (head size 8), so at 65,536 cells in f16 one KV head is
+    1 MiB: K = 4 MiB; V = 3 x 2 = 6 MiB padded, 4 MiB per layer."""
+    import llama_cpp
+
+    from cascadeprune.deploy.gguf_bench import LlamaLog, parse_llama_log
+    from cascadeprune.deploy.gguf_export import write_gguf
+
+    m = apply_plan(tiny_model("llama"), NONUNIFORM)
+    f = tmp_path / "deci.gguf"
+    info = write_gguf(m, ByteTokenizer(128), f, "f16")
+    assert info["arch"] == "deci" and [x["kv_heads"] for x in info["layers"]] == [1, 2, 1]
+    got = {}
+    for fa in (False, True):
+        with LlamaLog() as log:
+            llm = llama_cpp.Llama(model_path=str(f), n_ctx=65536, n_batch=16, n_ubatch=16, verbose=False,
+                                  flash_attn=fa)
+        llm.close()
+        got[fa] = parse_llama_log(log.text)
+    assert (got[False]["kv_k_mb"], got[False]["kv_v_mb"], got[False]["kv_v_padded_to"]) == (4.0, 6.0, 16)
+    assert (got[True]["kv_k_mb"], got[True]["kv_v_mb"], got[True]["kv_v_padded_to"]) == (4.0, 4.0, None)
+    assert got[False]["kv_cache_mb"] == 10.0 and got[False]["flash_attn"] == "disabled"
+
+
+def test_modelfile_from_the_files_metadata(tmp_path):
+    """The Modelfile says what the GGUF's metadata says: a ChatML template becomes Ollama's ChatML TEMPLATE,
+    <|im_end|> and the end-of-sequence token become stop parameters; another template is not translated."""
+    import gguf
+
+    from cascadeprune.deploy.gguf_export import CHATML_TEMPLATE, modelfile
+
+    chatml = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+              "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+              "{% endif %}")
+    for name, template, tokens, eos in (("chatml", chatml, ["a", "<|im_end|>", "b"], 1),
+                                        ("other", "{{ bos_token }}{{ messages[0]['content'] }}", ["a", "</s>"], 1)):
+        f = tmp_path / f"{name}.gguf"
+        w = gguf.GGUFWriter(str(f), "llama")
+        w.add_tokenizer_model("gpt2")
+        w.add_token_list(tokens)
+        w.add_eos_token_id(eos)
+        w.add_chat_template(template)
+        w.add_tensor("token_embd.weight", np.zeros((len(tokens), 4), np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        r = gguf.GGUFReader(str(f))
+        assert r.get_field("tokenizer.chat_template").contents() == template
+        text = modelfile(f)
+        assert text.splitlines()[1] == f"FROM ./{name}.gguf"
+        eos_tok = r.get_field("tokenizer.ggml.tokens").contents()[r.get_field("tokenizer.ggml.eos_token_id").contents()]
+        stops = [ln.split(" ", 2)[2] for ln in text.splitlines() if ln.startswith("PARAMETER stop")]
+        if name == "chatml":
+            assert f'TEMPLATE """{CHATML_TEMPLATE}"""' in text
+            assert stops == ['"<|im_end|>"'] and eos_tok == "<|im_end|>"  # the same token once
+        else:
+            assert "TEMPLATE" not in text and "not ChatML" in text
+            assert stops == [json.dumps(eos_tok)] == ['"</s>"']

@@ -52,3 +52,33 @@ def test_one_tiny_run_writes_every_key(tmp_path, monkeypatch):
     for r in recs:
         assert KEYS <= set(r) and r["tg_tok_s"] > 0 and r["ppl_mean"] > 1
     assert "| dense | 1 | q8_0 | 1 | llama |" in gguf_bench.table(recs)
+
+
+def test_breakdown_on_a_tiny_model(tmp_path, monkeypatch):
+    """--breakdown: k-block models and a plan's model built by plan + surgery, benched, the decode time fitted;
+    records carry a kind, and the main table ignores them (unchanged by their presence)."""
+    from cascadeprune.plan import PruningPlan
+
+    monkeypatch.setattr(gguf_bench, "MODEL", "tiny-llama")
+    monkeypatch.setattr(gguf_bench, "TASK", "lm:prose@seq=32,eval=2,val=1")
+    monkeypatch.setattr(gguf_bench, "RUNS", tmp_path / "runs")
+    plan = tmp_path / "plan.json"  # per-layer heads, KV heads and FFN widths, a layer removed: deci
+    plan.write_text(PruningPlan(layers={1}, heads={0: {0, 1, 2, 3}, 2: {1, 5}},
+                                channels={0: set(range(30)), 2: set(range(0, 96, 2))}).to_json())
+    results = tmp_path / "gguf.jsonl"
+    recs = gguf_bench.breakdown(["--breakdown"], results, plan, quants=("f16",), threads=(1,), runs=2)
+    assert [json.loads(x)["kind"] for x in results.read_text().splitlines()] == [r["kind"] for r in recs]
+    pts = [r for r in recs if r["kind"] == "breakdown_point"]
+    assert [(p["method"], p["n_layers"]) for p in pts] == [("first-blocks", 1), ("first-blocks", 2), ("dense", 4),
+                                                           ("plan", 3)]
+    assert pts[-1]["arch"] == "deci" and pts[-1]["ratio"] > 1 and pts[2]["ratio"] == 1
+    for p in pts:
+        assert p["weights_mb"] > 0 and p["kv_cache_mb"] > 0 and p["tg_decode_ms"] > 0 and KEYS - {"ppl_mean"} <= set(p)
+    (f,) = [r for r in recs if r["kind"] == "breakdown_fit"]
+    assert f["fixed_ms"] >= 0 and f["per_layer_ms"] >= 0 and f["points"] == 3 and f["host_ms"] is not None
+    assert f["plan_predicted_token_ms"] > 0 and f["plan_measured_token_ms"] > 0
+    text = gguf_bench.breakdown_table(recs)
+    assert "Where a generated token's time goes" in text and "| f16 | 1 |" in text and "| plan " in text
+    main = [{"benchmark": "gguf", "model": "m", "method": "dense", "ratio": 1.0, "quant": "f16", "threads": 1,
+             "arch": "llama", "ppl_mean": 2.0, "pp_tok_s": 1.0, "tg_tok_s": 1.0, "model_mem_mb": 1.0, "file_mb": 1.0}]
+    assert gguf_bench.table(main + recs) == gguf_bench.table(main) and gguf_bench.breakdown_table(main) == ""

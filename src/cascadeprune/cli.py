@@ -446,8 +446,8 @@ def _export_gguf(model: str, out: str, quant: str, overwrite: bool, task: str | 
               f"top-1 agreement {f['top1_agreement']:.2%}; perplexity " +
               ", ".join(f"{d} {v:.2f} (PyTorch {par['torch']['perplexity_per_domain'][d]:.2f})"
                         for d, v in f["perplexity_per_domain"].items()))
-    print(f"wrote {out}/{info['file']} and {out}/deploy.json; run with `python -m llama_cpp.server --model "
-          f"{out}/{info['file']}` or measure with `cascadeprune bench {out}`")
+    print(f"wrote {out}/{info['file']}, {out}/deploy.json and {out}/{info['modelfile']} (Ollama); run with "
+          f"`python -m llama_cpp.server --model {out}/{info['file']}` or measure with `cascadeprune bench {out}`")
     return 0
 
 

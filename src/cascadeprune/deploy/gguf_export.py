@@ -22,6 +22,9 @@ Parity, on the LM task's test windows: llama.cpp's logits from the f16 (or f32) 
 PyTorch's: max |delta logit|, top-1 agreement (refused below 99 %) and perplexity per domain on both
 sides (refused when a domain differs by more than 1 %). A quantized export records its own figures.
 
+Beside the file, an Ollama ``Modelfile`` (``FROM``, the chat template as Ollama's ``TEMPLATE`` where it is
+ChatML, ``stop`` parameters), from the written file's metadata; untested with Ollama itself.
+
 Everything is written to a hidden sibling folder and renamed into place at the end; a model llama.cpp
 cannot represent is refused before anything is written.
 
@@ -48,6 +51,7 @@ from cascadeprune.errors import CascadePruneError, OutputExistsError
 
 GGUF_FILE = "model.gguf"
 DEPLOY_FILE = "deploy.json"
+MODELFILE = "Modelfile"  # Ollama's, beside the .gguf (untested with Ollama itself: not installable here)
 GGUF_FORMAT = "gguf"
 QUANTS = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15}  # llama.cpp's LLAMA_FTYPE_* values
 TOP1_MIN = 0.99  # f16/f32 top-1 agreement with PyTorch
@@ -358,6 +362,46 @@ def check_tokenizer(path: Path, tokenizer) -> dict | None:
     return {"sample_tokens": len(ref), "equal": True}
 
 
+# -- Ollama ------------------------------------------------------------------------------------------------
+
+# ChatML in Ollama's Go template language: the layout of a Jinja template with <|im_start|> / <|im_end|>
+CHATML_TEMPLATE = ("{{ if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+                   "{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+                   "<|im_start|>assistant\n")
+
+
+def modelfile(path: Path) -> str:
+    """An Ollama ``Modelfile`` for the GGUF at ``path``, from the file's own metadata: ``FROM`` the file beside
+    it; a ChatML chat template (``<|im_start|>`` / ``<|im_end|>``, SmolLM2's) as Ollama's Go ``TEMPLATE``; a
+    ``PARAMETER stop`` for ``<|im_end|>`` and for the end-of-sequence token. Another Jinja template is not
+    translated (a comment says so); a file with no tokenizer gets ``FROM`` only."""
+    import gguf
+
+    r = gguf.GGUFReader(str(path))
+
+    def field(name):
+        f = r.get_field(name)
+        return None if f is None else f.contents()
+
+    lines = ["# Ollama Modelfile written by `cascadeprune export --format gguf` (untested with Ollama itself)",
+             f"FROM ./{path.name}"]
+    template, tokens = field("tokenizer.chat_template"), field("tokenizer.ggml.tokens")
+    stops = []
+    if template and "<|im_start|>" in template and "<|im_end|>" in template:
+        lines.append(f'TEMPLATE """{CHATML_TEMPLATE}"""')
+        stops.append("<|im_end|>")
+    elif template:
+        lines.append("# the file's chat template is not ChatML: not translated to Ollama's template language")
+    else:
+        lines.append("# no chat template in the file")
+    eos = field("tokenizer.ggml.eos_token_id")
+    if tokens and eos is not None and 0 <= int(eos) < len(tokens):
+        stops.append(tokens[int(eos)])
+    for s in dict.fromkeys(stops):
+        lines.append(f"PARAMETER stop {json.dumps(s)}")
+    return "\n".join(lines) + "\n"
+
+
 # -- the command --------------------------------------------------------------------------------------------
 
 def _log(msg: str, progress: bool) -> None:
@@ -426,8 +470,9 @@ def export_gguf(source: str | Path, out: str | Path, quant: str = "f16", overwri
         if quant != base:
             base_file.unlink()  # the deployed file is the quantized one
         digest = _digest(src, source_digest)
+        (tmp / MODELFILE).write_text(modelfile(tmp / GGUF_FILE))
         info = {
-            "format": GGUF_FORMAT, "file": GGUF_FILE, "quant": quant, "arch": written["arch"],
+            "format": GGUF_FORMAT, "file": GGUF_FILE, "modelfile": MODELFILE, "quant": quant, "arch": written["arch"],
             "uniform": written["uniform"], "head_dim": written["head_dim"], "layers": written["layers"],
             "tokenizer": written["tokenizer"] | {"check": tok_check},
             "source": {"model": str(source), "path": str(src.resolve()) if src.exists() else None, "sha256": digest},
