@@ -110,7 +110,7 @@ def reusable(recs: list[dict], method: str, ratio: float) -> tuple[dict, Path] |
     report whose test perplexity equals the record's (seed 42 first, else the newest seed), and that model."""
     hits = [r for r in recs if r.get("model") == MODEL and r["method"] == method and r.get("ratio_target") == ratio
             and (r.get("recovery_steps") or 0) > 0 and record_status(r) == "ok" and r.get("command")]
-    for r in sorted(hits, key=lambda r: (r["seed"] != 42, -hits.index(r))):
+    for r in sorted(reversed(hits), key=lambda r: r["seed"] != 42):  # stable: seed 42, then the newest first
         cmd = shlex.split(r["command"])
         out = Path(cmd[cmd.index("--out") + 1])
         report = out / "report.json"

@@ -297,6 +297,7 @@ def auto_cost(results: Path = RESULTS) -> str:
     recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     when = lambda r: datetime.fromisoformat(r["date"]).timestamp()  # noqa: E731
     rows, ratios = [], {}
+    load = lambda r: "–" if r.get("load_avg_1m") is None else f"{r['load_avg_1m']:.1f}"  # noqa: E731
     for a in (r for r in recs if r["method"] == "auto" and r["calibration"] == MIX and r["recovery_steps"] == BUDGET):
         near = [c for c in recs if c["method"] == "cascade" and c["calibration"] == MIX and c["seed"] == a["seed"]
                 and c["recovery_steps"] == BUDGET
@@ -306,7 +307,6 @@ def auto_cost(results: Path = RESULTS) -> str:
         c = min(near, key=lambda c: abs(when(c) - when(a)))
         q = a["wall_s"] / c["wall_s"]
         ratios.setdefault(a["ratio_target"], []).append(q)
-        load = lambda r: "–" if r.get("load_avg_1m") is None else f"{r['load_avg_1m']:.1f}"  # noqa: E731
         rows.append(f"| {a['ratio_target']:g}x | {a['seed']} | {a['wall_s']:.0f} | {a['process_peak_rss_mb']} | "
                     f"{load(a)} | {c['wall_s']:.0f} | {c['process_peak_rss_mb']} | {load(c)} | {q:.1f}x | "
                     f"{a['process_peak_rss_mb'] / c['process_peak_rss_mb']:.2f}x |")
@@ -374,18 +374,10 @@ def main() -> None:
     ap.add_argument("--auto-cost", action="store_true",
                     help="print auto's wall time and peak RSS beside the cascade's run side by side, and stop")
     args = ap.parse_args()
-    if args.table:
-        print(table(args.results))
-        return
-    if args.stats:
-        print(stats(args.results))
-        return
-    if args.auto_targets:
-        print(auto_targets(args.results))
-        return
-    if args.auto_cost:
-        print(auto_cost(args.results))
-        return
+    for flag, report in (("table", table), ("stats", stats), ("auto_targets", auto_targets), ("auto_cost", auto_cost)):
+        if getattr(args, flag):  # a report of --results: print it and stop
+            print(report(args.results))
+            return
     grid = [r | {"budget_scale": args.budget_scale}
             for r in (fair_runs if args.auto_fair else runs)(tuple(args.ratios))]
     grid = [r for r in grid if args.only is None or name(r) in args.only]
