@@ -405,7 +405,10 @@ PAGES: dict[str, tuple[str, str, list]] = {
                 "perplexity at most 0.75x the strongest baseline's at 2x and 3x and never above it at 1.5x, every "
                 "baseline recovered with the recovery recipe auto chose (`+auto-recipe`, the fairness rule); the "
                 "baselines' own recipe beside it. Geometric means over the seeds auto has; p: `scipy.stats.ttest_rel` "
-                "of auto against that baseline on the log perplexity, paired by seed.", "lm", ["--auto-targets"],
+                "of auto against that baseline on the log perplexity, paired by seed. The last column is the same "
+                "quotient on the validation split the search decides on: below 1 where auto loses on test, the "
+                "search chose right on validation and the test split disagrees; 1 or above, it missed a plan at "
+                "least as good.", "lm", ["--auto-targets"],
                 ("lm.jsonl",)),
         Section("What auto costs", "Issue 33's rule: auto's default search keeps a SmolLM2-135M run on 2 cores within "
                 "~2x the time of a plain cascade at the same ratio. Only records run side by side are compared (same "

@@ -82,18 +82,19 @@ def test_the_lm_benchmark_runs_the_cli_and_records_a_reproducing_command(tmp_pat
     assert again["test"]["perplexity_per_domain"] == pytest.approx(rec["perplexity"], rel=1e-5)
 
 
-def _lm_rec(method, seed, ppl, wall, date, steps=32, rss=1000, ratio=2.0):
+def _lm_rec(method, seed, ppl, wall, date, steps=32, rss=1000, ratio=2.0, val=None):
     return {"method": method, "ratio_target": ratio, "seed": seed, "calibration": lm_bench.MIX, "perplexity_mean": ppl,
-            "recovery_steps": steps, "wall_s": wall, "process_peak_rss_mb": rss, "load_avg_1m": 2.0, "date": date}
+            "recovery_steps": steps, "wall_s": wall, "process_peak_rss_mb": rss, "load_avg_1m": 2.0, "date": date,
+            "stages": [{"val_perplexity_recovered": val}]}
 
 
 def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side_costs(tmp_path):
-    recs = [_lm_rec("auto", 1, 80.0, 400, "2026-12-06T01:00:00+00:00", rss=3000),
+    recs = [_lm_rec("auto", 1, 80.0, 400, "2026-12-06T01:00:00+00:00", rss=3000, val=50.0),
             _lm_rec("cascade", 1, 9000.0, 100, "2026-12-06T01:30:00+00:00"),
-            _lm_rec("auto", 2, 90.0, 500, "2026-12-06T02:00:00+00:00"),
+            _lm_rec("auto", 2, 90.0, 500, "2026-12-06T02:00:00+00:00", val=90.0),
             _lm_rec("cascade", 2, 9000.0, 100, "2026-12-04T02:00:00+00:00"),  # two days apart: not side by side
-            _lm_rec("shortgpt+auto-recipe", 1, 100.0, 50, "2026-12-06T01:10:00+00:00"),
-            _lm_rec("shortgpt+auto-recipe", 2, 95.0, 50, "2026-12-06T02:10:00+00:00"),
+            _lm_rec("shortgpt+auto-recipe", 1, 100.0, 50, "2026-12-06T01:10:00+00:00", val=40.0),
+            _lm_rec("shortgpt+auto-recipe", 2, 95.0, 50, "2026-12-06T02:10:00+00:00", val=90.0),
             _lm_rec("auto", 1, 60.0, 900, "2026-12-06T03:00:00+00:00", steps=256)]  # 8x budget: its own row
     path = tmp_path / "lm.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
@@ -102,6 +103,7 @@ def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
     assert cells[3] == "shortgpt+auto-recipe 97.5" and cells[6] == "no (by 0.121)"  # geo(80, 90) / geo(100, 95)
     assert 0 < float(cells[7]) < 1  # the paired p-value over the two seeds
+    assert cells[10] == "1.118"  # on validation too: geo(50, 90) / geo(40, 90)
     assert "–" in rows[1].split("|")[6]  # no target on another budget, and no baseline at 8x to compare with
     cost = lm_bench.auto_cost(path)
     assert "| 2x | 1 | 400 | 3000 |" in cost and "| 2x | 2 |" not in cost
