@@ -23,7 +23,9 @@ reproduces it. The schedule is given as ``--set stages=[...]`` (JSON), as benchm
   (the whole cut from FFN channels in 4 re-scored steps, recipes/lm-iterative-channels.yaml's schedule;
   its granularity is ``channels``); ``distill`` (heads then channels as without a remedy, recovered by LoRA with a
   KL term to the dense model: recovery method ``distill``), with grouped ``taylor`` and naive ``l1``;
-  ``channels-only`` also with grouped ``taylor``.
+  ``channels-only`` also with grouped ``taylor``; ``auto`` (``--method auto``, docs/auto.md: the engine picks
+  granularities, criteria, allocation and recovery recipe on validation) with the same summed LoRA budget, with
+  recovery only (its criterion and mode read ``auto``).
 
 Each runs twice: without recovery (``recovery.method: none``) and with the same LoRA budget for every run
 of a model (classifiers 60 + 120 steps of 32 windows; SmolLM2 8 + 16 steps of 8 windows, lm-cpu.yaml's;
@@ -53,6 +55,7 @@ from pathlib import Path
 
 from benchmarks._common import (DATA, HERE, RESULTS_DIR, ROOT, append_records, compress_command, geo_mean_sd,
                                 load_records, mean_sd, newest, provenance, run_cli)
+from benchmarks.auto_recipe import recovery_keys
 
 RESULTS = RESULTS_DIR / "sia.jsonl"
 RUNS = HERE / "runs" / "sia-collapse"
@@ -95,8 +98,9 @@ REMEDY_CRITERIA = (("wanda_sp", "grouped"), ("l1", "naive"))
 # (grouped Taylor, chosen on validation by sia_verdicts.py) and on the naive one
 # channels only (the best schedule with wanda_sp at seed 42) is also tried with grouped Taylor, the best criterion
 CRITERIA_OF = {"distill": (("taylor", "grouped"), ("l1", "naive")),
-               "channels-only": REMEDY_CRITERIA + (("taylor", "grouped"),)}
-REMEDIES = ("none", "channels-first", "iterative", "uniform", "channels-only", "distill")
+               "channels-only": REMEDY_CRITERIA + (("taylor", "grouped"),), "auto": (("auto", "auto"),)}
+REMEDIES = ("none", "channels-first", "iterative", "uniform", "channels-only", "distill", "auto")
+RECOVERED_ONLY = ("distill", "auto")  # without recovery, distill is the remedy-less run; auto always recovers
 
 
 def kind(model: str) -> str:
@@ -129,8 +133,8 @@ def grid(models=MODELS, seeds=SEEDS, remedies=REMEDIES, recoveries=("none", "lor
     for seed in seeds:
         for recovery in recoveries:
             for remedy in remedies:
-                if remedy == "distill" and recovery == "none":
-                    continue  # without recovery it is the remedy-less run
+                if remedy in RECOVERED_ONLY and recovery == "none":
+                    continue
                 for model in models:
                     for criterion, mode in (BASE_CRITERIA if remedy == "none"
                                             else CRITERIA_OF.get(remedy, REMEDY_CRITERIA)):
@@ -140,12 +144,18 @@ def grid(models=MODELS, seeds=SEEDS, remedies=REMEDIES, recoveries=("none", "lor
 
 
 def granularity(r: dict) -> str:
-    return "channels" if r["remedy"] == "channels-only" else "heads+channels"
+    return {"channels-only": "channels", "auto": "auto"}.get(r["remedy"], "heads+channels")
 
 
 def stages(r: dict, scale: float = 1.0, device: str = "cpu") -> list[dict]:
-    """The run's stages as the recipe's ``stages`` list (what ``--set stages=...`` carries)."""
+    """The run's stages as the recipe's ``stages`` list (what ``--set stages=...`` carries). For ``auto`` they only
+    carry the recovery budget (auto recovers their summed steps, methods.cascade.summed_recovery); its search
+    chooses the rest."""
     b = BUDGET[kind(r["model"])]
+    if r["remedy"] == "auto":
+        return [{"granularity": g, "recovery": {"method": "lora", "steps": round(scale * b[g]),
+                                                "batch_size": b["batch_size"], "lr": b["lr"]}
+                 | ({"device": device} if device != "cpu" else {})} for g in ("heads", "channels")]
     order = {"channels-first": ["channels", "heads"], "channels-only": ["channels"]}.get(r["remedy"],
                                                                                        ["heads", "channels"])
     out = []
@@ -187,7 +197,8 @@ def command(r: dict, scale: float = 1.0, device: str = "cpu") -> list[str]:
     lm = kind(r["model"]) == "lm"
     options = ["--overwrite"] + (["--recipe", LM_RECIPE, "--calibration", LM_MIX] if lm else ["--data-dir", DATA])
     return compress_command(model_path(r["model"], r["seed"]), LM_TASK if lm else CWRU, RATIO, r["seed"],
-                            run_dir(r).relative_to(ROOT), options=options,
+                            run_dir(r).relative_to(ROOT), method="auto" if r["remedy"] == "auto" else None,
+                            options=options,
                             sets=["stages=" + json.dumps(stages(r, scale, device), separators=(",", ":"))])
 
 
@@ -215,19 +226,22 @@ def record(r: dict, rep: dict, cmd: list[str], wall: float, scale: float, device
            "stages": [{k: s[k] for k in ("granularity", "block_params", "ratio", f"{m}_pruned", f"{m}_recovered",
                                          f"val_{m}_pruned", f"val_{m}_recovered", "recovery_steps", "wall_s")}
                       for s in rep["stages"]]}
+    before = last[f"{m}_pruned"]  # None for auto: its cut is judged masked on validation, the log has it
     if m == "accuracy":
         rec |= {"accuracy": rep["accuracy"], "dense_accuracy": rep["dense"]["accuracy"],
                 "drop_pp": round(100 * (rep["dense"]["accuracy"] - rep["accuracy"]), 3),
-                "accuracy_before_recovery": last["accuracy_pruned"],
-                "drop_pp_before_recovery": round(100 * (rep["dense"]["accuracy"] - last["accuracy_pruned"]), 3),
+                "accuracy_before_recovery": before,
+                "drop_pp_before_recovery": None if before is None else round(100 * (rep["dense"]["accuracy"] - before), 3),
                 "macro_f1": rep.get("macro_f1")}
     else:
         rec |= {"perplexity_mean": rep["perplexity"], "dense_perplexity_mean": rep["dense"]["perplexity"],
                 "ppl_ratio": rep["perplexity"] / rep["dense"]["perplexity"],
-                "perplexity_before_recovery": last["perplexity_pruned"],
-                "ppl_ratio_before_recovery": last["perplexity_pruned"] / rep["dense"]["perplexity"],
+                "perplexity_before_recovery": before,
+                "ppl_ratio_before_recovery": None if before is None else before / rep["dense"]["perplexity"],
                 "perplexity": rep["test"]["perplexity_per_domain"],
                 "dense_perplexity": rep["dense"]["test"]["perplexity_per_domain"], "calibration": LM_MIX}
+    if r["remedy"] == "auto":  # the recipe auto ended up with, and its decision log's summary
+        rec |= recovery_keys(rep)
     tc = train_command(r["model"], r["seed"], device)
     return rec | {"command": shlex.join(cmd), "train_command": shlex.join(tc) if tc else None,
                   "wall_s": round(wall, 1),
@@ -284,11 +298,12 @@ def table(recs: list[dict]) -> str:
         fmt, metric = (_ratio, "ppl_ratio") if lm else (mean_sd, "drop_pp")
         none, lora = by.get("none", []), by.get("lora", [])
         seeds = sorted({r["seed"] for rs in by.values() for r in rs})
+        before = [r[metric + "_before_recovery"] for r in lora if r[metric + "_before_recovery"] is not None]
         lines.append(
             f"| {model} ({any_r['static_verdict']}) | {crit} | {mode} | {remedy} | {any_r['granularity']} | "
             f"{statistics.mean(r['ratio_achieved'] for rs in by.values() for r in rs):.2f}x | "
             f"{fmt([r[metric] for r in none]) if none else '–'} | "
-            f"{fmt([r[metric + '_before_recovery'] for r in lora]) if lora else '–'} | "
+            f"{fmt(before) if before else '–'} | "
             f"{fmt([r[metric] for r in lora]) if lora else '–'} | "
             f"{lora[0]['recovery_steps'] if lora else 0} | {', '.join(map(str, seeds))} |")
     return "\n".join(lines) + ("\n\nDrop in percentage points of test accuracy (dense − compressed; mean ± sd over "

@@ -192,7 +192,7 @@ def summarise(recs: list[dict]) -> list[dict]:
 
 
 def _col(model: str, out: dict, when: str) -> str:
-    return agg(model, [d[when] for d in out.values() if when in d])
+    return agg(model, [d[when] for d in out.values() if d.get(when) is not None])  # auto: no "before" value
 
 
 def _name(key) -> str:

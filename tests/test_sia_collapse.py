@@ -34,11 +34,13 @@ def test_every_listed_command_parses_into_the_intended_configuration(monkeypatch
     assert len({bench.name(r) for r in runs}) == len(runs)  # one output folder per run
     for r in runs:
         cfg = config_of(shlex.split(shlex.join(bench.command(r))))
-        assert cfg.ratio == bench.RATIO and cfg.seed == r["seed"] and cfg.method == "cascade"
+        auto = r["remedy"] == "auto"  # auto's stages carry only the recovery budget; its search picks the rest
+        assert cfg.ratio == bench.RATIO and cfg.seed == r["seed"] and cfg.method == ("auto" if auto else "cascade")
         grans = [s.granularity for s in cfg.stages]
         assert grans == {"channels-first": ["channels", "heads"], "channels-only": ["channels"]}.get(
             r["remedy"], ["heads", "channels"])
-        assert all(s.criterion == r["criterion"] and s.mode == r["mode"] for s in cfg.stages)
+        assert auto or all(s.criterion == r["criterion"] and s.mode == r["mode"] for s in cfg.stages)
+        assert not (auto and r["recovery"] == "none")  # auto always recovers
         method = "none" if r["recovery"] == "none" else ("distill" if r["remedy"] == "distill" else "lora")
         steps = sum(s.recovery.steps or 0 for s in cfg.stages if s.recovery.method == method)
         b = bench.BUDGET[bench.kind(r["model"])]
@@ -46,11 +48,12 @@ def test_every_listed_command_parses_into_the_intended_configuration(monkeypatch
         assert all(s.recovery.method == method for s in cfg.stages)
         if r["remedy"] == "uniform":
             assert cfg.stages[-1].allocation == "uniform"
-        if len(cfg.stages) == 2:
+        if len(cfg.stages) == 2 and not auto:
             heads = next(s for s in cfg.stages if s.granularity == "heads")
             assert heads.share == pytest.approx(bench.HEAD_SHARE[r["model"]], abs=1e-3)
     assert {(r["criterion"], r["mode"]) for r in runs} == {("l1", "naive"), ("l1", "grouped"), ("taylor", "naive"),
-                                                         ("taylor", "grouped"), ("wanda_sp", "grouped")}
+                                                         ("taylor", "grouped"), ("wanda_sp", "grouped"),
+                                                         ("auto", "auto")}
 
 
 def test_a_listed_schedule_dry_runs_to_2x_on_a_tiny_model(capsys):
