@@ -26,7 +26,8 @@ reachable ratios nearest the grid's ratios up to 3.7x (4/3, 2.4, 4) and is absen
     python -m benchmarks.frontier --stats         # cascade - each method, paired over seeds (scipy.stats.ttest_rel)
 
 Appends one JSON record per (run, test condition) to benchmarks/results/frontier.jsonl: model, method,
-ratio_target, ratio_achieved, seed, test_accuracy, test_snr_db (null when clean), recovery_steps, and
+ratio_target, ratio_achieved, seed, test_accuracy, test_snr_db (null when clean), val_accuracy and
+dense_val_accuracy (the validation split, from the run's report), recovery_steps, and
 command (the ``cascadeprune compress`` that reproduces the run), eval_command, machine, date, commit.
 """
 
@@ -127,6 +128,9 @@ def run_one(r: dict, scale: float, snr_db: float | None) -> list[dict]:
            "seed": r["seed"], "block_params": rep["block_params"],
            "recovery_steps": sum(st["recovery_steps"] for st in rep["stages"]), "recovery_scale": scale,
            "dense_test_accuracy": rep["dense"]["accuracy"],
+           # validation (what a method may decide on; issue 33's "within 1 pp of dense" reads these two)
+           "val_accuracy": rep["stages"][-1].get("val_accuracy_recovered"),
+           "dense_val_accuracy": rep["dense"].get("val_accuracy"),
            "accuracy_pruned_last_stage": rep["stages"][-1]["accuracy_pruned"],
            "stages": [{k: st[k] for k in ("granularity", "ratio", "accuracy_pruned", "accuracy_recovered",
                                           "recovery_steps", "wall_s")} for st in rep["stages"]],
