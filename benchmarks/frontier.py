@@ -24,6 +24,7 @@ reachable ratios nearest the grid's ratios up to 3.7x (4/3, 2.4, 4) and is absen
     python -m benchmarks.frontier --table         # Markdown table of results/frontier.jsonl
     python -m benchmarks.frontier --plot          # results/frontier.png: accuracy vs ratio, one line per method
     python -m benchmarks.frontier --stats         # cascade - each method, paired over seeds (scipy.stats.ttest_rel)
+    python -m benchmarks.frontier --auto-targets  # issue 33's targets for method auto
 
 Appends one JSON record per (run, test condition) to benchmarks/results/frontier.jsonl: model, method,
 ratio_target, ratio_achieved, seed, test_accuracy, test_snr_db (null when clean), val_accuracy and
@@ -41,7 +42,7 @@ import time
 from pathlib import Path
 
 from benchmarks._common import (CHECKPOINTS, DATA, HERE, RESULTS_DIR, ROOT, append_child_records, append_records,
-                                checkpoint_name, cli_in_process, compress_command, load_records, mean_sd, md_head,
+                                checkpoint_name, cli_in_process, compress_command, holm, load_records, mean_sd, md_head,
                                 newest, paired, provenance, run_child, set_threads)
 from benchmarks.auto_recipe import SUFFIX, auto_recipe_sets, recovery_keys
 from benchmarks.cascade import variant_overrides  # the cascade benchmark's stages: 1/1/2 cuts, 60/60/180 steps
@@ -209,6 +210,83 @@ def stats(recs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+WITHIN_PP, REACH_TARGET = 1.0, 1.5  # issue 33, fixed before auto's frontier runs (see auto_targets)
+
+
+def auto_targets(recs: list[dict]) -> str:
+    """Issue 33's frontier targets, fixed before auto's frontier runs, on the clean test windows and per recovery
+    scale: (1) at each ratio auto's test accuracy at or above the strongest other method that reaches that ratio
+    (the highest mean over auto's seeds, among every method with a record there on all of them: the cascade,
+    baselines, ``+budget`` and ``+auto-recipe``), seed-paired ``scipy.stats.ttest_rel`` with Holm across the
+    ratios; (2) per method, the largest ratio of its own sweep whose mean validation accuracy over its seeds is
+    within 1 pp of the dense checkpoint's validation accuracy, auto's at least 1.5x the best other method's
+    (records before validation was recorded have none: the test split's value is beside it, labelled)."""
+    from scipy import stats as sst
+
+    latest = [r for r in newest(recs, _run_key).values() if r["test_snr_db"] is None and r["method"] != "dense"]
+    cell: dict = {}
+    for r in latest:
+        cell.setdefault((r["recovery_scale"], r["ratio_target"]), {}).setdefault(r["method"], {})[r["seed"]] = r
+    out = ["| recovery scale | ratio | seeds | auto (test %) | strongest other method there | it (test %) | auto − it "
+           "(pp) | met (at or above) | p | p Holm |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for (scale, ratio), by in sorted(cell.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
+        auto = by.get("auto")
+        if not auto:
+            continue
+        seeds = sorted(auto)
+        acc = lambda m: sum(by[m][s]["test_accuracy"] for s in seeds) / len(seeds)  # noqa: E731
+        others = [m for m in by if m != "auto" and set(seeds) <= set(by[m])]
+        best = max(others, key=acc, default=None)
+        p = (sst.ttest_rel([auto[s]["test_accuracy"] for s in seeds], [by[best][s]["test_accuracy"] for s in seeds])
+             .pvalue if best and len(seeds) > 1 else float("nan"))
+        rows.append((scale, ratio, seeds, acc("auto"), best, acc(best) if best else None, p))
+    for row, ph in zip(rows, holm([r[-1] for r in rows])):
+        scale, ratio, seeds, a, best, b, p = row
+        d = None if b is None else 100 * (a - b)
+        out.append(f"| {scale:g} | {ratio:g}x | {', '.join(map(str, seeds))} | {100 * a:.2f} | {best or '– (none reaches it)'} | "
+                   f"{'–' if b is None else f'{100 * b:.2f}'} | {'–' if d is None else f'{d:+.2f}'} | "
+                   f"{'–' if d is None else ('yes' if d >= 0 else f'no (by {-d:.2f} pp)')} | "
+                   f"{'–' if p != p else f'{p:.3g}'} | {'–' if ph != ph else f'{ph:.3g}'} |")
+
+    def reach(method: str, scale, split: str) -> tuple[float | None, str]:
+        """The largest ratio within WITHIN_PP of dense on ``split`` ('val' or 'test'), and the ratios walked."""
+        by_ratio: dict = {}
+        for r in latest:
+            if r["method"] == method and r["recovery_scale"] == scale:
+                v, d = ((r.get("val_accuracy"), r.get("dense_val_accuracy")) if split == "val"
+                        else (r["test_accuracy"], r["dense_test_accuracy"]))
+                if v is not None and d is not None:
+                    by_ratio.setdefault(r["ratio_target"], []).append(100 * (d - v))
+        within = [x for x, ds in by_ratio.items() if sum(ds) / len(ds) <= WITHIN_PP]
+        walked = ", ".join(f"{x:g}x {sum(ds) / len(ds):+.1f}" for x, ds in sorted(by_ratio.items()))
+        return (max(within) if within else None), walked
+
+    out += ["", f"Largest ratio within {WITHIN_PP:g} pp of dense (each method's own sweep; mean drop over its seeds "
+            "per ratio walked; target: auto's on validation at least "
+            f"{REACH_TARGET:g}x the best other method's):", "",
+            "| recovery scale | method | on validation | drops walked (pp, val) | on test (not the target's split) | "
+            "drops walked (pp, test) |", "|---|---|---|---|---|---|"]
+    for scale in sorted({r["recovery_scale"] for r in latest}, key=lambda x: x or 0):
+        methods = sorted({r["method"] for r in latest if r["recovery_scale"] == scale}, key=lambda m: (m != "auto", m))
+        if "auto" not in methods:
+            continue
+        vals = {}
+        for m in methods:
+            (rv, wv), (rt, wt) = reach(m, scale, "val"), reach(m, scale, "test")
+            vals[m] = rv
+            out.append(f"| {scale:g} | {m} | {'–' if rv is None else f'{rv:g}x'} | {wv or 'not recorded'} | "
+                       f"{'–' if rt is None else f'{rt:g}x'} | {wt} |")
+        best = max((v for m, v in vals.items() if m != "auto" and v is not None), default=None)
+        a = vals.get("auto")
+        verdict = ("not decidable: no other method has validation records" if best is None else
+                   "not decidable: auto has none within" if a is None else
+                   f"auto / best other = {a / best:.2f} (target >= {REACH_TARGET:g}: "
+                   f"{'met' if a / best >= REACH_TARGET else 'missed'})")
+        out.append(f"\nRecovery scale {scale:g}: {verdict}.")
+    return "\n".join(out)
+
+
 def plot(recs: list[dict], path: Path = PLOT) -> Path:
     import matplotlib
 
@@ -260,6 +338,7 @@ def main() -> None:
     ap.add_argument("--plot", action="store_true", help="write results/frontier.png from --results")
     ap.add_argument("--stats", action="store_true", help="print the cascade's paired differences over seeds (scipy)")
     ap.add_argument("--dense", action="store_true", help="record the dense checkpoint of each seed (clean and noisy)")
+    ap.add_argument("--auto-targets", action="store_true", help="print issue 33's frontier targets for auto")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     prov = lambda: provenance("frontier", sys.argv[1:], command_key="benchmark_command")  # noqa: E731
@@ -270,6 +349,9 @@ def main() -> None:
         return
     if args.one:
         print(json.dumps(run_one(json.loads(args.one), args.recovery_scale, args.test_snr_db)))
+        return
+    if args.auto_targets:
+        print(auto_targets(load_records(args.results)))
         return
     if args.table or args.plot or args.stats:
         recs = load_records(args.results)

@@ -108,3 +108,30 @@ def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side
     cost = lm_bench.auto_cost(path)
     assert "| 2x | 1 | 400 | 3000 |" in cost and "| 2x | 2 |" not in cost
     assert "4.0x over 1 pair(s), missed by 2.0x" in cost
+
+
+def _fr(method, ratio, seed, test, val=None, dense_val=0.99, snr=None):
+    return {"method": method, "ratio_target": ratio, "seed": seed, "test_snr_db": snr, "recovery_scale": 0.5,
+            "test_accuracy": test, "dense_test_accuracy": 0.95, "val_accuracy": val,
+            "dense_val_accuracy": None if val is None else dense_val}
+
+
+def test_frontier_auto_targets_compare_with_the_strongest_method_there_and_read_reach_on_validation():
+    from benchmarks import frontier
+
+    recs = [_fr("auto", 20, 1, 0.90, 0.985), _fr("auto", 20, 2, 0.92, 0.982), _fr("auto", 20, 1, 0.10, snr=0.0),
+            _fr("cascade", 20, 1, 0.91, 0.97), _fr("cascade", 20, 2, 0.93, 0.975),
+            _fr("auto", 30, 1, 0.88, 0.95), _fr("auto", 30, 2, 0.86, 0.95),
+            _fr("llm-pruner", 30, 1, 0.99),  # one seed of auto's two: not compared at 30x
+            _fr("cascade", 10, 1, 0.94, 0.985), _fr("cascade", 10, 2, 0.94, 0.985),
+            _fr("magnitude", 10, 1, 0.95)]  # an old record: no validation accuracy, so only a test-split reach
+    text = frontier.auto_targets(recs)
+    rows = {ln.split("|")[2].strip(): [c.strip() for c in ln.strip("|").split("|")]
+            for ln in text.splitlines()[2:4]}
+    assert rows["20x"][4] == "cascade" and rows["20x"][6] == "-1.00" and rows["20x"][7] == "no (by 1.00 pp)"
+    assert rows["30x"][4].startswith("– (none reaches it)")
+    reach = {c[1]: c for c in ([x.strip() for x in ln.strip("|").split("|")] for ln in text.splitlines()
+                               if ln.startswith("| 0.5 |") and ln.count("|") == 7)}
+    assert reach["auto"][2] == "20x" and reach["cascade"][2] == "10x"  # 0.6 pp within, 1.9 pp not
+    assert reach["magnitude"][2] == "–" and reach["magnitude"][3] == "not recorded" and reach["magnitude"][4] == "10x"
+    assert "auto / best other = 2.00 (target >= 1.5: met)" in text
