@@ -261,3 +261,24 @@ def test_cli_max_loss_reports_the_walked_curve(tmp_path, capsys):
     assert ml["within"] and ml["final_loss"] <= 1.05 and report["ratio_target"] == ml["chosen_ratio"] > 1
     assert "Max-loss walk" in (out / "report.md").read_text()
     assert "max-loss 1.05" in capsys.readouterr().out
+
+
+def test_the_finalists_are_different_mixes_and_include_the_most_layer_heavy_plan():
+    from cascadeprune.methods.auto import Candidate, finalist_pool
+
+    def cand(i, layers, profile="global"):
+        return Candidate(i, "allocation-descent", {"shares": {"layers": layers, "channels": 1 - layers},
+                                                   "profile": profile}, 0.0, (float(i), 0.0), 2.0, 0.0)
+
+    # masked rank (SmolLM2 at 2x, seed 456): one mix in three profiles first, layers-only ninth
+    ranked = [cand(0, 0.75), cand(1, 0.75, "ramp_late"), cand(2, 0.75, "uniform"), cand(3, 0.5), cand(4, 0.5, "uniform"),
+              cand(5, 1.0), cand(6, 0.25)]
+    assert [c.id for c in finalist_pool(ranked)] == [0, 5, 3]  # best, layers only, next distinct shares
+    assert [c.id for c in finalist_pool(ranked, 2)] == [0, 5]
+    assert [c.id for c in finalist_pool(ranked, 1)] == [0]
+    # no layers-only plan reaches the ratio: the most layer-heavy one stands in; one mix only: its other profiles
+    assert [c.id for c in finalist_pool([cand(0, 0.5), cand(1, 0.875), cand(2, 0.25)])] == [0, 1, 2]
+    assert [c.id for c in finalist_pool([cand(0, 0.5), cand(1, 0.5, "uniform")])] == [0, 1]
+    no_layers = [Candidate(i, "allocation-grid", {"shares": {"channels": 1.0}, "profile": p}, 0.0, (i, 0), 2.0, 0.0)
+                 for i, p in enumerate(("global", "uniform", "ramp_late", "ramp_early"))]
+    assert [c.id for c in finalist_pool(no_layers)] == [0, 1, 2]
