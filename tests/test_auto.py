@@ -240,6 +240,9 @@ def test_auto_on_a_bearing_classifier(tmp_path):
                  calibration=CalibrationConfig(n=32, batch_size=16), sia="skip")
     assert abs(res.ratio_achieved / 3 - 1) <= 0.01 and 0 <= res.val <= 1
     assert res.log["metric"] == "accuracy" and all(0 <= c["val"] <= 1 for c in res.log["candidates"])
+    # accuracy is better when higher: the log says so (it once read "lowest validation accuracy")
+    whys = [d["why"] for d in res.log["decisions"] if d["decision"] in ("plan", "recovery")]
+    assert whys and all(w.startswith("highest validation accuracy") for w in whys)
 
 
 def test_dry_run_prints_the_reachable_bound_and_spends_nothing(tmp_path, capsys):

@@ -169,6 +169,12 @@ def val_key(task, metrics: dict) -> tuple:
     return (math.log(v) if v > 0 else -math.inf, 0.0)
 
 
+def _best(ctx: Ctx) -> str:
+    """How the decision log words the winner of a comparison by :func:`val_key` (ties on accuracy go to the lower
+    validation nll)."""
+    return "highest" if ctx.task.higher_is_better else "lowest"
+
+
 def evaluate_val(ctx: Ctx, model: nn.Module, plan: PruningPlan | None = None, count: bool = True
                  ) -> tuple[float, tuple]:
     """The task's validation metric of ``model`` with ``plan`` masked (a search candidate counts one evaluation;
@@ -528,7 +534,7 @@ def _criteria(ctx: Ctx) -> None:
         ctx.criterion[g] = best.what["criterion"]
         others = ", ".join(f"{r.what['criterion']} {r.val:.4g}" for r in sorted(rows, key=lambda r: r.key)[1:])
         _decide(ctx, f"criterion:{g}", best.what["criterion"],
-                f"lowest masked validation {ctx.task.metric} of a {g} probe cut ({best.val:.4g}"
+                f"{_best(ctx)} masked validation {ctx.task.metric} of a {g} probe cut ({best.val:.4g}"
                 + (f"; others: {others})" if others else "; the only one scored)") + skipped)
 
 
@@ -705,7 +711,7 @@ def _finalists(ctx: Ctx, ranked: list[Candidate], short: int, base: RecoveryConf
                           val, key, c.ratio, t0, c.plan), c))
     best, src = min(rows, key=lambda r: r[0].key)
     _decide(ctx, "plan", src.id,
-            f"lowest validation {ctx.task.metric} after a {short}-step recovery among {len(rows)} finalist(s) "
+            f"{_best(ctx)} validation {ctx.task.metric} after a {short}-step recovery among {len(rows)} finalist(s) "
             f"({best.val:.4g}; masked {src.val:.4g}; others: "
             + ", ".join(f"#{s.id} {r.val:.4g}" for r, s in sorted(rows, key=lambda r: r[0].key) if s is not src) + ")")
     return best
@@ -731,7 +737,7 @@ def _recipes(ctx: Ctx, plan: PruningPlan, first: Candidate, short: int, base: Re
             tried.append({"recipe": r, "val": val})
             if key < best_key:
                 best, best_key, best_val = r, key, val
-    why = (f"lowest validation {ctx.task.metric} after {short}-step recoveries of the chosen plan "
+    why = (f"{_best(ctx)} validation {ctx.task.metric} after {short}-step recoveries of the chosen plan "
            f"({best_val:.4g}) among {len(tried)} recipe(s)")
     if not split_ok:
         why += "; split schedule not tried (the plan has one part only)"
