@@ -311,7 +311,9 @@ def plot(recs: list[dict], path: Path = PLOT) -> Path:
             ax.axhline(sum(dense) / len(dense), color="grey", linestyle=":", label="dense")
         ax.set_xscale("log")
         ax.minorticks_off()
-        ax.set_xticks(list(RATIOS), [f"{r:g}" for r in RATIOS])
+        beyond = {x for (m, sn, _), v in s.items() if sn == snr for x in v if x > max(RATIOS)}  # e.g. 20, 30, 50
+        ticks = sorted(set(RATIOS) | beyond)  # ShortGPT's 4/3, 2.4 and 4 sit beside the grid's ticks
+        ax.set_xticks(ticks, [f"{r:g}" for r in ticks])
         ax.set_xlabel("compression ratio (block parameters, dense / pruned)")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{MODEL}, {PROTOCOL}, {'clean test' if snr is None else f'test at {snr:g} dB SNR'}")
