@@ -157,6 +157,16 @@ def test_an_unreachable_ratio_is_refused_before_any_compute(task):
     assert spy.calls == []
 
 
+def test_a_ratio_near_the_reachable_bound_finds_a_plan_that_needs_every_granularity(task):
+    # near max_ratio channels alone cannot close any share vector's gap (their cap): heads and layers help close
+    # it (gpt2-deep at 30x and 50x once found no plan at all while the cascade reached 50x)
+    top = max_ratio(lm())
+    res = search(lm(), task, 0.9 * top, budget="8", recovery=RecoveryConfig(method="none"), calibration=CAL,
+                 sia="skip")
+    assert abs(res.ratio_achieved / (0.9 * top) - 1) <= 0.01
+    assert res.plan.layers and res.plan.heads and res.plan.channels  # all three were needed
+
+
 def test_the_sia_check_gates_the_granularities_and_the_log_says_why(task):
     res = search(lm(), task, 1.5, budget="8", recovery=RecoveryConfig(method="none"), calibration=CAL)
     sia = res.log["sia"]
