@@ -229,7 +229,6 @@ def auto_targets(recs: list[dict]) -> str:
         cell.setdefault((r["recovery_scale"], r["ratio_target"]), {}).setdefault(r["method"], {})[r["seed"]] = r
     out = ["| recovery scale | ratio | seeds | auto (test %) | strongest other method there | it (test %) | auto − it "
            "(pp) | met (at or above) | p |", "|---|---|---|---|---|---|---|---|---|"]
-    rows = []
     for (scale, ratio), by in sorted(cell.items(), key=lambda kv: (kv[0][0] or 0, kv[0][1])):
         auto = by.get("auto")
         if not auto:
@@ -239,9 +238,8 @@ def auto_targets(recs: list[dict]) -> str:
         others = [m for m in by if m != "auto" and set(seeds) <= set(by[m])]
         best = max(others, key=acc, default=None)
         p = (sst.ttest_rel([auto[s]["test_accuracy"] for s in seeds], [by[best][s]["test_accuracy"] for s in seeds])
-             .pvalue if best and len(seeds) > 1 else float("nan"))
-        rows.append((scale, ratio, seeds, acc("auto"), best, acc(best) if best else None, p))
-    for scale, ratio, seeds, a, best, b, p in rows:  # the results page adds the Holm column (family: the ratios)
+             .pvalue if best and len(seeds) > 1 else float("nan"))  # the results page adds the Holm column
+        a, b = acc("auto"), acc(best) if best else None
         d = None if b is None else 100 * (a - b)
         out.append(f"| {scale:g} | {ratio:g}x | {', '.join(map(str, seeds))} | {100 * a:.2f} | {best or '– (none reaches it)'} | "
                    f"{'–' if b is None else f'{100 * b:.2f}'} | {'–' if d is None else f'{d:+.2f}'} | "

@@ -152,10 +152,6 @@ def stages(r: dict, scale: float = 1.0, device: str = "cpu") -> list[dict]:
     carry the recovery budget (auto recovers their summed steps, methods.cascade.summed_recovery); its search
     chooses the rest."""
     b = BUDGET[kind(r["model"])]
-    if r["remedy"] == "auto":
-        return [{"granularity": g, "recovery": {"method": "lora", "steps": round(scale * b[g]),
-                                                "batch_size": b["batch_size"], "lr": b["lr"]}
-                 | ({"device": device} if device != "cpu" else {})} for g in ("heads", "channels")]
     order = {"channels-first": ["channels", "heads"], "channels-only": ["channels"]}.get(r["remedy"],
                                                                                        ["heads", "channels"])
     out = []
@@ -165,6 +161,9 @@ def stages(r: dict, scale: float = 1.0, device: str = "cpu") -> list[dict]:
                {"method": recovery_method(r), "steps": steps, "batch_size": b["batch_size"], "lr": b["lr"]})
         if device != "cpu" and r["recovery"] != "none":
             rec["device"] = device
+        if r["remedy"] == "auto":
+            out.append({"granularity": g, "recovery": rec})
+            continue
         st = {"granularity": g, "criterion": r["criterion"], "mode": r["mode"], "recovery": rec}
         if len(order) > 1:
             share = HEAD_SHARE[r["model"]]
