@@ -92,6 +92,31 @@ def runs(ratios=(1.5, 2.0)) -> list[dict]:
     return out
 
 
+# Auto's finalist rule changed in commit 147d720 (three different shapes instead of the best three masked plans).
+# The auto records made before it (at these commits, all ancestors of 147d720) measure another search, so they keep
+# their own rows, never averaged with newer ones. Listed rather than read from git ancestry so that the tables are the
+# same in a shallow clone.
+FINALIST_SHAPES = "147d720"
+OLD_FINALIST_COMMITS = frozenset({"8ed6598", "c9039b5", "6aa0a96", "9d59d2b"})
+OLD_FINALISTS = " (old finalists)"
+
+
+def generation(r: dict) -> str:
+    """'' for the current search, OLD_FINALISTS for an auto record made before FINALIST_SHAPES."""
+    commit = str(r.get("commit") or "").removesuffix("+dirty")
+    return OLD_FINALISTS if r["method"].startswith("auto") and commit[:7] in OLD_FINALIST_COMMITS else ""
+
+
+def method_key(r: dict) -> str:
+    """The method as the tables group it: method, auto's search generation, and the budget multiple."""
+    return r["method"] + generation(r) + scaled(r)
+
+
+def recipe(r: dict) -> tuple:
+    """A run's recovery recipe as recorded (method, targets, rank, lr; None where the record predates the keys)."""
+    return tuple(r.get(k) for k in ("recovery_method", "recovery_targets", "recovery_rank", "recovery_lr"))
+
+
 def scaled(r: dict) -> str:
     """The suffix of a record run with a multiple of the recovery budget (``--budget-scale``), else ''."""
     return f" x{r['recovery_steps'] // BUDGET}budget" if r["recovery_steps"] not in (0, BUDGET) else ""
@@ -183,7 +208,7 @@ def table(results: Path = RESULTS) -> str:
         f" | {fmt([d['dense_perplexity_mean'] for d in dense.values()])} | – | {', '.join(map(str, sorted(dense)))} |")
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
-        groups.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), []).append(r)
+        groups.setdefault((r["ratio_target"], method_key(r), r["calibration"]), []).append(r)
     for (ratio, method, cal), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "cascade",
                                                                           kv[0][1], kv[0][2] != MIX, kv[0][2])):
         lines.append(f"| {ratio:g}x | {method} | {'mix (equal)' if cal == MIX else cal.split(':')[0] + ' only'} | "
@@ -204,7 +229,7 @@ def stats(results: Path = RESULTS) -> str:
     recs = load_records(results)
     by = {}
     for r in recs:
-        by.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), {})[r["seed"]] = \
+        by.setdefault((r["ratio_target"], method_key(r), r["calibration"]), {})[r["seed"]] = \
             r["perplexity_mean"]
     lines = ["| ratio | method | vs | seeds | mean log-ppl difference | t | p (two-sided) |", "|---|---|---|---|---|---|---|"]
     for (ratio, method, cal), runs in sorted(by.items()):
@@ -240,57 +265,80 @@ def auto_targets(results: Path = RESULTS) -> str:
     recs = load_records(results)
     by: dict[tuple, dict[int, list[float]]] = {}
     val: dict[tuple, dict[int, list[float]]] = {}  # the final model's validation perplexity, where recorded
+    recipes: dict[tuple, dict[int, list[tuple]]] = {}  # the recovery recipe of each run, beside its perplexity
     for r in recs:
         if r["calibration"] == MIX:
-            key = (r["ratio_target"], r["method"] + scaled(r))
+            key = (r["ratio_target"], method_key(r))
             by.setdefault(key, {}).setdefault(r["seed"], []).append(r["perplexity_mean"])
+            recipes.setdefault(key, {}).setdefault(r["seed"], []).append(recipe(r))
             v = (r.get("stages") or [{}])[-1].get("val_perplexity_recovered")
             if v is not None:
                 val.setdefault(key, {}).setdefault(r["seed"], []).append(v)
 
+    def same_recipe(key: tuple, auto_key: tuple, table: dict) -> dict[int, list[float]]:
+        """A +auto-recipe baseline's runs (perplexity or validation) of the recipe auto used at each seed: auto's
+        searches of different generations may end with different recipes, each compared with its own."""
+        want = {s: set(rs) for s, rs in recipes[auto_key].items()}
+        out: dict[int, list[float]] = {}
+        for s, xs in table.get(key, {}).items():
+            kept = [x for x, rc in zip(xs, recipes[key][s]) if rc in want.get(s, ())]
+            if kept:
+                out[s] = kept
+        return out
+
     def geo(runs: dict[int, list[float]], seeds: list[int]) -> float:  # reruns averaged per seed, then seeds
         return math.exp(sum(math.log(sum(runs[s]) / len(runs[s])) for s in seeds) / len(seeds))
 
-    def strongest(ratio: float, auto: dict, methods: list[str]) -> tuple[str, float] | None:
-        cands = [(m, geo(by[(ratio, m)], sorted(auto))) for m in methods
-                 if (ratio, m) in by and set(auto) <= set(by[(ratio, m)])]
-        return min(cands, key=lambda c: c[1]) if cands else None
+    def strongest(auto: dict, cands: dict[str, dict]) -> tuple[str, float, dict] | None:
+        found = [(m, geo(runs, sorted(auto)), runs) for m, runs in cands.items() if set(auto) <= set(runs)]
+        return min(found, key=lambda c: c[1]) if found else None
 
-    def paired(auto: dict, other: tuple[str, float] | None, ratio: float) -> str:  # ttest_rel on log ppl, seed-paired
+    def paired(auto: dict, other: tuple | None) -> str:  # ttest_rel on log ppl, seed-paired
         if other is None or len(auto) < 2:
             return "–"
         from scipy import stats as sst
 
-        seeds, runs = sorted(auto), by[(ratio, other[0])]
+        seeds, runs = sorted(auto), other[2]
         mean = lambda rs, s: sum(rs[s]) / len(rs[s])  # noqa: E731
         t = sst.ttest_rel([math.log(mean(auto, s)) for s in seeds], [math.log(mean(runs, s)) for s in seeds])
         return f"{t.pvalue:.3g}"
 
-    def on_val(ratio: float, method: str, other: tuple[str, float] | None) -> str:  # auto / it on validation
-        a, b = val.get((ratio, method), {}), val.get((ratio, other[0]), {}) if other else {}
+    def on_val(auto_key: tuple, other: tuple | None) -> str:  # auto / it on validation
+        a = val.get(auto_key, {})
+        b = same_recipe((auto_key[0], other[0]), auto_key, val) if other else {}
         seeds = sorted(set(a) & set(b))
-        return f"{geo(a, seeds) / geo(b, seeds):.3f}" if seeds and set(a) == set(by[(ratio, method)]) else "–"
+        return f"{geo(a, seeds) / geo(b, seeds):.3f}" if seeds and set(a) == set(by[auto_key]) else "–"
 
-    lines = ["| ratio | seeds | auto ppl | strongest with auto's recipe | auto / it | target | met | p | "
-             "strongest with the benchmark's recipe | auto / it | validation: auto / strongest with auto's recipe |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    tables: dict[str, list[str]] = {}  # one table per search generation: Holm's family is one search's ratios
     for (ratio, method), auto in sorted(by.items()):
         if method.split(" ")[0] != "auto":
             continue
-        budget = method[len("auto"):]  # '' or ' xKbudget': compared with the baselines run on the same budget
+        gen = OLD_FINALISTS if OLD_FINALISTS in method else ""
+        budget = method[len("auto" + gen):]  # '' or ' xKbudget': compared with the baselines run on the same budget
         a = geo(auto, sorted(auto))
-        fair = strongest(ratio, auto, [m + SUFFIX + budget for m in BASELINES])
-        own = strongest(ratio, auto, [m + budget for m in BASELINES if m not in NO_FINE_TUNING]
-                        + [f"{m}+budget{budget}" for m in NO_FINE_TUNING])
+        fair = strongest(auto, {m + SUFFIX + budget: same_recipe((ratio, m + SUFFIX + budget), (ratio, method), by)
+                                for m in BASELINES})
+        own = strongest(auto, {m: by.get((ratio, m), {}) for m in
+                               [m + budget for m in BASELINES if m not in NO_FINE_TUNING]
+                               + [f"{m}+budget{budget}" for m in NO_FINE_TUNING]})
         target = None if budget else AUTO_TARGETS.get(ratio)  # the targets are set on the lm.py budget
         cell = lambda c: f"{c[0]} {c[1]:.1f}" if c else "–"  # noqa: E731
         q = lambda c: f"{a / c[1]:.3f}" if c else "–"  # noqa: E731
         met = "–" if fair is None or target is None else (
             "yes" if a / fair[1] <= target else f"no (by {a / fair[1] - target:.3f})")
-        lines.append(f"| {ratio:g}x{budget} | {', '.join(map(str, sorted(auto)))} | {a:.1f} | {cell(fair)} | "
-                     f"{q(fair)} | "
-                     f"{'–' if target is None else f'<= {target:g}'} | {met} | {paired(auto, fair, ratio)} | "
-                     f"{cell(own)} | {q(own)} | {on_val(ratio, method, fair)} |")
+        tables.setdefault(gen, []).append(
+            f"| {ratio:g}x{budget} | {', '.join(map(str, sorted(auto)))} | {a:.1f} | {cell(fair)} | {q(fair)} | "
+            f"{'–' if target is None else f'<= {target:g}'} | {met} | {paired(auto, fair)} | "
+            f"{cell(own)} | {q(own)} | {on_val((ratio, method), fair)} |")
+    head = ["| ratio | seeds | auto ppl | strongest with auto's recipe | auto / it | target | met | p | "
+            "strongest with the benchmark's recipe | auto / it | validation: auto / strongest with auto's recipe |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = []
+    for gen, what in (("", "The current search (finalists of different shapes):"),
+                      (OLD_FINALISTS, f"The old search (finalists by masked rank, records made before "
+                                      f"{FINALIST_SHAPES}):")):
+        if gen in tables:
+            lines += ([""] if lines else []) + [what, ""] + head + tables[gen]
     return "\n".join(lines)
 
 
@@ -319,18 +367,26 @@ def auto_cost(results: Path = RESULTS) -> str:
             continue
         c = min(near, key=lambda c: abs(when(c) - when(a)))
         q = a["wall_s"] / c["wall_s"]
-        ratios.setdefault(a["ratio_target"], []).append(q)
-        rows.append(f"| {a['ratio_target']:g}x | {a['seed']} | {a['wall_s']:.0f} | {a['process_peak_rss_mb']} | "
-                    f"{load(a)} | {c['wall_s']:.0f} | {c['process_peak_rss_mb']} | {load(c)} | {q:.1f}x | "
-                    f"{a['process_peak_rss_mb'] / c['process_peak_rss_mb']:.2f}x |")
+        gen = generation(a)
+        ratios.setdefault((gen, a["ratio_target"]), []).append(q)
+        rows.append(f"| {a['ratio_target']:g}x | {'old' if gen else 'current'} | {a['seed']} | {a['wall_s']:.0f} | "
+                    f"{a['process_peak_rss_mb']} | {load(a)} | {c['wall_s']:.0f} | {c['process_peak_rss_mb']} | "
+                    f"{load(c)} | {q:.1f}x | {a['process_peak_rss_mb'] / c['process_peak_rss_mb']:.2f}x |")
     if not rows:
         return "(no auto record has a cascade record of the same ratio and seed run beside it)"
-    lines = ["| ratio | seed | auto wall s | auto peak RSS MB | load | cascade wall s | cascade peak RSS MB | load | "
-             "wall auto / cascade | peak RSS auto / cascade |", "|---|---|---|---|---|---|---|---|---|---|"] + rows
-    lines += ["", f"Median wall-time ratio per ratio against the target (at most ~{AUTO_COST_TARGET:g}x): " + "; ".join(
-        f"{r:g}x: {st.median(qs):.1f}x over {len(qs)} pair(s), "
-        f"{'met' if st.median(qs) <= AUTO_COST_TARGET else f'missed by {st.median(qs) / AUTO_COST_TARGET:.1f}x'}"
-        for r, qs in sorted(ratios.items())) + "."]
+    lines = ["| ratio | auto's finalists | seed | auto wall s | auto peak RSS MB | load | cascade wall s | "
+             "cascade peak RSS MB | load | wall auto / cascade | peak RSS auto / cascade |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"] + rows
+    for gen, what in (("", "current search (finalists of different shapes)"),
+                      (OLD_FINALISTS, f"old search (finalists by masked rank, before {FINALIST_SHAPES})")):
+        med = {r: qs for (g, r), qs in sorted(ratios.items()) if g == gen}
+        if med:
+            lines += ["", f"Median wall-time ratio per ratio against the target (at most ~{AUTO_COST_TARGET:g}x), "
+                          f"{what}: " + "; ".join(
+                              f"{r:g}x: {st.median(qs):.1f}x over {len(qs)} pair(s), "
+                              + ("met" if st.median(qs) <= AUTO_COST_TARGET
+                                 else f"missed by {st.median(qs) / AUTO_COST_TARGET:.1f}x")
+                              for r, qs in med.items()) + "."]
     return "\n".join(lines)
 
 
@@ -348,7 +404,7 @@ def calibration_stats(recs: list[dict]) -> str:
 
     by: dict[tuple, dict[int, dict]] = {}
     for r in recs:
-        by.setdefault((r["ratio_target"], r["method"] + scaled(r), r["calibration"]), {})[r["seed"]] = r
+        by.setdefault((r["ratio_target"], method_key(r), r["calibration"]), {})[r["seed"]] = r
     lines = ["| ratio | method | mix vs | seeds | mean ppl: mix / single | p | worst domain vs dense: mix / single | p |",
              "|---|---|---|---|---|---|---|---|"]
     for (ratio, method, cal), single in sorted(by.items()):

@@ -82,10 +82,11 @@ def test_the_lm_benchmark_runs_the_cli_and_records_a_reproducing_command(tmp_pat
     assert again["test"]["perplexity_per_domain"] == pytest.approx(rec["perplexity"], rel=1e-5)
 
 
-def _lm_rec(method, seed, ppl, wall, date, steps=32, rss=1000, ratio=2.0, val=None):
+def _lm_rec(method, seed, ppl, wall, date, steps=32, rss=1000, ratio=2.0, val=None, rank=8):
     return {"method": method, "ratio_target": ratio, "seed": seed, "calibration": lm_bench.MIX, "perplexity_mean": ppl,
             "recovery_steps": steps, "wall_s": wall, "process_peak_rss_mb": rss, "load_avg_1m": 2.0, "date": date,
-            "stages": [{"val_perplexity_recovered": val}]}
+            "stages": [{"val_perplexity_recovered": val}], "recovery_method": "lora", "recovery_targets": "all",
+            "recovery_rank": rank, "recovery_lr": 2e-3}
 
 
 def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side_costs(tmp_path):
@@ -95,19 +96,40 @@ def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side
             _lm_rec("cascade", 2, 9000.0, 100, "2026-12-04T02:00:00+00:00"),  # two days apart: not side by side
             _lm_rec("shortgpt+auto-recipe", 1, 100.0, 50, "2026-12-06T01:10:00+00:00", val=40.0),
             _lm_rec("shortgpt+auto-recipe", 2, 95.0, 50, "2026-12-06T02:10:00+00:00", val=90.0),
-            _lm_rec("auto", 1, 60.0, 900, "2026-12-06T03:00:00+00:00", steps=256)]  # 8x budget: its own row
+            _lm_rec("auto", 1, 60.0, 900, "2026-12-06T03:00:00+00:00", steps=256),  # 8x budget: its own row
+            _lm_rec("magnitude+auto-recipe", 1, 10.0, 50, "2026-12-06T01:20:00+00:00", rank=4),  # not auto's recipe
+            _lm_rec("magnitude+auto-recipe", 2, 10.0, 50, "2026-12-06T02:20:00+00:00", rank=4)]
     path = tmp_path / "lm.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    rows = [ln for ln in lm_bench.auto_targets(path).splitlines()[2:]]
-    assert len(rows) == 2 and rows[0].startswith("| 2x | 1, 2 |") and rows[1].startswith("| 2x x8budget | 1 |")
-    cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert cells[3] == "shortgpt+auto-recipe 97.5" and cells[6] == "no (by 0.121)"  # geo(80, 90) / geo(100, 95)
+    text = lm_bench.auto_targets(path)
+    rows = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("| ratio", "|---"))]
+    assert rows[0].startswith("The current search")  # records without a commit count as the current search
+    assert len(rows) == 3 and rows[1].startswith("| 2x | 1, 2 |") and rows[2].startswith("| 2x x8budget | 1 |")
+    cells = [c.strip() for c in rows[1].strip("|").split("|")]
+    # geo(80, 90) / geo(100, 95); the magnitude runs recovered with another rank are not auto's recipe: not compared
+    assert cells[3] == "shortgpt+auto-recipe 97.5" and cells[6] == "no (by 0.121)"
     assert 0 < float(cells[7]) < 1  # the paired p-value over the two seeds
     assert cells[10] == "1.118"  # on validation too: geo(50, 90) / geo(40, 90)
-    assert "–" in rows[1].split("|")[6]  # no target on another budget, and no baseline at 8x to compare with
+    assert "–" in rows[2].split("|")[6]  # no target on another budget, and no baseline at 8x to compare with
     cost = lm_bench.auto_cost(path)
-    assert "| 2x | 1 | 400 | 3000 |" in cost and "| 2x | 2 |" not in cost
+    assert "| 2x | current | 1 | 400 | 3000 |" in cost and "| 2x | current | 2 |" not in cost
     assert "4.0x over 1 pair(s), missed by 2.0x" in cost
+
+
+def test_auto_records_from_before_the_finalist_rule_keep_their_own_rows():
+    old = {"method": "auto", "commit": "9d59d2b", "recovery_steps": 32}  # the last commit of the old finalists
+    new = {"method": "auto", "commit": lm_bench.FINALIST_SHAPES, "recovery_steps": 32}
+    assert lm_bench.method_key(old) == "auto" + lm_bench.OLD_FINALISTS
+    assert lm_bench.method_key(new) == "auto"
+    assert lm_bench.method_key({"method": "shortgpt+auto-recipe", "commit": "9d59d2b", "recovery_steps": 32}) == \
+        "shortgpt+auto-recipe"
+
+
+def test_the_old_finalist_commits_are_exactly_the_auto_records_made_before_the_rule():
+    recs = [json.loads(x) for x in lm_bench.RESULTS.read_text().splitlines() if x.strip()]
+    rule = "2026-12-06T19:51:08+00:00"  # the date of commit 147d720
+    before = {r["commit"][:7] for r in recs if r["method"] == "auto" and r["date"] < rule}
+    assert before == lm_bench.OLD_FINALIST_COMMITS
 
 
 def _fr(method, ratio, seed, test, val=None, dense_val=0.99, snr=None):
