@@ -189,7 +189,8 @@ def run(r: dict, seed: int, results: Path) -> dict | None:
 
 def table(results: Path = RESULTS) -> str:
     """One row per (ratio, method, calibration): achieved ratio, test perplexity per domain (mean, and sd
-    over seeds when there are several), the seeds; the dense row first."""
+    over seeds when there are several; reruns of a seed are averaged first, so a seed counts once), the unique
+    seeds (and the number of runs where a seed was rerun); the dense row first."""
     import statistics as st
 
     recs = load_records(results)
@@ -209,13 +210,21 @@ def table(results: Path = RESULTS) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["ratio_target"], method_key(r), r["calibration"]), []).append(r)
+    def per_seed(rs: list[dict], f) -> list[float]:  # reruns of a seed averaged: one value per unique seed
+        by: dict[int, list[float]] = {}
+        for r in rs:
+            by.setdefault(r["seed"], []).append(f(r))
+        return [st.mean(v) for _, v in sorted(by.items())]
+
     for (ratio, method, cal), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "cascade",
                                                                           kv[0][1], kv[0][2] != MIX, kv[0][2])):
+        seeds = sorted({r["seed"] for r in rs})
+        runs = f" ({len(rs)} runs)" if len(rs) > len(seeds) else ""
         lines.append(f"| {ratio:g}x | {method} | {'mix (equal)' if cal == MIX else cal.split(':')[0] + ' only'} | "
                      f"{st.mean(r['ratio_achieved'] for r in rs):.2f}x | " +
-                     " | ".join(fmt([r["perplexity"][k] for r in rs]) for k in domains) +
-                     f" | {fmt([r['perplexity_mean'] for r in rs])} | {rs[0]['recovery_steps']} | "
-                     f"{', '.join(str(r['seed']) for r in rs)} |")
+                     " | ".join(fmt(per_seed(rs, lambda r, k=k: r["perplexity"][k])) for k in domains) +
+                     f" | {fmt(per_seed(rs, lambda r: r['perplexity_mean']))} | {rs[0]['recovery_steps']} | "
+                     f"{', '.join(map(str, seeds))}{runs} |")
     return "\n".join(lines)
 
 

@@ -116,6 +116,18 @@ def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side
     assert "4.0x over 1 pair(s), missed by 2.0x" in cost
 
 
+def test_the_lm_table_counts_a_rerun_seed_once(tmp_path):
+    def rec(seed, ppl):
+        r = _lm_rec("cascade", seed, ppl, 100, "2026-12-06T01:00:00+00:00")
+        return r | {"ratio_achieved": 2.0, "perplexity": {"prose": ppl}, "dense_perplexity": {"prose": 40.0},
+                    "dense_perplexity_mean": 40.0}
+    path = tmp_path / "lm.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (rec(1, 100.0), rec(1, 300.0), rec(2, 100.0))))
+    row = next(ln for ln in lm_bench.table(path).splitlines() if "| cascade |" in ln)
+    # seed 1's runs average to 200, then the two seeds: mean 150, sd over 2 seeds (not 3 records: 133.3 ± 115.5)
+    assert "| 150.0 ± 70.7 |" in row and row.endswith("| 1, 2 (3 runs) |")
+
+
 def test_auto_records_from_before_the_finalist_rule_keep_their_own_rows():
     old = {"method": "auto", "commit": "9d59d2b", "recovery_steps": 32}  # the last commit of the old finalists
     new = {"method": "auto", "commit": lm_bench.FINALIST_SHAPES, "recovery_steps": 32}
