@@ -210,6 +210,7 @@ def table(results: Path = RESULTS) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["ratio_target"], method_key(r), r["calibration"]), []).append(r)
+
     def per_seed(rs: list[dict], f) -> list[float]:  # reruns of a seed averaged: one value per unique seed
         by: dict[int, list[float]] = {}
         for r in rs:
@@ -275,6 +276,7 @@ def auto_targets(results: Path = RESULTS) -> str:
     by: dict[tuple, dict[int, list[float]]] = {}
     val: dict[tuple, dict[int, list[float]]] = {}  # the final model's validation perplexity, where recorded
     recipes: dict[tuple, dict[int, list[tuple]]] = {}  # the recovery recipe of each run, beside its perplexity
+    val_recipes: dict[tuple, dict[int, list[tuple]]] = {}  # the same, beside its validation value where recorded
     for r in recs:
         if r["calibration"] == MIX:
             key = (r["ratio_target"], method_key(r))
@@ -283,14 +285,15 @@ def auto_targets(results: Path = RESULTS) -> str:
             v = (r.get("stages") or [{}])[-1].get("val_perplexity_recovered")
             if v is not None:
                 val.setdefault(key, {}).setdefault(r["seed"], []).append(v)
+                val_recipes.setdefault(key, {}).setdefault(r["seed"], []).append(recipe(r))
 
-    def same_recipe(key: tuple, auto_key: tuple, table: dict) -> dict[int, list[float]]:
+    def same_recipe(key: tuple, auto_key: tuple, table: dict, table_recipes: dict) -> dict[int, list[float]]:
         """A +auto-recipe baseline's runs (perplexity or validation) of the recipe auto used at each seed: auto's
         searches of different generations may end with different recipes, each compared with its own."""
         want = {s: set(rs) for s, rs in recipes[auto_key].items()}
         out: dict[int, list[float]] = {}
         for s, xs in table.get(key, {}).items():
-            kept = [x for x, rc in zip(xs, recipes[key][s]) if rc in want.get(s, ())]
+            kept = [x for x, rc in zip(xs, table_recipes[key][s]) if rc in want.get(s, ())]
             if kept:
                 out[s] = kept
         return out
@@ -314,7 +317,7 @@ def auto_targets(results: Path = RESULTS) -> str:
 
     def on_val(auto_key: tuple, other: tuple | None) -> str:  # auto / it on validation
         a = val.get(auto_key, {})
-        b = same_recipe((auto_key[0], other[0]), auto_key, val) if other else {}
+        b = same_recipe((auto_key[0], other[0]), auto_key, val, val_recipes) if other else {}
         seeds = sorted(set(a) & set(b))
         return f"{geo(a, seeds) / geo(b, seeds):.3f}" if seeds and set(a) == set(by[auto_key]) else "–"
 
@@ -325,7 +328,7 @@ def auto_targets(results: Path = RESULTS) -> str:
         gen = OLD_FINALISTS if OLD_FINALISTS in method else ""
         budget = method[len("auto" + gen):]  # '' or ' xKbudget': compared with the baselines run on the same budget
         a = geo(auto, sorted(auto))
-        fair = strongest(auto, {m + SUFFIX + budget: same_recipe((ratio, m + SUFFIX + budget), (ratio, method), by)
+        fair = strongest(auto, {m + SUFFIX + budget: same_recipe((ratio, m + SUFFIX + budget), (ratio, method), by, recipes)
                                 for m in BASELINES})
         own = strongest(auto, {m: by.get((ratio, m), {}) for m in
                                [m + budget for m in BASELINES if m not in NO_FINE_TUNING]
