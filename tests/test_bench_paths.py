@@ -169,3 +169,20 @@ def test_frontier_auto_targets_compare_with_the_strongest_method_there_and_read_
     assert reach["auto"][2] == "20x" and reach["cascade"][2] == "10x"  # 0.6 pp within, 1.9 pp not
     assert reach["magnitude"][2] == "–" and reach["magnitude"][3] == "not recorded" and reach["magnitude"][4] == "10x"
     assert "auto / best other = 2.00 (target >= 1.5: met)" in text
+
+
+def test_frontier_auto_targets_pair_auto_with_each_baseline_given_its_recipe():
+    from benchmarks import frontier
+
+    recs = [_fr("auto", 5, 1, 0.90, 0.98), _fr("auto", 5, 2, 0.92, 0.97),
+            _fr("llm-pruner+auto-recipe", 5, 1, 0.93, 0.96), _fr("llm-pruner+auto-recipe", 5, 2, 0.94, 0.97),
+            _fr("llm-pruner", 5, 1, 0.99), _fr("llm-pruner", 5, 2, 0.99)]  # its own recipe: not in this table
+    text = frontier.auto_targets(recs)
+    fair = [[c.strip() for c in ln.strip("|").split("|")] for ln in text.splitlines()
+            if ln.startswith("| 0.5 |") and "+auto-recipe" in ln and ln.count("|") == 10]
+    assert len(fair) == 1
+    row = fair[0]
+    assert row[1] == "5x" and row[2] == "1, 2" and row[3] == "llm-pruner+auto-recipe"
+    assert row[6] == "-2.50"  # (0.91 - 0.935) in pp, on test
+    assert float(row[7]) > 0.05 and row[8] == "+1.00"  # paired p over the two seeds; validation (0.975 - 0.965)
+    assert "(no `+auto-recipe` run yet)" in frontier.auto_targets(recs[:2])
