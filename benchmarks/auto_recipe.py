@@ -22,13 +22,16 @@ def auto_record(records: list[dict], ratio: float, seed: int, **match) -> dict |
     return hits[-1] if hits else None
 
 
-def auto_recipe_sets(records: list[dict], ratio: float, seed: int, **match) -> list[str] | None:
-    """``--set`` overrides giving a baseline auto's recovery recipe (None: no auto record to copy yet)."""
+def auto_recipe_sets(records: list[dict], ratio: float, seed: int, baseline: bool = True,
+                     **match) -> list[str] | None:
+    """``--set`` overrides giving a method auto's recovery recipe (None: no auto record to copy yet). A baseline
+    also gets the recovery budget (``baseline_recovery=budget``); the cascade (``baseline=False``) recovers after
+    each stage already, with the same summed steps, and keeps that split schedule."""
     a = auto_record(records, ratio, seed, **match)
     if a is None:
         return None
     method = a["recovery_method"] if a["recovery_method"] in ("lora", "distill") else "none"
-    return ["baseline_recovery=budget", f"stages.*.recovery.method={method}",
+    return (["baseline_recovery=budget"] if baseline else []) + [f"stages.*.recovery.method={method}",
             f"stages.*.recovery.targets={a['recovery_targets']}", f"stages.*.recovery.rank={a['recovery_rank']}",
             f"stages.*.recovery.lr={a['recovery_lr']}"]
 

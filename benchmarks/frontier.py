@@ -88,7 +88,8 @@ def command(r: dict, scale: float, results: Path = RESULTS) -> list[str] | None:
     if fair:
         grid = next((k for k, v in SHORTGPT_RATIOS.items() if abs(v - r["ratio"]) < 1e-6), r["ratio"]) \
             if base == "shortgpt" else r["ratio"]  # ShortGPT runs at the reachable ratio nearest auto's
-        extra = auto_recipe_sets(load_records(results), round(grid, 4), r["seed"], recovery_scale=scale)
+        extra = auto_recipe_sets(load_records(results), round(grid, 4), r["seed"], baseline=base != "cascade",
+                                 recovery_scale=scale)
         if extra is None:
             return None
     _, sets = variant_overrides("cascade", speed_jitter=JITTER, recovery_scale=scale)

@@ -186,3 +186,19 @@ def test_frontier_auto_targets_pair_auto_with_each_baseline_given_its_recipe():
     assert row[6] == "-2.50"  # (0.91 - 0.935) in pp, on test
     assert float(row[7]) > 0.05 and row[8] == "+1.00"  # paired p over the two seeds; validation (0.975 - 0.965)
     assert "(no `+auto-recipe` run yet)" in frontier.auto_targets(recs[:2])
+
+
+def test_frontier_gives_auto_recipe_to_the_cascade_without_the_baseline_budget_switch(tmp_path):
+    from benchmarks import frontier
+
+    auto = {"method": "auto", "ratio_target": 20.0, "seed": 42, "recovery_scale": 0.5, "recovery_method": "lora",
+            "recovery_targets": "all", "recovery_rank": 8, "recovery_lr": 0.002}
+    results = tmp_path / "frontier.jsonl"
+    results.write_text(json.dumps(auto) + "\n")
+    cmd = lambda m: " ".join(frontier.command({"method": m, "ratio": 20.0, "seed": 42}, 0.5, results))  # noqa: E731
+    # the cascade takes auto's recipe and keeps its own per-stage schedule; a baseline also gets the budget switch
+    assert "baseline_recovery=budget" not in cmd("cascade+auto-recipe")
+    assert "stages.*.recovery.targets=all" in cmd("cascade+auto-recipe") and "--method cascade" in cmd("cascade+auto-recipe")
+    assert "baseline_recovery=budget" in cmd("llm-pruner+auto-recipe")
+    assert "stages.*.recovery.lr=0.002" in cmd("llm-pruner+auto-recipe")
+    assert frontier.command({"method": "cascade+auto-recipe", "ratio": 30.0, "seed": 42}, 0.5, results) is None
