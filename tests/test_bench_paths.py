@@ -114,6 +114,12 @@ def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side
     cost = lm_bench.auto_cost(path)
     assert "| 2x | current | 1 | 400 | 3000 |" in cost and "| 2x | current | 2 |" not in cost
     assert "4.0x over 1 pair(s), missed by 2.0x" in cost
+    assert "Search phase alone" not in cost  # no record says how long its search took
+    recs[0]["auto"] = {"search_s": 310.0}
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    cost = lm_bench.auto_cost(path)
+    assert "| 4.0x | 3.00x | 310 |" in cost  # wall and peak-RSS quotients, then the search phase
+    assert "median 310 s, 310-310 s over 1 run(s); the cascade's whole run beside them: 100-100 s." in cost
 
 
 def test_the_lm_table_counts_a_rerun_seed_once(tmp_path):
