@@ -120,6 +120,7 @@ def test_auto_tables_pair_seeds_keep_budgets_apart_and_compare_only_side_by_side
     cost = lm_bench.auto_cost(path)
     assert "| 4.0x | 3.00x | 310 |" in cost  # wall and peak-RSS quotients, then the search phase
     assert "median 310 s, 310-310 s over 1 run(s); the cascade's whole run beside them: 100-100 s." in cost
+    assert "would have to be 65 % shorter" in cost  # (400 - 2 * 100) / 310
 
 
 def test_the_lm_table_counts_a_rerun_seed_once(tmp_path):
