@@ -225,6 +225,11 @@ def auto_targets(recs: list[dict]) -> str:
     from scipy import stats as sst
 
     latest = [r for r in newest(recs, _run_key).values() if r["test_snr_db"] is None and r["method"] != "dense"]
+
+    def paired_p(a: dict, b: dict, seeds: list) -> float:  # seed-paired test accuracy; NaN below two seeds
+        return (sst.ttest_rel([a[s]["test_accuracy"] for s in seeds], [b[s]["test_accuracy"] for s in seeds]).pvalue
+                if len(seeds) > 1 else float("nan"))
+
     cell: dict = {}
     for r in latest:
         cell.setdefault((r["recovery_scale"], r["ratio_target"]), {}).setdefault(r["method"], {})[r["seed"]] = r
@@ -238,8 +243,7 @@ def auto_targets(recs: list[dict]) -> str:
         acc = lambda m: sum(by[m][s]["test_accuracy"] for s in seeds) / len(seeds)  # noqa: E731
         others = [m for m in by if m != "auto" and set(seeds) <= set(by[m])]
         best = max(others, key=acc, default=None)
-        p = (sst.ttest_rel([auto[s]["test_accuracy"] for s in seeds], [by[best][s]["test_accuracy"] for s in seeds])
-             .pvalue if best and len(seeds) > 1 else float("nan"))  # the results page adds the Holm column
+        p = paired_p(auto, by[best], seeds) if best else float("nan")  # the results page adds the Holm column
         a, b = acc("auto"), acc(best) if best else None
         d = None if b is None else 100 * (a - b)
         out.append(f"| {scale:g} | {ratio:g}x | {', '.join(map(str, seeds))} | {100 * a:.2f} | {best or '– (none reaches it)'} | "
@@ -262,8 +266,7 @@ def auto_targets(recs: list[dict]) -> str:
                 continue
             mean = lambda rs, k: sum(rs[s][k] for s in seeds) / len(seeds)  # noqa: E731
             d = 100 * (mean(auto, "test_accuracy") - mean(by[m], "test_accuracy"))
-            p = (sst.ttest_rel([auto[s]["test_accuracy"] for s in seeds], [by[m][s]["test_accuracy"] for s in seeds])
-                 .pvalue if len(seeds) > 1 else float("nan"))
+            p = paired_p(auto, by[m], seeds)
             has_val = all(x[s].get("val_accuracy") is not None for x in (auto, by[m]) for s in seeds)
             dv = f"{100 * (mean(auto, 'val_accuracy') - mean(by[m], 'val_accuracy')):+.2f}" if has_val else "–"
             out.append(f"| {scale:g} | {ratio:g}x | {', '.join(map(str, seeds))} | {m} | "

@@ -370,7 +370,6 @@ def auto_cost(results: Path = RESULTS) -> str:
     recs = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     when = lambda r: datetime.fromisoformat(r["date"]).timestamp()  # noqa: E731
     rows, ratios, searches, cascades = [], {}, {}, {}
-    search_s = lambda r: "–" if (r.get("auto") or {}).get("search_s") is None else f"{r['auto']['search_s']:.0f}"  # noqa: E731
     load = lambda r: "–" if r.get("load_avg_1m") is None else f"{r['load_avg_1m']:.1f}"  # noqa: E731
     for a in (r for r in recs if r["method"] == "auto" and r["calibration"] == MIX and r["recovery_steps"] == BUDGET):
         near = [c for c in recs if c["method"] == "cascade" and c["calibration"] == MIX and c["seed"] == a["seed"]
@@ -380,14 +379,15 @@ def auto_cost(results: Path = RESULTS) -> str:
             continue
         c = min(near, key=lambda c: abs(when(c) - when(a)))
         q = a["wall_s"] / c["wall_s"]
+        search = (a.get("auto") or {}).get("search_s")  # the search phase alone (records from before it: None)
         gen = generation(a)
         ratios.setdefault((gen, a["ratio_target"]), []).append(q)
         rows.append(f"| {a['ratio_target']:g}x | {'old' if gen else 'current'} | {a['seed']} | {a['wall_s']:.0f} | "
                     f"{a['process_peak_rss_mb']} | {load(a)} | {c['wall_s']:.0f} | {c['process_peak_rss_mb']} | "
                     f"{load(c)} | {q:.1f}x | {a['process_peak_rss_mb'] / c['process_peak_rss_mb']:.2f}x | "
-                    f"{search_s(a)} |")
-        searches.setdefault(gen, []).append(a | {"_cut": None if not (a.get("auto") or {}).get("search_s") else
-                                                 (a["wall_s"] - AUTO_COST_TARGET * c["wall_s"]) / a["auto"]["search_s"]})
+                    f"{'–' if search is None else f'{search:.0f}'} |")
+        if search:  # and the share of it that would have to go for auto to meet the target beside this cascade
+            searches.setdefault(gen, []).append((search, (a["wall_s"] - AUTO_COST_TARGET * c["wall_s"]) / search))
         cascades.setdefault(gen, []).append(c["wall_s"])
     if not rows:
         return "(no auto record has a cascade record of the same ratio and seed run beside it)"
@@ -404,10 +404,9 @@ def auto_cost(results: Path = RESULTS) -> str:
                               + ("met" if st.median(qs) <= AUTO_COST_TARGET
                                  else f"missed by {st.median(qs) / AUTO_COST_TARGET:.1f}x")
                               for r, qs in med.items()) + "."]
-            ss = [a["auto"]["search_s"] for a in searches.get(gen, []) if (a.get("auto") or {}).get("search_s")]
-            if ss:  # where the time goes: the search phase alone against the cascade's whole run
+            if searches.get(gen):  # where the time goes: the search phase alone against the cascade's whole run
+                ss, cut = zip(*searches[gen])
                 cw = cascades[gen]
-                cut = [a["_cut"] for a in searches[gen] if a["_cut"] is not None]
                 lines += ["", f"Search phase alone ({what}): median {st.median(ss):.0f} s, {min(ss):.0f}-{max(ss):.0f} s "
                               f"over {len(ss)} run(s); the cascade's whole run beside them: {min(cw):.0f}-{max(cw):.0f} s. "
                               f"To meet ~{AUTO_COST_TARGET:g}x the search would have to be {100 * st.median(cut):.0f} % "
